@@ -1,0 +1,32 @@
+# The two commands: `make run` and `make test`. Both set up .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench lint serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,fast,cli,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/rxgpt chat "Explain server-sent events in one paragraph." --log rxgpt-chat.log.jsonl
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rxgpt tests benchmarks
+	$(VENV)/bin/mypy
+
+serve: $(STAMP)
+	$(VENV)/bin/rxgpt serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,253 @@
+"""Typed errors raised by rxgpt.
+
+Every error a stream can end with is an :class:`RxgptError`. Errors raised while a
+response body was being read carry ``partial``: the :class:`~rxgpt.Completion`
+accumulated from what arrived before the failure (filled in by the accumulator).
+
+Exception tree::
+
+    RxgptError
+    ├── HTTPStatusError            non-2xx answer (status, headers, provider error)
+    │   ├── AuthenticationError    401 / 403
+    │   └── RateLimitError         429
+    ├── TransportError             the connection could not be made or broke
+    │   ├── StreamTimeout          connect / first_byte / idle / total deadline passed
+    │   └── StreamInterrupted      the body ended before the protocol's end signal
+    ├── DecodeError                a frame or JSON payload could not be decoded
+    │   └── EventTooLarge          an event or line grew past ``max_event_bytes``
+    └── StreamError                the provider reported an error inside the stream
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .completion import Completion
+
+__all__ = [
+    "AuthenticationError",
+    "DecodeError",
+    "EventTooLarge",
+    "HTTPStatusError",
+    "RateLimitError",
+    "RxgptError",
+    "StreamError",
+    "StreamInterrupted",
+    "StreamTimeout",
+    "TransportError",
+    "redact",
+]
+
+_SECRET_PATTERNS = [
+    re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"((?:Bearer|bearer)\s+)[^\s'\"]+"),
+    re.compile(r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I),
+]
+_registered_secrets: set[str] = set()
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` (an API key) so :func:`redact` removes it wherever it appears."""
+    if secret and len(secret) >= 6:
+        _registered_secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with API keys and bearer tokens replaced by ``***``."""
+    for secret in _registered_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+class RxgptError(Exception):
+    """Base class of every error rxgpt raises on purpose."""
+
+    #: The :class:`~rxgpt.Completion` accumulated before the failure, when known.
+    partial: Completion | None
+
+    def __init__(self, message: str, *, partial: Completion | None = None) -> None:
+        super().__init__(redact(message))
+        self.partial = partial
+
+    @property
+    def message(self) -> str:
+        """The error message (secrets redacted)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class HTTPStatusError(RxgptError):
+    """The server answered with a non-2xx status before any stream item.
+
+    ``error`` is the provider's parsed error object (``{"message", "type", "code", ...}``)
+    when the body was JSON, ``body`` the first bytes of the raw body as text.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        headers: Mapping[str, str] | None = None,
+        error: Mapping[str, Any] | None = None,
+        body: str = "",
+        url: str = "",
+        partial: Completion | None = None,
+    ) -> None:
+        self.status = status
+        self.headers: dict[str, str] = {
+            k: ("***" if k.lower() in _SENSITIVE_HEADERS else v) for k, v in (headers or {}).items()
+        }
+        self.error: dict[str, Any] | None = dict(error) if error is not None else None
+        self.body = redact(body)
+        self.url = redact(url)
+        detail = ""
+        if self.error:
+            parts = [str(self.error.get(k)) for k in ("type", "code") if self.error.get(k)]
+            msg = self.error.get("message")
+            detail = f": {msg}" if msg else ""
+            if parts:
+                detail += f" ({', '.join(parts)})"
+        elif body:
+            snippet = body.strip().replace("\n", " ")
+            detail = f": {snippet[:200]!r}"
+        where = f" from {self.url}" if self.url else ""
+        super().__init__(f"HTTP {status}{where}{detail}", partial=partial)
+
+    @property
+    def error_message(self) -> str | None:
+        """The provider's human-readable error message, if it sent one."""
+        if self.error and isinstance(self.error.get("message"), str):
+            return str(self.error["message"])
+        return None
+
+    @property
+    def error_type(self) -> str | None:
+        """The provider's error type (``invalid_request_error``, ``rate_limit_error``...)."""
+        value = self.error.get("type") if self.error else None
+        return str(value) if value is not None else None
+
+    @property
+    def error_code(self) -> str | None:
+        """The provider's error code (``invalid_api_key``, ``insufficient_quota``...)."""
+        value = self.error.get("code") if self.error else None
+        return str(value) if value is not None else None
+
+
+_SENSITIVE_HEADERS = {"authorization", "x-api-key", "api-key", "x-goog-api-key", "set-cookie"}
+
+
+class AuthenticationError(HTTPStatusError):
+    """401 or 403: the API key is missing, wrong or lacks permission."""
+
+
+class RateLimitError(HTTPStatusError):
+    """429: too many requests, or the quota is used up (see ``error_code``)."""
+
+
+class TransportError(RxgptError):
+    """The connection failed or broke while talking to the server."""
+
+
+class StreamTimeout(TransportError):
+    """A deadline passed. ``phase`` is "connect", "first_byte", "idle" or "total"."""
+
+    def __init__(
+        self, phase: str, seconds: float, *, partial: Completion | None = None
+    ) -> None:
+        self.phase = phase
+        self.seconds = seconds
+        super().__init__(f"{phase} timeout after {seconds:g}s", partial=partial)
+
+
+class StreamInterrupted(TransportError):
+    """The body ended (or the connection dropped) before the protocol's end signal."""
+
+
+class DecodeError(RxgptError):
+    """A frame or its JSON payload could not be decoded.
+
+    ``index`` is the 0-based number of the event (or line) in the stream, ``raw`` its
+    text (truncated to 1000 characters in the message, complete in the attribute).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw: str = "",
+        index: int | None = None,
+        partial: Completion | None = None,
+    ) -> None:
+        self.raw = raw
+        self.index = index
+        where = f" at event {index}" if index is not None else ""
+        shown = raw if len(raw) <= 200 else raw[:200] + f"... ({len(raw)} chars)"
+        super().__init__(f"{message}{where}: {shown!r}", partial=partial)
+
+
+class EventTooLarge(DecodeError):
+    """An event, or a line still waiting for its end, exceeded ``max_event_bytes``."""
+
+    def __init__(self, size: int, limit: int, *, partial: Completion | None = None) -> None:
+        self.size = size
+        self.limit = limit
+        RxgptError.__init__(
+            self,
+            f"event exceeds max_event_bytes: at least {size} bytes > limit of {limit}",
+            partial=partial,
+        )
+        self.raw = ""
+        self.index = None
+        #: events completed in the same ``feed`` call before the overflow
+        self.events: list[Any] = []
+
+
+class StreamError(RxgptError):
+    """The provider reported an error inside a 200 stream (``{"error": {...}}``).
+
+    ``error`` is the provider's error object as sent; ``retryable`` says whether the
+    error is of a kind that is worth retrying (overloaded, server error, rate limit).
+    """
+
+    _RETRYABLE = {
+        "overloaded_error",
+        "server_error",
+        "api_error",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        "internal_error",
+        "timeout",
+        "service_unavailable",
+        "UNAVAILABLE",
+        "RESOURCE_EXHAUSTED",
+        "INTERNAL",
+    }
+
+    def __init__(
+        self,
+        error: Any,
+        *,
+        partial: Completion | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.error = error
+        self.index = index
+        if isinstance(error, Mapping):
+            msg = error.get("message") or error.get("error") or "provider error"
+            kind = error.get("type") or error.get("code") or error.get("status")
+        else:
+            msg, kind = str(error), None
+        self.error_type = str(kind) if kind is not None else None
+        code = error.get("code") if isinstance(error, Mapping) else None
+        self.retryable = bool(
+            (self.error_type in self._RETRYABLE or code in self._RETRYABLE)
+            and code != "insufficient_quota"
+        )
+        where = f" at event {index}" if index is not None else ""
+        suffix = f" ({self.error_type})" if self.error_type else ""
+        super().__init__(f"stream error{where}: {msg}{suffix}", partial=partial)
