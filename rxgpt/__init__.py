@@ -1,0 +1,1 @@
+"""rxgpt: reactive consumption of streamed LLM responses."""

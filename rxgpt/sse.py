@@ -1,0 +1,293 @@
+"""Sans-IO Server-Sent Events decoder: bytes in, events out, exactly as WHATWG HTML §9.2 says.
+
+Strategy: decode each chunk once with an incremental UTF-8 decoder (split characters and a
+split BOM are handled by the codec, bad bytes become U+FFFD), normalise CR and CRLF to LF
+with ``str.replace`` (a CR at the end of a chunk ends its line at once and arms a one-shot
+"swallow the next LF" flag), then let ``str.split`` find the events: every ``"\\n\\n"`` ends
+one. Blocks of the common shape ``data: ...`` (one line) are dispatched straight from the
+slice; any other block goes through the general per-line algorithm. Only the unfinished last
+line is kept between chunks, as a list of fragments joined once when its end arrives, so a
+4 MiB line fed in 1 KiB chunks costs linear time. No I/O, no asyncio: feed bytes, get events.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import NamedTuple
+
+from .errors import EventTooLarge
+
+__all__ = ["Comment", "SSEDecoder", "ServerSentEvent"]
+
+
+class ServerSentEvent(NamedTuple):
+    """One dispatched event.
+
+    ``event`` is the type ("message" unless the block set one), ``data`` the data lines
+    joined with LF, ``id`` the last event ID in force when the event was dispatched (it
+    persists across events, WHATWG sense) and ``retry`` the reconnection time set by a
+    ``retry:`` field in this event's own block (else None). Immutable and cheap to build.
+    """
+
+    event: str = "message"
+    data: str = ""
+    id: str = ""
+    retry: int | None = None
+
+    def json(self) -> object:
+        """Parse ``data`` as JSON."""
+        from ._json import loads
+
+        return loads(self.data)
+
+
+class Comment(NamedTuple):
+    """A comment line (``: text``): a heartbeat that proves the connection is alive."""
+
+    text: str
+
+
+_new_event = ServerSentEvent.__new__
+
+
+def _size(text: str) -> int:
+    """UTF-8 size of ``text`` in bytes (O(1) for ASCII text)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class SSEDecoder:
+    """Incremental SSE decoder.
+
+    Feed it the response body in whatever pieces the network delivers; :meth:`feed` returns
+    the events those bytes completed, in order, as soon as their blank line arrived.
+    :meth:`feed_frames` does the same and also returns comment lines as :class:`Comment`
+    (heartbeats), in arrival order. :meth:`close` marks the end of the stream: an event
+    without its blank line is discarded, as the specification requires.
+
+    ``max_event_bytes`` bounds memory: when the line still waiting for its end, or the
+    event being built, grows past it, :class:`~rxgpt.errors.EventTooLarge` is raised
+    (its ``events`` holds the events completed earlier in the same call).
+    ``last_event_id`` seeds the last event ID, for a decoder built on reconnection.
+    """
+
+    __slots__ = (
+        "_block_retry",
+        "_data",
+        "_data_size",
+        "_decode",
+        "_event",
+        "_failed",
+        "_flush_incomplete",
+        "_id_buf",
+        "_limit",
+        "_skip_lf",
+        "_start",
+        "_tail",
+        "_tail_size",
+        "comments",
+        "last_event_id",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_event_bytes: int | None = None,
+        last_event_id: str = "",
+        flush_incomplete: bool = False,
+    ) -> None:
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._start = True  # no text decoded yet: a leading BOM is still to be stripped
+        self._skip_lf = False  # the last chunk ended in CR: drop one LF that starts the next
+        self._tail: list[str] = []  # fragments of the unfinished last line
+        self._tail_size = 0
+        self._data: list[str] = []  # data buffer, one entry per data line
+        self._data_size = 0
+        self._event = ""  # event type buffer
+        self._id_buf = last_event_id  # last event ID buffer
+        self._block_retry: int | None = None
+        self._limit = max_event_bytes
+        self._flush_incomplete = flush_incomplete
+        self._failed = False
+        #: The last event ID string: committed at every blank line, even if nothing fires.
+        self.last_event_id = last_event_id
+        #: The last reconnection time accepted from a ``retry:`` field, in milliseconds.
+        self.retry: int | None = None
+        #: How many comment lines (heartbeats) have been seen.
+        self.comments = 0
+
+    # -- public API -------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Decode ``data`` and return the events it completed (comments dropped)."""
+        return self._feed(data, None)  # type: ignore[return-value]
+
+    def feed_frames(self, data: bytes) -> list[ServerSentEvent | Comment]:
+        """Like :meth:`feed`, but comment lines are returned too, as :class:`Comment`."""
+        frames: list[ServerSentEvent | Comment] = []
+        return self._feed(data, frames)
+
+    def close(self) -> list[ServerSentEvent]:
+        """Mark the end of the stream; the unterminated event is discarded.
+
+        With ``flush_incomplete=True`` (for broken servers only) a final event whose
+        blank line never came is dispatched instead.
+        """
+        out: list[ServerSentEvent | Comment] = []
+        if self._failed:
+            return []
+        rest = self._decode(b"", True)
+        if self._flush_incomplete:
+            if rest:
+                self._tail.append(rest)
+            if self._tail:
+                self._lines("".join(self._tail).replace("\r\n", "\n").split("\n"), out, None)
+            self._tail = []
+            if self._data:
+                self._dispatch(out)
+        self._tail = []
+        self._data = []
+        self._event = ""
+        self._block_retry = None
+        self._failed = True
+        return out  # type: ignore[return-value]
+
+    # -- internals --------------------------------------------------------------------
+
+    def _feed(
+        self, data: bytes, frames: list[ServerSentEvent | Comment] | None
+    ) -> list[ServerSentEvent | Comment]:
+        if self._failed:
+            raise RuntimeError("SSEDecoder was closed or failed; create a new one")
+        text = self._decode(data)
+        if not text:
+            return frames if frames is not None else []
+        if self._start:
+            self._start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+                if not text:
+                    return frames if frames is not None else []
+        if self._skip_lf:
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+                if not text:
+                    return frames if frames is not None else []
+        if "\r" in text:
+            if text[-1] == "\r":
+                self._skip_lf = True
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+
+        out: list[ServerSentEvent | Comment] = frames if frames is not None else []
+        if "\n" not in text:
+            # Still inside one line: keep the fragment, join it once when the line ends.
+            self._tail.append(text)
+            if self._limit is not None:
+                self._tail_size += _size(text)
+                if self._tail_size > self._limit:
+                    self._fail(self._tail_size, out)
+            return out
+        if self._tail:
+            self._tail.append(text)
+            text = "".join(self._tail)
+            self._tail = []
+            self._tail_size = 0
+
+        blocks = text.split("\n\n")
+        last = blocks.pop()
+        limit = self._limit
+        for block in blocks:
+            if (
+                block[:5] == "data:"
+                and not self._data
+                and not self._event
+                and self._block_retry is None
+                and "\n" not in block
+            ):
+                # Fast path: a one-line `data:` event, dispatched straight from the slice.
+                value = block[6:] if block[5:6] == " " else block[5:]
+                if limit is not None and _size(value) > limit:
+                    self._fail(_size(value), out)
+                self.last_event_id = self._id_buf
+                out.append(_new_event(ServerSentEvent, "message", value, self._id_buf, None))
+            else:
+                self._lines(block.split("\n"), out, frames)
+                self._dispatch(out)
+        if last:
+            lines = last.split("\n")
+            tail = lines.pop()
+            if lines:
+                self._lines(lines, out, frames)
+            if tail:
+                self._tail.append(tail)
+                if limit is not None:
+                    self._tail_size = _size(tail)
+                    if self._tail_size > limit:
+                        self._fail(self._tail_size, out)
+        return out
+
+    def _lines(
+        self,
+        lines: list[str],
+        out: list[ServerSentEvent | Comment],
+        frames: list[ServerSentEvent | Comment] | None,
+    ) -> None:
+        """Run the per-line algorithm (WHATWG §9.2.6) over complete lines."""
+        for line in lines:
+            if not line:
+                self._dispatch(out)
+                continue
+            colon = line.find(":")
+            if colon == 0:
+                self.comments += 1
+                if frames is not None:
+                    frames.append(Comment(line[2:] if line[1:2] == " " else line[1:]))
+                continue
+            if colon < 0:
+                name, value = line, ""
+            else:
+                name = line[:colon]
+                value = line[colon + 2 :] if line[colon + 1 : colon + 2] == " " else line[colon + 1 :]
+            if name == "data":
+                self._data.append(value)
+                if self._limit is not None:
+                    self._data_size += _size(value) + 1
+                    if self._data_size > self._limit:
+                        self._fail(self._data_size, out)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                if "\0" not in value:
+                    self._id_buf = value
+            elif name == "retry":
+                if value.isascii() and value.isdigit():
+                    self.retry = self._block_retry = int(value)
+            # any other field name is ignored
+
+    def _dispatch(self, out: list[ServerSentEvent | Comment]) -> None:
+        """Handle a blank line: commit the id, fire the event if it has data, reset."""
+        self.last_event_id = self._id_buf
+        if self._data:
+            data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+            out.append(
+                _new_event(
+                    ServerSentEvent,
+                    self._event or "message",
+                    data,
+                    self._id_buf,
+                    self._block_retry,
+                )
+            )
+            self._data = []
+            self._data_size = 0
+        self._event = ""
+        self._block_retry = None
+
+    def _fail(self, size: int, out: list[ServerSentEvent | Comment]) -> None:
+        self._failed = True
+        self._tail = []
+        self._data = []
+        error = EventTooLarge(size, self._limit or 0)
+        error.events = [e for e in out if type(e) is ServerSentEvent]
+        raise error
