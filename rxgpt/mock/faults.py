@@ -1,0 +1,241 @@
+"""Fault injection and OpenAI-style error answers for the mock server.
+
+A request can ask for a fault with a ``"mock": {...}`` object in its JSON body; the server's
+``MockConfig.faults`` gives defaults that the request overrides key by key. The options:
+
+==================  ======================================================================
+``status``          answer with this HTTP status and an OpenAI error body
+``retry_after``     seconds, sent as a ``Retry-After`` header with ``status``
+``fail_first``      only the first N requests carrying ``key`` fail (``status``, default 500)
+``key``             the counter that ``fail_first`` uses (default ``""``)
+``drop_after``      abort the connection after N events (the chunked body never ends)
+``stall_after``     stop sending after N events, until the client goes away
+``keepalive_ms``    while stalled, send ``: keep-alive`` every M ms
+``garbage_at``      event N (0-based) is ``data: this is not json``
+``error_at``        event N is an in-band ``{"error": ...}`` payload, and the stream ends
+``no_done``         end without ``data: [DONE]``
+``line_endings``    ``"lf"`` (default), ``"crlf"`` or ``"cr"`` in the SSE framing
+``chunk_bytes``     write the body in writes of exactly N bytes (events split anywhere)
+``gzip``            ``Content-Encoding: gzip``, flushed after each write so it still streams
+``endless_line``    after the first event, an endless ``data: {"x":"aaaa…`` line
+==================  ======================================================================
+
+Events are counted from 0 over everything the stream would send (role, content, finish and
+usage chunks and ``[DONE]``); keep-alive comments do not count. When ``drop_after`` or
+``stall_after`` is past the last event, the fault happens after the last event instead.
+Unknown keys and ill-typed values are rejected with a 400, so a typo in a test shows.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from .text import dumps
+
+__all__ = [
+    "LINE_ENDINGS",
+    "BodyWriter",
+    "FaultOptions",
+    "error_body",
+    "injected_error",
+    "json_response",
+]
+
+LineEnding = Literal["lf", "crlf", "cr"]
+
+LINE_ENDINGS: Mapping[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
+"""The SSE line terminator for each ``line_endings`` value."""
+
+_INT_OPTIONS = ("fail_first", "drop_after", "stall_after", "garbage_at", "error_at")
+_BOOL_OPTIONS = ("no_done", "gzip", "endless_line")
+_KNOWN = frozenset(
+    (
+        *_INT_OPTIONS,
+        *_BOOL_OPTIONS,
+        "status",
+        "retry_after",
+        "key",
+        "keepalive_ms",
+        "line_endings",
+        "chunk_bytes",
+    )
+)
+
+# (type, code, message) of the error body for an injected status; others get "api_error".
+_STATUS_ERRORS: Mapping[int, tuple[str, str | None, str]] = {
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    429: (
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests (rxgpt mock). Please try again later.",
+    ),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _check(condition: bool, name: str, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"mock option {name!r} must be {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultOptions:
+    """The faults asked for by one request (see the module docstring for each option)."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    fail_first: int | None = None
+    key: str = ""
+    drop_after: int | None = None
+    stall_after: int | None = None
+    keepalive_ms: float | None = None
+    garbage_at: int | None = None
+    error_at: int | None = None
+    no_done: bool = False
+    line_endings: LineEnding = "lf"
+    chunk_bytes: int | None = None
+    gzip: bool = False
+    endless_line: bool = False
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> FaultOptions:
+        """Validate a ``mock`` object.
+
+        Raises:
+            ValueError: an unknown key or a value of the wrong type or range.
+        """
+        unknown = sorted(set(options) - _KNOWN)
+        if unknown:
+            raise ValueError(f"unknown mock option(s): {', '.join(unknown)}")
+        for name in _INT_OPTIONS:
+            value = options.get(name)
+            _check(value is None or (_is_int(value) and value >= 0), name, "an int >= 0")
+        for name in _BOOL_OPTIONS:
+            _check(isinstance(options.get(name, False), bool), name, "a boolean")
+        _check_other(options)
+        return cls(**options)
+
+    @property
+    def eol(self) -> bytes:
+        """The line terminator to frame events with."""
+        return LINE_ENDINGS[self.line_endings]
+
+    def fails(self, counters: dict[str, int]) -> bool:
+        """Whether this request gets an error status (counts ``fail_first`` requests)."""
+        if self.fail_first is None:
+            return self.status is not None
+        seen = counters[self.key] = counters.get(self.key, 0) + 1
+        return seen <= self.fail_first
+
+
+def _check_other(options: Mapping[str, Any]) -> None:
+    status = options.get("status")
+    _check(status is None or (_is_int(status) and 400 <= status <= 599), "status", "400..599")
+    retry = options.get("retry_after")
+    _check(retry is None or (_is_number(retry) and retry >= 0), "retry_after", "a number >= 0")
+    _check(isinstance(options.get("key", ""), str), "key", "a string")
+    keepalive = options.get("keepalive_ms")
+    _check(
+        keepalive is None or (_is_number(keepalive) and keepalive > 0),
+        "keepalive_ms",
+        "a number > 0",
+    )
+    _check(options.get("line_endings", "lf") in LINE_ENDINGS, "line_endings", "lf, crlf or cr")
+    size = options.get("chunk_bytes")
+    _check(size is None or (_is_int(size) and size >= 1), "chunk_bytes", "an int >= 1")
+
+
+def error_body(
+    message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """An OpenAI error envelope: ``{"error": {message, type, param, code}}``."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def json_response(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A compact JSON answer with OpenAI's content type (``application/json; charset=utf-8``)."""
+    return web.Response(
+        status=status,
+        body=dumps(body),
+        headers={**(headers or {}), "Content-Type": "application/json; charset=utf-8"},
+    )
+
+
+def injected_error(faults: FaultOptions) -> web.Response:
+    """The error answer for a request that the ``status`` / ``fail_first`` options fail."""
+    status = faults.status or 500
+    type_, code, message = _STATUS_ERRORS.get(
+        status, ("api_error", None, f"Injected error: HTTP {status} (rxgpt mock).")
+    )
+    headers = {}
+    if faults.retry_after is not None:
+        headers["Retry-After"] = f"{faults.retry_after:g}"
+    return json_response(status, error_body(message, type_, code=code), headers)
+
+
+class BodyWriter:
+    """Writes a streamed body, optionally gzip-compressed and cut in fixed-size writes.
+
+    Without ``gzip`` and ``chunk_bytes``, :attr:`write` is the response's own ``write``, so
+    the hot path pays nothing. With ``chunk_bytes``, bytes that do not fill a whole write
+    wait for the next call or for :meth:`flush`.
+    """
+
+    def __init__(self, response: web.StreamResponse, faults: FaultOptions) -> None:
+        self._response = response
+        self._size = faults.chunk_bytes
+        self._pending = bytearray()
+        self._zlib = zlib.compressobj(wbits=31) if faults.gzip else None
+        self.write: Callable[[bytes], Awaitable[None]] = (
+            self._transformed_write if faults.gzip or self._size else response.write
+        )
+
+    async def _transformed_write(self, data: bytes) -> None:
+        if self._zlib is not None:
+            data = self._zlib.compress(data) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+        await self._write_sized(data)
+
+    async def _write_sized(self, data: bytes) -> None:
+        size = self._size
+        if size is None:
+            await self._response.write(data)
+            return
+        pending = self._pending
+        pending += data
+        while len(pending) >= size:
+            piece = bytes(pending[:size])
+            del pending[:size]
+            await self._response.write(piece)
+
+    async def flush(self) -> None:
+        """Write what is held back by ``chunk_bytes`` (a last, shorter write)."""
+        if self._pending:
+            piece = bytes(self._pending)
+            self._pending.clear()
+            await self._response.write(piece)
+
+    async def finish(self) -> None:
+        """End the gzip stream and flush everything (call before ending the body)."""
+        if self._zlib is not None:
+            await self._write_sized(self._zlib.flush(zlib.Z_FINISH))
+            self._zlib = None
+        await self.flush()

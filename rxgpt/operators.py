@@ -1,0 +1,344 @@
+"""Pipeable Rx operators for LLM streams: synchronous, scheduler-free, one per stage.
+
+Each operator is a curried function returning ``Callable[[Observable], Observable]`` for
+``source.pipe(...)``, as in ``reactivex.operators``. They are thin wrappers over the
+sans-IO cores (:class:`~rxgpt.sse.SSEDecoder`, the protocol decoders,
+:class:`~rxgpt.completion.Accumulator`): items are pushed on through synchronously in the
+caller's thread, with no scheduler hop per item. They work on any source: a list via
+``reactivex.from_iterable``, the aiohttp transport, a recording.
+
+    bytes ─parse_sse─▶ ServerSentEvent ─decode_json─▶ JSON ─extract_deltas─▶ Delta
+          ─accumulate─▶ Completion            (decode_stream fuses the first three)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from reactivex import Observable, abc
+
+from .completion import Accumulator, Completion, Snapshot
+from .decoder import DONE, MissingDone, StreamDecoder, json_item
+from .deltas import Delta, Heartbeat
+from .errors import EventTooLarge, RxgptError, StreamInterrupted
+from .protocols import get_decoder
+from .sse import Comment, ServerSentEvent, SSEDecoder
+
+__all__ = [
+    "accumulate",
+    "decode_json",
+    "decode_stream",
+    "extract_deltas",
+    "parse_sse",
+    "snapshots",
+]
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+Operator = Callable[[Observable[_A]], Observable[_B]]
+
+
+def parse_sse(
+    *, heartbeats: bool = False, max_event_bytes: int | None = None
+) -> Operator[bytes, Any]:
+    """Frame raw body chunks into :class:`~rxgpt.sse.ServerSentEvent` items.
+
+    Events are emitted as soon as their blank line arrives; an unterminated final event
+    is dropped at completion (WHATWG). With ``heartbeats=True`` comment lines are also
+    emitted, as :class:`~rxgpt.sse.Comment`. ``max_event_bytes`` bounds the memory one
+    event may take: past it the stream fails with :class:`~rxgpt.EventTooLarge`, after
+    the events that were complete.
+    """
+
+    def _parse_sse(source: Observable[bytes]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            decoder = SSEDecoder(max_event_bytes=max_event_bytes)
+            feed = decoder.feed_frames if heartbeats else decoder.feed
+            stopped = False
+
+            def on_next(chunk: bytes) -> None:
+                nonlocal stopped
+                if stopped:
+                    return
+                try:
+                    items: list[Any] = feed(chunk)
+                except EventTooLarge as exc:
+                    stopped = True
+                    for item in exc.events:
+                        observer.on_next(item)
+                    observer.on_error(exc)
+                    return
+                for item in items:
+                    observer.on_next(item)
+
+            def on_completed() -> None:
+                if not stopped:
+                    for item in decoder.close():
+                        observer.on_next(item)
+                    observer.on_completed()
+
+            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _parse_sse
+
+
+def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
+    """Parse each event's data as JSON; complete at the ``done`` marker (``[DONE]``).
+
+    Data that is not JSON fails the stream with :class:`~rxgpt.DecodeError` (naming the
+    event index and the raw text); an ``{"error": {...}}`` object, or an ``event: error``,
+    with :class:`~rxgpt.StreamError` carrying the provider's error object. When the source
+    completes without the marker the stream fails with :class:`~rxgpt.StreamInterrupted`
+    (protocols that end otherwise, like Anthropic's, treat that as a normal end in
+    :func:`extract_deltas`); pass ``done=None`` for streams that have no marker.
+    :class:`~rxgpt.sse.Comment` items (heartbeats) pass through unchanged.
+    """
+
+    def _decode_json(source: Observable[Any]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            index = 0
+            stopped = False
+
+            def on_next(event: ServerSentEvent | Comment) -> None:
+                nonlocal index, stopped
+                if stopped:
+                    return
+                if type(event) is Comment:
+                    observer.on_next(event)
+                    return
+                assert isinstance(event, ServerSentEvent)
+                if done is not None and event.data == done:
+                    stopped = True
+                    observer.on_completed()
+                    return
+                try:
+                    item = json_item(event, index)
+                except RxgptError as exc:
+                    stopped = True
+                    observer.on_error(exc)
+                    return
+                index += 1
+                observer.on_next(item)
+
+            def on_error(error: Exception) -> None:
+                if not stopped:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if stopped:
+                    return
+                if done is None:
+                    observer.on_completed()
+                else:
+                    observer.on_error(
+                        MissingDone(f"the body ended without data: {done} ({index} events)")
+                    )
+
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _decode_json
+
+
+def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
+    """Turn parsed stream items of ``protocol`` into neutral :class:`~rxgpt.Delta` items.
+
+    Heartbeats (:class:`~rxgpt.sse.Comment`) become :class:`~rxgpt.Heartbeat` deltas.
+    Protocols whose end signal is in the data (Anthropic ``message_stop``...) complete when
+    it arrives and fail with :class:`~rxgpt.StreamInterrupted` if the source ends first.
+    """
+    get_decoder(protocol)  # fail fast on an unknown name
+
+    def _extract_deltas(source: Observable[Any]) -> Observable[Delta]:
+        def subscribe(
+            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            decoder = get_decoder(protocol)
+            feed = decoder.feed
+            out: list[Delta] = []
+            stopped = False
+
+            def on_next(item: Any) -> None:
+                nonlocal stopped
+                if stopped:
+                    return
+                if type(item) is Comment:
+                    observer.on_next(Heartbeat(item.text))
+                    return
+                try:
+                    feed(item, out)
+                except RxgptError as exc:
+                    stopped = True
+                    for delta in out:
+                        observer.on_next(delta)
+                    out.clear()
+                    observer.on_error(exc)
+                    return
+                for delta in out:
+                    observer.on_next(delta)
+                out.clear()
+                if decoder.end_in_band and decoder.ended:
+                    stopped = True
+                    observer.on_completed()
+
+            def on_error(error: Exception) -> None:
+                if stopped:
+                    return
+                if isinstance(error, MissingDone) and decoder.end_in_band:
+                    on_completed()
+                else:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if stopped:
+                    return
+                if decoder.end_in_band and not decoder.ended:
+                    observer.on_error(
+                        StreamInterrupted(f"the {protocol} stream ended before its end signal")
+                    )
+                else:
+                    observer.on_completed()
+
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _extract_deltas
+
+
+def decode_stream(
+    protocol: str = "openai-chat",
+    *,
+    heartbeats: bool = False,
+    max_event_bytes: int | None = None,
+) -> Operator[bytes, Delta]:
+    """``parse_sse() | decode_json() | extract_deltas(protocol)`` fused into one operator.
+
+    Same items and errors as the three stages, at the cost of one stage.
+    """
+
+    def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
+        def subscribe(
+            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            decoder = StreamDecoder(
+                protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes
+            )
+            feed = decoder.feed
+            stopped = False
+
+            def on_next(chunk: bytes) -> None:
+                nonlocal stopped
+                if stopped:
+                    return
+                for delta in feed(chunk):
+                    observer.on_next(delta)
+                if decoder.error is not None:
+                    stopped = True
+                    observer.on_error(decoder.error)
+                elif decoder.done:
+                    stopped = True
+                    observer.on_completed()
+
+            def on_error(error: Exception) -> None:
+                if not stopped:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if stopped:
+                    return
+                decoder.close()
+                if decoder.error is not None:
+                    observer.on_error(decoder.error)
+                else:
+                    observer.on_completed()
+
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _decode_stream
+
+
+def accumulate(
+    protocol: str = "openai-chat", *, raise_errors: bool = True
+) -> Operator[Delta, Completion]:
+    """Fold deltas into exactly one final :class:`~rxgpt.Completion`.
+
+    On completion the result has state "complete". When the source fails, the partial
+    result (state "truncated" for :class:`~rxgpt.StreamInterrupted`, else "error") is
+    attached to the error as ``error.partial`` and the error is passed on; with
+    ``raise_errors=False`` the partial result is emitted instead, then completion.
+    """
+
+    def _accumulate(source: Observable[Delta]) -> Observable[Completion]:
+        def subscribe(
+            observer: abc.ObserverBase[Completion], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            acc = Accumulator(protocol)
+
+            def on_completed() -> None:
+                observer.on_next(acc.completion("complete"))
+                observer.on_completed()
+
+            def on_error(error: Exception) -> None:
+                partial = partial_completion(acc, error)
+                if raise_errors:
+                    observer.on_error(error)
+                else:
+                    observer.on_next(partial)
+                    observer.on_completed()
+
+            return source.subscribe(acc.add, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _accumulate
+
+
+def partial_completion(acc: Accumulator, error: BaseException) -> Completion:
+    """Build the partial result for ``error`` and attach it as ``error.partial``."""
+    state = "truncated" if isinstance(error, StreamInterrupted) else "error"
+    typed = error if isinstance(error, RxgptError) else None
+    partial = acc.completion(state, typed)
+    if typed is not None and typed.partial is None:
+        typed.partial = partial
+    return partial
+
+
+def snapshots(protocol: str = "openai-chat") -> Operator[Delta, Snapshot]:
+    """Emit a :class:`~rxgpt.Snapshot` of the running state after every delta.
+
+    Each snapshot costs O(1) to make (the text is joined only when read), so a UI can
+    re-render from ``snapshot.text`` without the pipeline re-copying the text per delta.
+    """
+
+    def _snapshots(source: Observable[Delta]) -> Observable[Snapshot]:
+        def subscribe(
+            observer: abc.ObserverBase[Snapshot], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            acc = Accumulator(protocol)
+            log: list[Delta] = []
+
+            def on_next(delta: Delta) -> None:
+                acc.add(delta)
+                log.append(delta)
+                observer.on_next(Snapshot(acc, log, delta))
+
+            def on_error(error: Exception) -> None:
+                partial_completion(acc, error)
+                observer.on_error(error)
+
+            return source.subscribe(on_next, on_error, observer.on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _snapshots

@@ -1,0 +1,201 @@
+"""OpenAI Chat Completions chunks (``chat.completion.chunk``) → neutral deltas.
+
+Strategy: one pass over each chunk dict with ``dict.get``; the common chunk (one choice, a
+``content`` fragment) takes a short path, anything else (role, refusal, tool calls,
+reasoning, the first empty content) the general one. Tool-call fragments are keyed by
+(choice, wire index); a fragment that brings a new ``id`` at an index that is already open
+starts a new call (servers that put every parallel call at index 0), and fragments without
+an ``index`` (Mistral) are numbered in order of appearance. OpenAI sends no per-call end,
+so :class:`ToolCallEnd` is synthesised for every open call when its choice finishes.
+The end signal of this protocol is ``data: [DONE]``, handled by the JSON layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..deltas import (
+    Delta,
+    FinishDelta,
+    LogprobsDelta,
+    ReasoningDelta,
+    RefusalDelta,
+    ResponseInfo,
+    RoleDelta,
+    TextDelta,
+    ToolCallArguments,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageDelta,
+    normalize_finish_reason,
+)
+
+__all__ = ["OpenAIChatDecoder", "openai_usage"]
+
+_DROP_TOP = ("choices", "usage", "obfuscation")
+
+
+def openai_usage(raw: dict[str, Any]) -> Usage:
+    """Normalise an OpenAI-style ``usage`` object."""
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens")
+    if cached is None:
+        cached = raw.get("prompt_cache_hit_tokens")
+    return Usage(
+        input_tokens=raw.get("prompt_tokens"),
+        output_tokens=raw.get("completion_tokens"),
+        total_tokens=raw.get("total_tokens"),
+        cached_input_tokens=cached,
+        reasoning_tokens=completion_details.get("reasoning_tokens"),
+        raw=raw,
+    )
+
+
+class _Calls:
+    """Tool-call bookkeeping of one choice: wire index → neutral index, open calls."""
+
+    __slots__ = ("by_wire", "ids", "next_index", "open")
+
+    def __init__(self) -> None:
+        self.by_wire: dict[int, int] = {}
+        self.ids: dict[int, str | None] = {}
+        self.open: list[int] = []
+        self.next_index = 0
+
+
+class OpenAIChatDecoder:
+    """Sans-IO decoder of parsed Chat Completions chunks into deltas.
+
+    Call :meth:`feed` with each parsed chunk (a dict) and a list to append deltas to.
+    ``ended`` is always False: this protocol ends with ``[DONE]``, outside the JSON.
+    """
+
+    protocol = "openai-chat"
+    #: This protocol's end signal (``[DONE]``) is outside the JSON: see :func:`decode_json`.
+    end_in_band = False
+    ended = False
+
+    __slots__ = ("_calls", "_content_seen", "_fingerprint", "_info", "_refusal_seen", "_roles")
+
+    def __init__(self) -> None:
+        self._info = False
+        self._fingerprint: object = None
+        self._roles: dict[int, str] = {}
+        self._content_seen: set[int] = set()
+        self._refusal_seen: set[int] = set()
+        self._calls: dict[int, _Calls] = {}
+
+    def feed(self, chunk: Any, out: list[Delta]) -> None:
+        """Append the deltas of one parsed chunk to ``out``."""
+        if type(chunk) is not dict:
+            return
+        if not self._info or chunk.get("system_fingerprint") != self._fingerprint:
+            self._response_info(chunk, out)
+        choices = chunk.get("choices")
+        if choices:
+            for ch in choices:
+                i = ch.get("index", 0)
+                delta = ch.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content:
+                        out.append(TextDelta(i, content))
+                        if len(delta) > 1:
+                            self._delta(i, delta, out, False)
+                    else:
+                        self._delta(i, delta, out, True)
+                logprobs = ch.get("logprobs")
+                if logprobs is not None:
+                    out.append(
+                        LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal"))
+                    )
+                finish = ch.get("finish_reason")
+                if finish:
+                    self._finish(i, finish, out)
+        usage = chunk.get("usage")
+        if usage:
+            out.append(UsageDelta(openai_usage(usage)))
+
+    def _response_info(self, chunk: dict[str, Any], out: list[Delta]) -> None:
+        self._fingerprint = chunk.get("system_fingerprint")
+        raw = {k: v for k, v in chunk.items() if k not in _DROP_TOP}
+        if not self._info:
+            self._info = True
+            out.append(
+                ResponseInfo(
+                    chunk.get("id"), chunk.get("model"), chunk.get("created"), raw, self.protocol
+                )
+            )
+        else:
+            out.append(ResponseInfo(None, None, None, {"system_fingerprint": self._fingerprint}))
+
+    def _delta(self, i: int, delta: dict[str, Any], out: list[Delta], content_too: bool) -> None:
+        role = delta.get("role")
+        if role and self._roles.get(i) != role:
+            self._roles[i] = role
+            out.append(RoleDelta(i, role))
+        if content_too:
+            content = delta.get("content")
+            if content == "" and i not in self._content_seen:
+                self._content_seen.add(i)
+                out.append(TextDelta(i, ""))
+        refusal = delta.get("refusal")
+        if refusal:
+            out.append(RefusalDelta(i, refusal))
+        elif refusal == "" and i not in self._refusal_seen:
+            self._refusal_seen.add(i)
+            out.append(RefusalDelta(i, ""))
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is str:
+            out.append(ReasoningDelta(i, reasoning))
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            self._tool_calls(i, tool_calls, out)
+        function_call = delta.get("function_call")
+        if function_call:
+            self._tool_calls(i, [{"index": 0, "type": "function", "function": function_call}], out)
+
+    def _tool_calls(self, i: int, fragments: list[dict[str, Any]], out: list[Delta]) -> None:
+        calls = self._calls.get(i)
+        if calls is None:
+            calls = self._calls[i] = _Calls()
+        for frag in fragments:
+            wire = frag.get("index")
+            call_id = frag.get("id")
+            function = frag.get("function") or frag.get("custom") or {}
+            index = calls.by_wire.get(wire) if wire is not None else None
+            if wire is None and call_id is None and calls.open:
+                index = calls.open[-1]  # index-less continuation fragment
+            if index is None or (call_id and calls.ids.get(index) not in (None, call_id)):
+                index = calls.next_index
+                calls.next_index += 1
+                if wire is not None:
+                    calls.by_wire[wire] = index
+                calls.ids[index] = call_id
+                calls.open.append(index)
+                out.append(
+                    ToolCallStart(
+                        i,
+                        index,
+                        call_id,
+                        function.get("name") or "",
+                        frag.get("type") or "function",
+                    )
+                )
+            elif call_id and calls.ids.get(index) is None:
+                calls.ids[index] = call_id
+            arguments = function.get("arguments")
+            if arguments is None:
+                arguments = function.get("input")
+            if arguments:
+                out.append(ToolCallArguments(i, index, arguments))
+
+    def _finish(self, i: int, raw: str, out: list[Delta]) -> None:
+        calls = self._calls.get(i)
+        if calls is not None:
+            for index in calls.open:
+                out.append(ToolCallEnd(i, index))
+            calls.open.clear()
+        out.append(FinishDelta(i, normalize_finish_reason(raw), raw))
