@@ -1,1 +1,113 @@
-"""rxgpt: reactive consumption of streamed LLM responses."""
+"""rxgpt: consume streamed LLM responses as ReactiveX pipelines in asyncio.
+
+    aiohttp transport → parse_sse → decode_json → extract_deltas → fan-out → accumulate
+
+The public API is re-exported here; see ``docs/`` for the concepts and the operators.
+"""
+
+from __future__ import annotations
+
+from ._json import BACKEND as JSON_BACKEND
+from .aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
+from .client import ChatStream, Client
+from .completion import Accumulator, Choice, Completion, CompletionState, Snapshot, ToolCall
+from .decoder import DONE, StreamDecoder
+from .deltas import (
+    FINISH_REASONS,
+    Delta,
+    FinishDelta,
+    Heartbeat,
+    LogprobsDelta,
+    ReasoningDelta,
+    ReasoningSignature,
+    RefusalDelta,
+    ResponseInfo,
+    RoleDelta,
+    TextDelta,
+    ToolCallArguments,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageDelta,
+)
+from .errors import (
+    AuthenticationError,
+    DecodeError,
+    EventTooLarge,
+    HTTPStatusError,
+    RateLimitError,
+    RxgptError,
+    StreamError,
+    StreamInterrupted,
+    StreamTimeout,
+    TransportError,
+)
+from .fanout import Fanout, LateSubscriberError
+from .operators import (
+    accumulate,
+    decode_json,
+    decode_stream,
+    extract_deltas,
+    parse_sse,
+    snapshots,
+)
+from .sse import Comment, ServerSentEvent, SSEDecoder
+from .transport import request
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DONE",
+    "FINISH_REASONS",
+    "JSON_BACKEND",
+    "Accumulator",
+    "AuthenticationError",
+    "ChatStream",
+    "Choice",
+    "Client",
+    "Comment",
+    "Completion",
+    "CompletionState",
+    "DecodeError",
+    "Delta",
+    "EventTooLarge",
+    "Fanout",
+    "FinishDelta",
+    "FlowControl",
+    "HTTPStatusError",
+    "Heartbeat",
+    "LateSubscriberError",
+    "LogprobsDelta",
+    "ObservableIterator",
+    "RateLimitError",
+    "ReasoningDelta",
+    "ReasoningSignature",
+    "RefusalDelta",
+    "ResponseInfo",
+    "RoleDelta",
+    "RxgptError",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "Snapshot",
+    "StreamDecoder",
+    "StreamError",
+    "StreamInterrupted",
+    "StreamTimeout",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallArguments",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "TransportError",
+    "Usage",
+    "UsageDelta",
+    "accumulate",
+    "decode_json",
+    "decode_stream",
+    "extract_deltas",
+    "from_async_iterable",
+    "parse_sse",
+    "request",
+    "snapshots",
+    "to_async_iterable",
+]

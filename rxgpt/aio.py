@@ -1,0 +1,185 @@
+"""Bridges between Rx observables and asyncio: async iteration with backpressure, and back.
+
+Strategy: Rx pushes synchronously and has no backpressure, so the bridge works with the
+producer instead: :class:`FlowControl` is a gate the transport awaits before each socket
+read. :func:`to_async_iterable` buffers pushed items in a deque; when the buffer reaches
+``maxsize`` it closes the gate (socket reads pause, the kernel buffers fill, TCP pushes
+back on the server) and it reopens it once the consumer has drained half of it. Leaving
+the ``async for`` early, or cancelling the consuming task, disposes the subscription,
+which closes the HTTP response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+__all__ = ["FlowControl", "ObservableIterator", "from_async_iterable", "to_async_iterable"]
+
+_T = TypeVar("_T")
+
+#: The flow control of the bridge that is subscribing right now (read by the transport).
+current_flow: contextvars.ContextVar[FlowControl | None] = contextvars.ContextVar(
+    "rxgpt_current_flow", default=None
+)
+
+
+class FlowControl:
+    """A gate producers await before reading more: closed while any consumer is full."""
+
+    __slots__ = ("_open", "_paused_by")
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._paused_by: set[int] = set()
+
+    @property
+    def paused(self) -> bool:
+        """True while some consumer asked the producer to wait."""
+        return bool(self._paused_by)
+
+    def pause(self, consumer: object) -> None:
+        """Close the gate on behalf of ``consumer``."""
+        self._paused_by.add(id(consumer))
+        self._open.clear()
+
+    def resume(self, consumer: object) -> None:
+        """Withdraw ``consumer``'s pause; the gate opens when no consumer holds it."""
+        self._paused_by.discard(id(consumer))
+        if not self._paused_by:
+            self._open.set()
+
+    async def wait(self) -> None:
+        """Return when the gate is open (at once in the common case)."""
+        if not self._open.is_set():
+            await self._open.wait()
+
+
+_END = object()
+
+
+class ObservableIterator(Generic[_T]):
+    """An async iterator over an observable, subscribed at construction.
+
+    Items pushed by the source are buffered; when the buffer holds ``maxsize`` items the
+    producer is paused through ``flow`` and resumed once half of it was consumed. The
+    source's error is raised from ``__anext__``. :meth:`aclose` disposes the subscription.
+    """
+
+    def __init__(
+        self, source: Observable[_T], *, maxsize: int = 1024, flow: FlowControl | None = None
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.flow = flow or FlowControl()
+        self._buffer: deque[Any] = deque()
+        self._wakeup = asyncio.Event()
+        self._failure: Exception | None = None
+        self._maxsize = maxsize
+        self._low_water = max(1, maxsize // 2)
+        self._closed = False
+        token = current_flow.set(self.flow)
+        try:
+            self._subscription = source.subscribe(
+                self._on_next, self._on_error, self._on_completed
+            )
+        finally:
+            current_flow.reset(token)
+
+    def _on_next(self, item: _T) -> None:
+        self._buffer.append(item)
+        if len(self._buffer) >= self._maxsize:
+            self.flow.pause(self)
+        self._wakeup.set()
+
+    def _on_error(self, error: Exception) -> None:
+        self._failure = error
+        self._buffer.append(_END)
+        self._wakeup.set()
+
+    def _on_completed(self) -> None:
+        self._buffer.append(_END)
+        self._wakeup.set()
+
+    def __aiter__(self) -> ObservableIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        buffer = self._buffer
+        while not buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            self._wakeup.clear()
+            try:
+                await self._wakeup.wait()
+            except BaseException:
+                await self.aclose()
+                raise
+        item = buffer.popleft()
+        if item is _END:
+            buffer.appendleft(_END)
+            await self.aclose()
+            if self._failure is not None:
+                raise self._failure
+            raise StopAsyncIteration
+        if self.flow.paused and len(buffer) <= self._low_water:
+            self.flow.resume(self)
+        return item  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Stop: dispose the subscription (closing the source) and reopen the gate."""
+        if not self._closed:
+            self._closed = True
+            self.flow.resume(self)
+            self._subscription.dispose()
+
+
+async def to_async_iterable(
+    source: Observable[_T], *, maxsize: int = 1024, flow: FlowControl | None = None
+) -> AsyncIterator[_T]:
+    """Iterate ``source`` with ``async for``, buffering at most about ``maxsize`` items.
+
+    When the buffer is full the producer is paused through ``flow`` (transports
+    subscribed here pick it up automatically). Errors of the source are raised from the
+    iteration. Leaving the loop early or cancelling the task disposes the subscription.
+    """
+    iterator = ObservableIterator(source, maxsize=maxsize, flow=flow)
+    try:
+        async for item in iterator:
+            yield item
+    finally:
+        await iterator.aclose()
+
+
+def from_async_iterable(iterable: AsyncIterable[_T]) -> Observable[_T]:
+    """An observable that iterates ``iterable`` in a task on the running loop.
+
+    Each subscription starts its own iteration; disposing it cancels the task (which
+    closes an async generator). Subscribe from within a running event loop.
+    """
+
+    def subscribe(
+        observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        async def run() -> None:
+            try:
+                async for item in iterable:
+                    observer.on_next(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                observer.on_error(error)
+            else:
+                observer.on_completed()
+
+        task = asyncio.get_running_loop().create_task(run())
+        return Disposable(task.cancel)
+
+    return Observable(subscribe)

@@ -1,0 +1,283 @@
+"""The high-level client: ``Client.chat(...)`` returns a :class:`ChatStream` handle.
+
+A :class:`ChatStream` is lazy and hot: subscribers (Rx observers, ``async for`` loops, the
+built-in accumulator) attach first, and the request is sent when the stream starts (on
+:meth:`ChatStream.start`, the first ``async for`` step, or ``await completion()``).
+One HTTP request feeds every subscriber through a :class:`~rxgpt.fanout.Fanout`; with the
+default ``replay="all"`` a subscriber that arrives later still sees every delta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import reactivex
+from reactivex import Observable, abc
+
+from .aio import FlowControl, ObservableIterator
+from .completion import Accumulator, Completion
+from .deltas import Delta, TextDelta
+from .errors import register_secret
+from .fanout import Fanout, ReplayPolicy
+from .operators import decode_stream, partial_completion
+from .transport import request
+
+__all__ = ["ChatStream", "Client"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class ChatStream:
+    """One streamed chat completion: subscribe, iterate, or await its result.
+
+    - ``stream.subscribe(on_next, ...)`` / ``stream.pipe(op, ...)``: Rx access to the
+      :class:`~rxgpt.Delta` items (attach before or after start; see ``replay``).
+    - ``async for delta in stream``: backpressured iteration; leaving the loop early or
+      cancelling the task cancels the request.
+    - ``await stream.completion()`` / ``await stream.text()``: the final result; errors are
+      raised with ``error.partial`` holding what arrived before them.
+    """
+
+    def __init__(
+        self,
+        make_source: Callable[[FlowControl], Observable[bytes]],
+        *,
+        protocol: str = "openai-chat",
+        replay: ReplayPolicy = "all",
+        max_event_bytes: int | None = None,
+        heartbeats: bool = False,
+    ) -> None:
+        self.protocol = protocol
+        self._flow = FlowControl()
+        source = reactivex.defer(lambda _scheduler: make_source(self._flow))
+        deltas = source.pipe(
+            decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+        )
+        self._fanout: Fanout[Delta] = Fanout(deltas, replay=replay)
+        self._acc = Accumulator(protocol)
+        self._result: Completion | None = None
+        self._error: BaseException | None = None
+        self._finished: asyncio.Event | None = None
+        self._fanout.subscribe(self._acc.add, self._on_error, self._on_completed)
+
+    # -- Rx access --------------------------------------------------------------------
+
+    @property
+    def observable(self) -> Observable[Delta]:
+        """The deltas as an observable (each subscription attaches to the one request)."""
+        return self._fanout.observable
+
+    def subscribe(
+        self,
+        on_next: abc.ObserverBase[Delta] | Callable[[Delta], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        on_completed: Callable[[], None] | None = None,
+    ) -> abc.DisposableBase:
+        """Attach a subscriber to the deltas."""
+        return self._fanout.subscribe(on_next, on_error, on_completed)
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        """``stream.observable.pipe(*operators)``."""
+        return self._fanout.pipe(*operators)
+
+    @property
+    def subscriber_errors(self) -> list[BaseException]:
+        """Exceptions raised by subscribers (each subscriber was detached and reported)."""
+        return self._fanout.subscriber_errors
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the request (idempotent). Call from within a running event loop."""
+        if self._finished is None:
+            self._finished = asyncio.Event()
+            if self._result is not None or self._error is not None:
+                self._finished.set()
+        if not self._fanout.connected:
+            self._fanout.connect()
+
+    @property
+    def done(self) -> bool:
+        """True once the stream ended (completed, failed or cancelled)."""
+        return self._result is not None or self._error is not None
+
+    def cancel(self) -> None:
+        """Stop now: close the response; the result becomes a "cancelled" partial."""
+        if self.done:
+            return
+        self._fanout.dispose()
+        self._result = self._acc.completion("cancelled")
+        self._error = asyncio.CancelledError("the stream was cancelled")
+        if self._finished is not None:
+            self._finished.set()
+
+    async def aclose(self) -> None:
+        """Cancel the stream if it is still running."""
+        self.cancel()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def _on_completed(self) -> None:
+        self._result = self._acc.completion("complete")
+        if self._finished is not None:
+            self._finished.set()
+
+    def _on_error(self, error: Exception) -> None:
+        self._result = partial_completion(self._acc, error)
+        self._error = error
+        if self._finished is not None:
+            self._finished.set()
+
+    # -- results ----------------------------------------------------------------------
+
+    @property
+    def partial(self) -> Completion:
+        """What has been accumulated so far (the final result once done)."""
+        if self._result is not None:
+            return self._result
+        return self._acc.completion("truncated")
+
+    async def completion(self) -> Completion:
+        """Wait for the end of the stream and return the :class:`~rxgpt.Completion`.
+
+        Raises the stream's typed error (with ``error.partial``) if it failed. Cancelling
+        the awaiting task cancels the request.
+        """
+        self.start()
+        assert self._finished is not None
+        try:
+            await self._finished.wait()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._error is not None:
+            if isinstance(self._error, asyncio.CancelledError):
+                raise asyncio.CancelledError("the stream was cancelled")
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    async def text(self) -> str:
+        """Wait for the end of the stream and return the text of choice 0."""
+        return (await self.completion()).text
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Delta]:
+        iterator: ObservableIterator[Delta] = ObservableIterator(
+            self._fanout.observable, flow=self._flow
+        )
+        self.start()
+        try:
+            async for delta in iterator:
+                yield delta
+        finally:
+            await iterator.aclose()
+            if not self.done:
+                self.cancel()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """Iterate only the text fragments of choice 0."""
+        async for delta in self:
+            if type(delta) is TextDelta and delta.choice == 0:
+                yield delta.text
+
+
+class Client:
+    """An OpenAI-compatible streaming client over aiohttp.
+
+    ``base_url`` and ``api_key`` default to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``.
+    Pass your own ``session`` to share a connection pool (it is not closed by
+    :meth:`aclose`). Use as ``async with rxgpt.Client(...) as client:``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_event_bytes: int | None = None,
+    ) -> None:
+        self.base_url = (
+            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        ).rstrip("/")
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        register_secret(self._api_key)
+        self._session = session
+        self._own_session = session is None
+        self._headers = dict(headers or {})
+        self.max_event_bytes = max_event_bytes
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"Client(base_url={self.base_url!r}, api_key=<{key}>)"
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool if the client created it."""
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (created on first use, inside the running loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                read_bufsize=256 * 1024,
+            )
+            self._own_session = True
+        return self._session
+
+    def _auth_headers(self) -> dict[str, str]:
+        headers = dict(self._headers)
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        replay: ReplayPolicy = "all",
+        max_event_bytes: int | None = None,
+        heartbeats: bool = False,
+        **params: Any,
+    ) -> ChatStream:
+        """Start building a streamed chat completion (sent when the stream starts).
+
+        Extra keyword ``params`` go into the request body as given (``temperature``,
+        ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy.
+        """
+        body: dict[str, Any] = {"model": model, "messages": list(messages), **params}
+        body["stream"] = True
+        url = f"{self.base_url}/chat/completions"
+        headers = self._auth_headers()
+
+        def make_source(flow: FlowControl) -> Observable[bytes]:
+            return request(url, json=body, headers=headers, session=self.session(), flow=flow)
+
+        return ChatStream(
+            make_source,
+            protocol="openai-chat",
+            replay=replay,
+            max_event_bytes=max_event_bytes if max_event_bytes is not None else self.max_event_bytes,
+            heartbeats=heartbeats,
+        )

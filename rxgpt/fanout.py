@@ -1,0 +1,191 @@
+"""Fan-out: one stream (one HTTP request), many subscribers, with no late-subscriber trap.
+
+Strategy: subscribers attach first, then :meth:`Fanout.connect` subscribes to the source
+once. Subscribing after the connection is an error unless a replay policy was chosen
+(``replay=N`` keeps the last N items, ``replay="all"`` everything), so a subscriber can
+never silently miss the beginning, as it can with ``share()``. Items are pushed to every
+subscriber synchronously, in subscription order, with no lock and no scheduler hop. A
+subscriber that raises is detached and reported (to ``on_subscriber_error``, by default
+the ``rxgpt`` logger); the source and the other subscribers go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+__all__ = ["Fanout", "LateSubscriberError", "ReplayPolicy"]
+
+_T = TypeVar("_T")
+ReplayPolicy = int | Literal["all"]
+
+logger = logging.getLogger("rxgpt")
+
+
+class LateSubscriberError(RuntimeError):
+    """A subscriber arrived after :meth:`Fanout.connect` and no replay policy was set."""
+
+
+def _log_subscriber_error(error: BaseException, observer: Any) -> None:
+    logger.error("rxgpt: a subscriber raised and was detached: %r", error, exc_info=error)
+
+
+class _Entry:
+    __slots__ = ("observer",)
+
+    def __init__(self, observer: abc.ObserverBase[Any]) -> None:
+        self.observer = observer
+
+
+class Fanout(Generic[_T]):
+    """Multicast ``source`` to subscribers attached before :meth:`connect`.
+
+    ``observable`` (or :meth:`pipe`) gives an :class:`~reactivex.Observable` view: each
+    subscription to it attaches a subscriber. The source is subscribed exactly once.
+    """
+
+    def __init__(
+        self,
+        source: Observable[_T],
+        *,
+        replay: ReplayPolicy = 0,
+        on_subscriber_error: Callable[[BaseException, Any], None] | None = None,
+    ) -> None:
+        if replay != "all" and (not isinstance(replay, int) or replay < 0):
+            raise ValueError("replay must be a non-negative int or 'all'")
+        self._source = source
+        self._replay = replay
+        self._buffer: deque[_T] | None = None
+        if replay == "all":
+            self._buffer = deque()
+        elif replay:
+            self._buffer = deque(maxlen=replay)
+        self._entries: list[_Entry] = []
+        self._connection: abc.DisposableBase | None = None
+        self._connected = False
+        self._terminal: tuple[str, Exception | None] | None = None
+        self._report = on_subscriber_error or _log_subscriber_error
+        #: Errors raised by subscribers (each also reported to ``on_subscriber_error``).
+        self.subscriber_errors: list[BaseException] = []
+        self.observable: Observable[_T] = Observable(self._subscribe)
+
+    # -- subscribing ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True once :meth:`connect` was called."""
+        return self._connected
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscribers currently attached."""
+        return len(self._entries)
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        """``self.observable.pipe(*operators)``."""
+        return self.observable.pipe(*operators)
+
+    def subscribe(
+        self,
+        on_next: abc.ObserverBase[_T] | Callable[[_T], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        on_completed: Callable[[], None] | None = None,
+    ) -> abc.DisposableBase:
+        """Attach a subscriber (an observer or callbacks); returns its disposable."""
+        return self.observable.subscribe(on_next, on_error, on_completed)
+
+    def _subscribe(
+        self, observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        if self._connected and self._buffer is None:
+            raise LateSubscriberError(
+                "this stream is already connected; subscribe before connect() or create "
+                "the Fanout with replay=N or replay='all'"
+            )
+        entry = _Entry(observer)
+        if self._buffer is not None:
+            for item in list(self._buffer):
+                observer.on_next(item)
+        if self._terminal is not None:
+            kind, error = self._terminal
+            if kind == "error" and error is not None:
+                observer.on_error(error)
+            else:
+                observer.on_completed()
+            return Disposable()
+        self._entries.append(entry)
+
+        def detach() -> None:
+            if entry in self._entries:
+                self._entries.remove(entry)
+
+        return Disposable(detach)
+
+    # -- connecting -------------------------------------------------------------------
+
+    def connect(self) -> abc.DisposableBase:
+        """Subscribe to the source (once); returns the connection's disposable."""
+        if not self._connected:
+            self._connected = True
+            self._connection = self._source.subscribe(
+                self._on_next, self._on_error, self._on_completed
+            )
+        assert self._connection is not None
+        return self._connection
+
+    def dispose(self) -> None:
+        """Disconnect from the source (closing it) and detach every subscriber."""
+        if self._connection is not None:
+            self._connection.dispose()
+        self._entries.clear()
+
+    # -- pushing ----------------------------------------------------------------------
+
+    def _fail(self, entry: _Entry, error: BaseException) -> None:
+        if entry in self._entries:
+            self._entries.remove(entry)
+        self.subscriber_errors.append(error)
+        try:
+            self._report(error, entry.observer)
+        except Exception:  # a broken reporter must not break the stream either
+            logger.exception("rxgpt: on_subscriber_error raised")
+
+    def _on_next(self, item: _T) -> None:
+        if self._buffer is not None:
+            self._buffer.append(item)
+        entries = self._entries
+        if len(entries) == 1:
+            entry = entries[0]
+            try:
+                entry.observer.on_next(item)
+            except Exception as error:
+                self._fail(entry, error)
+            return
+        for entry in tuple(entries):
+            try:
+                entry.observer.on_next(item)
+            except Exception as error:
+                self._fail(entry, error)
+
+    def _on_error(self, error: Exception) -> None:
+        self._terminal = ("error", error)
+        for entry in tuple(self._entries):
+            try:
+                entry.observer.on_error(error)
+            except Exception as exc:
+                self._fail(entry, exc)
+        self._entries.clear()
+
+    def _on_completed(self) -> None:
+        self._terminal = ("completed", None)
+        for entry in tuple(self._entries):
+            try:
+                entry.observer.on_completed()
+            except Exception as exc:
+                self._fail(entry, exc)
+        self._entries.clear()
