@@ -87,9 +87,7 @@ class ObservableIterator(Generic[_T]):
         self._closed = False
         token = current_flow.set(self.flow)
         try:
-            self._subscription = source.subscribe(
-                self._on_next, self._on_error, self._on_completed
-            )
+            self._subscription = source.subscribe(self._on_next, self._on_error, self._on_completed)
         finally:
             current_flow.reset(token)
 
@@ -180,6 +178,10 @@ def from_async_iterable(iterable: AsyncIterable[_T]) -> Observable[_T]:
                 observer.on_completed()
 
         task = asyncio.get_running_loop().create_task(run())
-        return Disposable(task.cancel)
+
+        def dispose() -> None:
+            task.cancel()
+
+        return Disposable(dispose)
 
     return Observable(subscribe)

@@ -209,9 +209,9 @@ class Client:
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int | None = None,
     ) -> None:
-        self.base_url = (
-            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         register_secret(self._api_key)
         self._session = session
@@ -278,6 +278,8 @@ class Client:
             make_source,
             protocol="openai-chat",
             replay=replay,
-            max_event_bytes=max_event_bytes if max_event_bytes is not None else self.max_event_bytes,
+            max_event_bytes=(
+                max_event_bytes if max_event_bytes is not None else self.max_event_bytes
+            ),
             heartbeats=heartbeats,
         )

@@ -33,6 +33,7 @@ __all__ = [
     "ToolCallStart",
     "Usage",
     "UsageDelta",
+    "delta_to_dict",
     "normalize_finish_reason",
 ]
 
@@ -223,3 +224,18 @@ class Heartbeat(Delta):
     """A keep-alive (SSE comment, Anthropic ping): the connection lives, no progress."""
 
     comment: str = ""
+
+
+def delta_to_dict(delta: Delta) -> dict[str, Any]:
+    """A JSON-ready dict of ``delta``: ``{"type": "TextDelta", "choice": 0, "text": ...}``."""
+    out: dict[str, Any] = {"type": type(delta).__name__}
+    for name in getattr(delta, "__dataclass_fields__", {}):
+        value = getattr(delta, name)
+        if isinstance(value, Usage):
+            value = {
+                k: getattr(value, k)
+                for k in value.__dataclass_fields__
+                if k != "raw" and getattr(value, k) is not None
+            }
+        out[name] = value
+    return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .completion import Completion
@@ -44,7 +44,9 @@ __all__ = [
 _SECRET_PATTERNS = [
     re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{8,}"),
     re.compile(r"((?:Bearer|bearer)\s+)[^\s'\"]+"),
-    re.compile(r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I),
+    re.compile(
+        r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I
+    ),
 ]
 _registered_secrets: set[str] = set()
 
@@ -156,9 +158,7 @@ class TransportError(RxgptError):
 class StreamTimeout(TransportError):
     """A deadline passed. ``phase`` is "connect", "first_byte", "idle" or "total"."""
 
-    def __init__(
-        self, phase: str, seconds: float, *, partial: Completion | None = None
-    ) -> None:
+    def __init__(self, phase: str, seconds: float, *, partial: Completion | None = None) -> None:
         self.phase = phase
         self.seconds = seconds
         super().__init__(f"{phase} timeout after {seconds:g}s", partial=partial)
@@ -214,19 +214,21 @@ class StreamError(RxgptError):
     error is of a kind that is worth retrying (overloaded, server error, rate limit).
     """
 
-    _RETRYABLE = {
-        "overloaded_error",
-        "server_error",
-        "api_error",
-        "rate_limit_error",
-        "rate_limit_exceeded",
-        "internal_error",
-        "timeout",
-        "service_unavailable",
-        "UNAVAILABLE",
-        "RESOURCE_EXHAUSTED",
-        "INTERNAL",
-    }
+    _RETRYABLE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "overloaded_error",
+            "server_error",
+            "api_error",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "internal_error",
+            "timeout",
+            "service_unavailable",
+            "UNAVAILABLE",
+            "RESOURCE_EXHAUSTED",
+            "INTERNAL",
+        }
+    )
 
     def __init__(
         self,

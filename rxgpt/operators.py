@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
-from .completion import Accumulator, Completion, Snapshot
+from .completion import Accumulator, Completion, CompletionState, Snapshot
 from .decoder import DONE, MissingDone, StreamDecoder, json_item
 from .deltas import Delta, Heartbeat
 from .errors import EventTooLarge, RxgptError, StreamInterrupted
@@ -306,7 +306,7 @@ def accumulate(
 
 def partial_completion(acc: Accumulator, error: BaseException) -> Completion:
     """Build the partial result for ``error`` and attach it as ``error.partial``."""
-    state = "truncated" if isinstance(error, StreamInterrupted) else "error"
+    state: CompletionState = "truncated" if isinstance(error, StreamInterrupted) else "error"
     typed = error if isinstance(error, RxgptError) else None
     partial = acc.completion(state, typed)
     if typed is not None and typed.partial is None:

@@ -248,7 +248,9 @@ class SSEDecoder:
                 name, value = line, ""
             else:
                 name = line[:colon]
-                value = line[colon + 2 :] if line[colon + 1 : colon + 2] == " " else line[colon + 1 :]
+                value = line[colon + 1 :]
+                if value[:1] == " ":
+                    value = value[1:]
             if name == "data":
                 self._data.append(value)
                 if self._limit is not None:
@@ -260,9 +262,8 @@ class SSEDecoder:
             elif name == "id":
                 if "\0" not in value:
                     self._id_buf = value
-            elif name == "retry":
-                if value.isascii() and value.isdigit():
-                    self.retry = self._block_retry = int(value)
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self.retry = self._block_retry = int(value)
             # any other field name is ignored
 
     def _dispatch(self, out: list[ServerSentEvent | Comment]) -> None:

@@ -102,9 +102,7 @@ def request(
             own = session is None
             client = session or aiohttp.ClientSession()
             try:
-                async with client.request(
-                    method, url, data=body, headers=send_headers
-                ) as resp:
+                async with client.request(method, url, data=body, headers=send_headers) as resp:
                     response.append(resp)
                     if closed:
                         resp.close()

@@ -353,7 +353,7 @@ def _triggers(faults: FaultOptions) -> dict[int, str]:
     if faults.error_at is not None:
         triggers[faults.error_at] = "error"
     if faults.endless_line:
-        pass
+        triggers[1] = "endless"
     if faults.stall_after is not None:
         triggers[faults.stall_after] = "stall"
     if faults.drop_after is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "dumps",
     "encode_token",
     "generate_tokens",
+    "iter_tokens",
 ]
 
 dumps: Callable[[Any], bytes]
@@ -95,35 +96,53 @@ def _capitalised(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
-def generate_tokens(messages: Any, model: str, count: int, choice: int = 0) -> list[str]:
-    """Return the first ``count`` tokens of the answer for ``messages`` and ``model``.
+_SPACED = tuple(" " + word for word in VOCABULARY)
+_SPACED_CAPITALISED = tuple(" " + _capitalised(word) for word in VOCABULARY)
+
+
+def _index(fraction: float, size: int) -> int:
+    """Map ``fraction`` in [0, 1) to an index below ``size`` (guarding float rounding)."""
+    return min(int(fraction * size), size - 1)
+
+
+def iter_tokens(messages: Any, model: str, count: int, choice: int = 0) -> Iterator[str]:
+    """Yield the first ``count`` tokens of the answer for ``messages`` and ``model``, lazily.
+
+    One ``random()`` draw per token decides between a punctuation mark (not twice in a row)
+    and a word; the first word and the word after ``.``/``!``/``?`` are capitalised.
 
     Args:
         messages: the request's ``messages`` value (any JSON value).
         model: the requested model name.
-        count: how many tokens to return (``0`` gives ``[]``).
+        count: how many tokens to yield.
         choice: the choice index; each choice of an ``n > 1`` request has its own text.
-
-    Returns:
-        Tokens whose concatenation is the answer text. The same arguments always give the
-        same tokens, and fewer tokens are always a prefix of more tokens.
     """
-    rng = random.Random(_seed(messages, model, choice))
-    pick, chance = rng.choice, rng.random
-    tokens: list[str] = []
-    capitalise, after_punctuation = True, True
-    while len(tokens) < count:
-        if not after_punctuation and chance() < _PUNCTUATION_RATE:
-            mark = pick(_PUNCTUATION)
-            tokens.append(mark)
-            capitalise, after_punctuation = mark in _SENTENCE_END, True
+    if count <= 0:
+        return
+    draw = random.Random(_seed(messages, model, choice)).random
+    size, rate, marks = len(VOCABULARY), _PUNCTUATION_RATE, _PUNCTUATION
+    yield _capitalised(VOCABULARY[_index(draw(), size)])
+    may_punctuate, words = True, _SPACED
+    for _ in range(count - 1):
+        r = draw()
+        if may_punctuate and r < rate:
+            mark = marks[_index(r / rate, len(marks))]
+            may_punctuate = False
+            words = _SPACED_CAPITALISED if mark in _SENTENCE_END else _SPACED
+            yield mark
             continue
-        word = pick(VOCABULARY)
-        if capitalise:
-            word = _capitalised(word)
-        tokens.append(" " + word if tokens else word)
-        capitalise, after_punctuation = False, False
-    return tokens
+        low = rate if may_punctuate else 0.0
+        yield words[_index((r - low) / (1.0 - low), size)]
+        may_punctuate, words = True, _SPACED
+
+
+def generate_tokens(messages: Any, model: str, count: int, choice: int = 0) -> list[str]:
+    """Return the first ``count`` tokens of the answer for ``messages`` and ``model``.
+
+    The same arguments always give the same tokens, fewer tokens are always a prefix of more
+    tokens, and the concatenation of the tokens is the answer text (see :func:`iter_tokens`).
+    """
+    return list(iter_tokens(messages, model, count, choice))
 
 
 def encode_token(token: str) -> bytes:

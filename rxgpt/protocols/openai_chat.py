@@ -108,9 +108,7 @@ class OpenAIChatDecoder:
                         self._delta(i, delta, out, True)
                 logprobs = ch.get("logprobs")
                 if logprobs is not None:
-                    out.append(
-                        LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal"))
-                    )
+                    out.append(LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal")))
                 finish = ch.get("finish_reason")
                 if finish:
                     self._finish(i, finish, out)
