@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .faults import FaultOptions
 from .server import MockConfig, MockServer, create_app, run_server
-from .text import count_prompt_tokens, generate_tokens
+from .text import count_prompt_tokens, generate_tokens, iter_tokens
 
 __all__ = [
     "FaultOptions",
@@ -20,5 +20,6 @@ __all__ = [
     "count_prompt_tokens",
     "create_app",
     "generate_tokens",
+    "iter_tokens",
     "run_server",
 ]

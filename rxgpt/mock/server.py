@@ -39,7 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import BodyWriter, FaultOptions, error_body, injected_error, json_response
-from .text import completion_id, count_prompt_tokens, dumps, encode_token, generate_tokens
+from .text import completion_id, count_prompt_tokens, dumps, encode_token, iter_tokens
 
 __all__ = ["MockConfig", "MockServer", "create_app", "run_server"]
 
@@ -48,7 +48,10 @@ MODELS_CREATED = 1_700_000_000  # fixed, so /v1/models is byte-stable
 MAX_N = 128  # OpenAI's limit on ``n``
 MAX_BODY_BYTES = 64 * 1024 * 1024  # large prompts for benchmarks (aiohttp's default is 1 MiB)
 _ENDLESS_BLOCK = b"a" * 16384
-_STALL_POLL_S = 0.25
+_STALL_POLL_S = 0.25  # how often a stall without keep-alives checks that the client is there
+_SERVER_ERROR_EVENT = dumps(
+    error_body("The server had an error while processing your request.", "server_error", code=None)
+)
 
 
 @dataclass
@@ -162,18 +165,32 @@ def parse_faults(body: Any, config: MockConfig) -> FaultOptions:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The generated answer: one token list per choice, plus the ids and counts around it."""
+    """The answer to a request: ``n`` choices of ``tokens`` tokens each, made lazily.
+
+    Tokens are generated while they are streamed, so a long answer's first event is not
+    held back by generating the whole text first.
+    """
 
     id: str
     created: int
     model: str
-    choices: list[list[str]]
+    messages: list[Any]
+    n: int
+    tokens: int
     finish_reason: str
     prompt_tokens: int
 
     @property
     def completion_tokens(self) -> int:
-        return sum(len(tokens) for tokens in self.choices)
+        return self.n * self.tokens
+
+    def iter_tokens(self, choice: int) -> Iterator[str]:
+        """The tokens of choice ``choice``."""
+        return iter_tokens(self.messages, self.model, self.tokens, choice)
+
+    def text(self, choice: int) -> str:
+        """The whole text of choice ``choice``."""
+        return "".join(self.iter_tokens(choice))
 
     def usage(self) -> dict[str, Any]:
         """OpenAI's usage object, summed over the choices."""
@@ -198,12 +215,13 @@ def make_answer(chat: ChatRequest, config: MockConfig) -> Answer:
     finish_reason = "stop"
     if chat.max_tokens is not None and chat.max_tokens < count:
         count, finish_reason = chat.max_tokens, "length"
-    choices = [generate_tokens(chat.messages, chat.model, count, i) for i in range(chat.n)]
     return Answer(
         id=completion_id(chat.messages, chat.model),
         created=int(time.time()),
         model=chat.model,
-        choices=choices,
+        messages=chat.messages,
+        n=chat.n,
+        tokens=count,
         finish_reason=finish_reason,
         prompt_tokens=count_prompt_tokens(chat.messages),
     )
@@ -216,14 +234,14 @@ def completion_body(answer: Answer) -> dict[str, Any]:
             "index": index,
             "message": {
                 "role": "assistant",
-                "content": "".join(tokens),
+                "content": answer.text(index),
                 "refusal": None,
                 "annotations": [],
             },
             "logprobs": None,
             "finish_reason": answer.finish_reason,
         }
-        for index, tokens in enumerate(answer.choices)
+        for index in range(answer.n)
     ]
     return {
         "id": answer.id,
@@ -289,17 +307,23 @@ def plan_stream(
 ) -> Iterator[tuple[float, bytes]]:
     """Yield ``(due seconds after the request started, event bytes)`` for a whole stream."""
     ttft, itl = config.ttft_ms / 1000, config.itl_ms / 1000
-    count = len(answer.choices[0])
-    for index in range(len(answer.choices)):
+    choices = range(answer.n)
+    for index in choices:
         yield 0.0, encoder.role(index)
-    prefixes = [encoder.content_prefix(index) for index in range(len(answer.choices))]
     suffix = encoder.content_suffix
-    for step in range(count):
-        due = ttft + step * itl
-        for prefix, tokens in zip(prefixes, answer.choices, strict=True):
-            yield due, prefix + encode_token(tokens[step]) + suffix
-    last_due = ttft + max(count - 1, 0) * itl
-    for index in range(len(answer.choices)):
+    if answer.n == 1:
+        prefix = encoder.content_prefix(0)
+        for step, token in enumerate(answer.iter_tokens(0)):
+            yield ttft + step * itl, prefix + encode_token(token) + suffix
+    else:
+        prefixes = [encoder.content_prefix(index) for index in choices]
+        steps = zip(*(answer.iter_tokens(index) for index in choices), strict=True)
+        for step, tokens in enumerate(steps):
+            due = ttft + step * itl
+            for prefix, token in zip(prefixes, tokens, strict=True):
+                yield due, prefix + encode_token(token) + suffix
+    last_due = ttft + max(answer.tokens - 1, 0) * itl
+    for index in choices:
         yield last_due, encoder.finish(index)
     if include_usage:
         yield last_due, encoder.usage()
@@ -361,23 +385,21 @@ def _triggers(faults: FaultOptions) -> dict[int, str]:
     return triggers
 
 
-_SERVER_ERROR_EVENT = dumps(
-    error_body("The server had an error while processing your request.", "server_error", code=None)
-)
-
-
 async def pump(
     request: web.Request,
     response: web.StreamResponse,
     plan: Iterator[tuple[float, bytes]],
     faults: FaultOptions,
+    start: float,
 ) -> None:
-    """Write the planned events on time, applying the faults; one event per write."""
+    """Write the planned events on time, applying the faults; one event per write.
+
+    ``start`` is the ``loop.time()`` that the plan's due times count from.
+    """
     out = BodyWriter(response, faults)
     write, eol = out.write, faults.eol
     triggers = _triggers(faults)
     loop = asyncio.get_running_loop()
-    start = loop.time()
     for index, (due, data) in enumerate(plan):
         if due > 0.0:
             delay = start + due - loop.time()
@@ -458,6 +480,7 @@ async def _read_json(request: web.Request) -> Any:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
+    start = asyncio.get_running_loop().time()
     config = request.app[CONFIG_KEY]
     denied = _unauthorized(request, config)
     if denied is not None:
@@ -472,15 +495,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return injected_error(faults)
     answer = make_answer(chat, config)
     if chat.stream:
-        return await _stream(request, chat, answer, config, faults)
+        return await _stream(request, chat, answer, faults, start)
     await _wait_whole_answer(answer, config)
     return json_response(200, completion_body(answer))
 
 
 async def _wait_whole_answer(answer: Answer, config: MockConfig) -> None:
     """A non-streamed answer arrives when its last token would have."""
-    count = len(answer.choices[0])
-    delay = (config.ttft_ms + max(count - 1, 0) * config.itl_ms) / 1000
+    delay = (config.ttft_ms + max(answer.tokens - 1, 0) * config.itl_ms) / 1000
     if delay > 0:
         await asyncio.sleep(delay)
 
@@ -489,8 +511,8 @@ async def _stream(
     request: web.Request,
     chat: ChatRequest,
     answer: Answer,
-    config: MockConfig,
     faults: FaultOptions,
+    start: float,
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -504,11 +526,12 @@ async def _stream(
     response.enable_chunked_encoding()
     await response.prepare(request)
     encoder = ChunkEncoder(answer, include_usage=chat.include_usage, eol=faults.eol)
+    config = request.app[CONFIG_KEY]
     plan = plan_stream(
         answer, encoder, config, include_usage=chat.include_usage, done=not faults.no_done
     )
     with contextlib.suppress(ConnectionError):
-        await pump(request, response, plan, faults)
+        await pump(request, response, plan, faults, start)
     return response
 
 
@@ -532,9 +555,14 @@ def create_app(config: MockConfig | None = None) -> web.Application:
 
     Run it with handler cancellation on (as :class:`MockServer` and pytest-aiohttp's
     ``aiohttp_server`` do) so that a client going away ends a stalled stream at once.
+
+    Raises:
+        ValueError: ``config.faults`` holds an unknown or ill-typed fault option.
     """
+    config = config or MockConfig()
+    FaultOptions.parse(config.faults)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[CONFIG_KEY] = config or MockConfig()
+    app[CONFIG_KEY] = config
     app[COUNTERS_KEY] = {}
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
