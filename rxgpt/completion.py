@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._json import loads
 from .deltas import (
+    AnnotationDelta,
     Delta,
+    ErrorDelta,
     FinishDelta,
     Heartbeat,
     LogprobsDelta,
+    PartStart,
     ReasoningDelta,
     ReasoningSignature,
     RefusalDelta,
@@ -33,7 +36,15 @@ from .deltas import (
 if TYPE_CHECKING:
     from .errors import RxgptError
 
-__all__ = ["Accumulator", "Choice", "Completion", "CompletionState", "Snapshot", "ToolCall"]
+__all__ = [
+    "Accumulator",
+    "Choice",
+    "Completion",
+    "CompletionState",
+    "ContentPart",
+    "Snapshot",
+    "ToolCall",
+]
 
 #: How a stream ended: its end signal arrived ("complete"), the body stopped without it
 #: ("truncated"), a failure ("error") or the consumer gave up ("cancelled").
@@ -42,17 +53,46 @@ CompletionState = Literal["complete", "truncated", "error", "cancelled"]
 
 @dataclass(slots=True)
 class ToolCall:
-    """One tool call of a choice; ``arguments`` is the raw JSON text as streamed."""
+    """One tool call of a choice; ``arguments`` is the raw JSON text as streamed.
+
+    Protocols that send arguments as objects (Gemini, Ollama) have them serialised once,
+    compactly. ``item_id`` is the provider's item id when it differs from ``id``.
+    """
 
     index: int
     id: str | None
     name: str
     arguments: str
     type: str = "function"
+    item_id: str | None = None
 
     def parsed_arguments(self) -> Any:
         """The arguments parsed as JSON (``{}`` when empty); raises on invalid JSON."""
         return loads(self.arguments) if self.arguments.strip() else {}
+
+    def partial_arguments(self) -> Any:
+        """The arguments parsed tolerantly: what is there so far, even if cut off."""
+        from .partial_json import parse_partial
+
+        return parse_partial(self.arguments) if self.arguments.strip() else {}
+
+
+@dataclass(slots=True)
+class ContentPart:
+    """One content part of a choice, in wire order (Anthropic block, Responses item).
+
+    ``raw`` is the provider's start payload; ``text`` / ``reasoning`` / ``signature`` what
+    was accumulated into it; ``tool_call`` the call it carries, if any.
+    """
+
+    part: int
+    kind: str
+    raw: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    reasoning: str | None = None
+    signature: str | None = None
+    annotations: list[Any] = field(default_factory=list)
+    tool_call: ToolCall | None = None
 
 
 @dataclass(slots=True)
@@ -60,7 +100,9 @@ class Choice:
     """One answer of the model.
 
     ``text`` and ``refusal`` are None when the stream never carried that channel (as in
-    OpenAI's ``message.content``), else the concatenated fragments.
+    OpenAI's ``message.content``), else the concatenated fragments. ``reasoning`` is the
+    raw reasoning text, ``reasoning_summary`` the summarised one; ``signatures`` the opaque
+    reasoning tokens, verbatim and in order (needed to replay the turn).
     """
 
     index: int
@@ -68,11 +110,14 @@ class Choice:
     refusal: str | None = None
     role: str = "assistant"
     reasoning: str | None = None
+    reasoning_summary: str | None = None
     signatures: list[str] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str | None = None
     raw_finish_reason: str | None = None
     logprobs: dict[str, Any] | None = None
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[ContentPart] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -89,6 +134,7 @@ class Completion:
     error: RxgptError | None = None
     deltas: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -100,106 +146,75 @@ class Completion:
         """The neutral finish reason of choice 0."""
         return self.choices[0].finish_reason if self.choices else None
 
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls of choice 0."""
+        return self.choices[0].tool_calls if self.choices else []
+
     def to_openai(self) -> dict[str, Any]:
         """The ``chat.completion`` object the non-streaming OpenAI API would have returned."""
-        result: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-        }
-        if self.protocol.startswith("openai-chat"):
-            result.update(self.raw)
-        result["object"] = "chat.completion"
-        choices = []
-        for choice in self.choices:
-            message: dict[str, Any] = {
-                "role": choice.role,
-                "content": choice.text,
-                "refusal": choice.refusal,
-            }
-            if choice.reasoning is not None:
-                message["reasoning_content"] = choice.reasoning
-            if choice.tool_calls:
-                message["tool_calls"] = [
-                    {
-                        "id": call.id,
-                        "type": call.type,
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    }
-                    for call in choice.tool_calls
-                ]
-            choices.append(
-                {
-                    "index": choice.index,
-                    "message": message,
-                    "logprobs": choice.logprobs,
-                    "finish_reason": choice.raw_finish_reason
-                    if self.protocol.startswith("openai-chat")
-                    else _OPENAI_FINISH.get(choice.finish_reason or "", choice.finish_reason),
-                }
-            )
-        result["choices"] = choices
-        result["usage"] = self._openai_usage()
-        return result
+        from ._shapes import to_openai
 
-    def _openai_usage(self) -> dict[str, Any] | None:
-        usage = self.usage
-        if usage is None:
-            return None
-        if self.protocol.startswith("openai-chat") and usage.raw is not None:
-            return usage.raw
-        prompt = usage.input_tokens or 0
-        completion = usage.output_tokens or 0
-        out: dict[str, Any] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": usage.total_tokens
-            if usage.total_tokens is not None
-            else prompt + completion,
-        }
-        if usage.cached_input_tokens is not None:
-            out["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
-        if usage.reasoning_tokens is not None:
-            out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
-        return out
+        return to_openai(self)
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """The Anthropic ``message`` object (as the anthropic SDK accumulates it)."""
+        from ._shapes import to_anthropic
+
+        return to_anthropic(self)
+
+    def to_responses(self) -> dict[str, Any]:
+        """The OpenAI Responses ``response`` object (as openai-python's helper builds it)."""
+        from ._shapes import to_responses
+
+        return to_responses(self)
 
 
-_OPENAI_FINISH = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "content_filter": "content_filter",
-    "refusal": "content_filter",
-    "error": "stop",
-    "other": "stop",
-}
+def _runs(fragments: list[str], runs: list[tuple[int, int]]) -> dict[int, str]:
+    """Join ``fragments`` per part: ``runs`` lists (part, first fragment) boundaries."""
+    pieces: dict[int, list[str]] = {}
+    for n, (part, start) in enumerate(runs):
+        stop = runs[n + 1][1] if n + 1 < len(runs) else len(fragments)
+        pieces.setdefault(part, []).extend(fragments[start:stop])
+    return {part: "".join(texts) for part, texts in pieces.items()}
 
 
 class _ToolState:
-    __slots__ = ("args", "done", "id", "index", "name", "type")
+    __slots__ = ("args", "done", "final", "id", "index", "item_id", "name", "part", "type")
 
     def __init__(self, index: int, call_id: str | None, name: str, kind: str) -> None:
         self.index = index
         self.id = call_id
         self.name = name
         self.type = kind
+        self.item_id: str | None = None
+        self.part = -1
         self.args: list[str] = []
+        self.final: str | None = None
         self.done = False
+
+    def build(self) -> ToolCall:
+        arguments = self.final if self.final is not None else "".join(self.args)
+        return ToolCall(self.index, self.id, self.name, arguments, self.type, self.item_id)
 
 
 class _ChoiceState:
     __slots__ = (
+        "annotations",
         "finish",
         "index",
         "logprobs",
+        "order",
         "raw_finish",
         "reasoning",
+        "reasoning_runs",
         "refusal",
         "role",
         "signatures",
+        "starts",
         "text",
+        "text_part",
+        "text_runs",
         "tools",
     )
 
@@ -207,56 +222,114 @@ class _ChoiceState:
         self.index = index
         self.role = "assistant"
         self.text: list[str] | None = None
+        self.text_runs: list[tuple[int, int]] = []
+        self.text_part = -1  # the part of the last text fragment
         self.refusal: list[str] | None = None
-        self.reasoning: list[str] | None = None
-        self.signatures: list[str] = []
+        self.reasoning: list[str] = []
+        self.reasoning_runs: list[tuple[int, int]] = []  # (part * 2 + summary, start)
+        self.signatures: list[tuple[int, str]] = []
         self.tools: dict[int, _ToolState] = {}
         self.finish: str | None = None
         self.raw_finish: str | None = None
         self.logprobs: dict[str, Any] | None = None
+        self.annotations: list[dict[str, Any]] = []
+        self.starts: dict[int, tuple[str, dict[str, Any]]] = {}  # PartStart by part
+        self.order: dict[int, None] = {}  # parts in order of first appearance
+
+    def add_text(self, delta: TextDelta) -> None:
+        if self.text is None:
+            self.text = []
+        if delta.part != self.text_part:
+            self.text_part = delta.part
+            self.text_runs.append((delta.part, len(self.text)))
+            self.order.setdefault(delta.part)
+        self.text.append(delta.text)
+
+    def add_reasoning(self, delta: ReasoningDelta) -> None:
+        key = delta.part * 2 + (1 if delta.summary else 0)
+        if not self.reasoning_runs or self.reasoning_runs[-1][0] != key:
+            self.reasoning_runs.append((key, len(self.reasoning)))
+            self.order.setdefault(delta.part)
+        self.reasoning.append(delta.text)
 
     def build(self) -> Choice:
-        tools = [
-            ToolCall(t.index, t.id, t.name, "".join(t.args), t.type)
-            for t in sorted(self.tools.values(), key=lambda t: t.index)
-        ]
+        tools = [t.build() for t in sorted(self.tools.values(), key=lambda t: t.index)]
         logprobs = None
         if self.logprobs is not None:
             logprobs = {
-                "content": list(self.logprobs["content"])
-                if self.logprobs["content"] is not None
-                else None,
-                "refusal": list(self.logprobs["refusal"])
-                if self.logprobs["refusal"] is not None
-                else None,
+                key: list(value) if value is not None else None
+                for key, value in self.logprobs.items()
             }
+        by_kind = _runs(self.reasoning, self.reasoning_runs)
+        raw_reasoning = [text for key, text in by_kind.items() if not key % 2]
+        summaries = [text for key, text in by_kind.items() if key % 2]
         return Choice(
             index=self.index,
             text="".join(self.text) if self.text is not None else None,
             refusal="".join(self.refusal) if self.refusal is not None else None,
             role=self.role,
-            reasoning="".join(self.reasoning) if self.reasoning is not None else None,
-            signatures=list(self.signatures),
+            reasoning="".join(raw_reasoning) if raw_reasoning else None,
+            reasoning_summary="".join(summaries) if summaries else None,
+            signatures=[value for _, value in self.signatures],
             tool_calls=tools,
             finish_reason=self.finish,
             raw_finish_reason=self.raw_finish,
             logprobs=logprobs,
+            annotations=list(self.annotations),
+            parts=self._parts(tools),
         )
+
+    def _parts(self, tools: list[ToolCall]) -> list[ContentPart]:
+        undivided = len(self.order) <= 1 and all(t.part < 0 for t in self.tools.values())
+        if not self.starts and undivided:
+            return []  # one undivided message (OpenAI chat): no parts to describe
+        texts = _runs(self.text or [], self.text_runs)
+        reasoning = _runs(self.reasoning, self.reasoning_runs)
+        signatures: dict[int, str] = {}
+        for part, value in self.signatures:
+            signatures[part] = value
+        tool_by_part = {
+            state.part: call
+            for state, call in zip(
+                sorted(self.tools.values(), key=lambda t: t.index), tools, strict=True
+            )
+            if state.part >= 0
+        }
+        order = dict.fromkeys([*self.starts, *self.order, *tool_by_part])
+        parts = []
+        for part in order:
+            kind, raw = self.starts.get(part, ("", {}))
+            thinking = [reasoning[k] for k in (part * 2, part * 2 + 1) if k in reasoning]
+            parts.append(
+                ContentPart(
+                    part=part,
+                    kind=kind or ("tool_call" if part in tool_by_part else "text"),
+                    raw=raw,
+                    text=texts.get(part),
+                    reasoning="".join(thinking) if thinking else None,
+                    signature=signatures.get(part),
+                    annotations=[a["payload"] for a in self.annotations if a["part"] == part],
+                    tool_call=tool_by_part.get(part),
+                )
+            )
+        return parts
 
 
 class Accumulator:
     """Sans-IO accumulator: :meth:`add` deltas, then :meth:`completion` builds the result.
 
     Every :meth:`add` is O(1): fragments are appended and joined only when a result is
-    built. ``count`` is the number of deltas added.
+    built. ``count`` is the number of deltas added (heartbeats excluded).
     """
 
-    __slots__ = ("_choices", "_info", "_protocol", "count", "usage")
+    __slots__ = ("_annotations", "_choices", "_info", "_meta", "_protocol", "count", "usage")
 
     def __init__(self, protocol: str = "openai-chat") -> None:
         self._protocol = protocol
         self._choices: dict[int, _ChoiceState] = {}
-        self._info: dict[str, Any] = {}
+        self._info: dict[str, Any] = {}  # the provider's top-level fields, as sent
+        self._meta: dict[str, Any] = {}  # id, model, created
+        self._annotations: list[dict[str, Any]] = []
         self.usage: Usage | None = None
         self.count = 0
 
@@ -272,18 +345,17 @@ class Accumulator:
         cls = type(delta)
         if cls is TextDelta:
             assert isinstance(delta, TextDelta)
-            c = self._choice(delta.choice)
-            if c.text is None:
-                c.text = [delta.text]
-            else:
+            c = self._choices.get(delta.choice) or self._choice(delta.choice)
+            if c.text is not None and delta.part == c.text_part:
                 c.text.append(delta.text)
+            else:
+                c.add_text(delta)
         elif cls is ToolCallArguments:
             assert isinstance(delta, ToolCallArguments)
-            tool = self._choice(delta.choice).tools.get(delta.index)
+            tools = self._choice(delta.choice).tools
+            tool = tools.get(delta.index)
             if tool is None:
-                tool = self._choice(delta.choice).tools[delta.index] = _ToolState(
-                    delta.index, None, "", "function"
-                )
+                tool = tools[delta.index] = _ToolState(delta.index, None, "", "function")
             tool.args.append(delta.arguments)
         else:
             self._add_other(delta)
@@ -301,25 +373,28 @@ class Accumulator:
             else:
                 c.refusal.append(delta.text)
         elif isinstance(delta, ReasoningDelta):
-            c = self._choice(delta.choice)
-            if c.reasoning is None:
-                c.reasoning = [delta.text]
-            else:
-                c.reasoning.append(delta.text)
+            self._choice(delta.choice).add_reasoning(delta)
         elif isinstance(delta, RoleDelta):
             self._choice(delta.choice).role = delta.role
         elif isinstance(delta, ToolCallStart):
             tools = self._choice(delta.choice).tools
             tool = tools.get(delta.index)
             if tool is None:
-                tools[delta.index] = _ToolState(delta.index, delta.id, delta.name, delta.type)
+                tool = tools[delta.index] = _ToolState(
+                    delta.index, delta.id, delta.name, delta.type
+                )
             else:  # never overwrite a known id or name with an empty one
                 tool.id = tool.id or delta.id
                 tool.name = tool.name or delta.name
+            tool.item_id = tool.item_id or delta.item_id
+            if delta.part >= 0:
+                tool.part = delta.part
         elif isinstance(delta, ToolCallEnd):
             tool = self._choice(delta.choice).tools.get(delta.index)
             if tool is not None:
                 tool.done = True
+                if delta.arguments is not None:
+                    tool.final = delta.arguments
         elif isinstance(delta, LogprobsDelta):
             self._logprobs(delta)
         elif isinstance(delta, FinishDelta):
@@ -336,10 +411,20 @@ class Accumulator:
             for key in ("id", "model", "created"):
                 value = getattr(delta, key)
                 if value is not None:
-                    self._info[key] = value
+                    self._meta[key] = value
+        elif isinstance(delta, PartStart):
+            c = self._choice(delta.choice)
+            c.starts[delta.part] = (delta.kind, delta.raw)
+            c.order.setdefault(delta.part)
         elif isinstance(delta, ReasoningSignature):
-            self._choice(delta.choice).signatures.append(delta.value)
-        elif isinstance(delta, Heartbeat):
+            self._choice(delta.choice).signatures.append((delta.part, delta.value))
+        elif isinstance(delta, AnnotationDelta):
+            record = {"kind": delta.kind, "payload": delta.payload, "part": delta.part}
+            if delta.choice is None:
+                self._annotations.append(record)
+            else:
+                self._choice(delta.choice).annotations.append(record)
+        elif isinstance(delta, Heartbeat | ErrorDelta):
             self.count -= 1  # not content
 
     def _logprobs(self, delta: LogprobsDelta) -> None:
@@ -363,15 +448,13 @@ class Accumulator:
         c = self._choices.get(choice)
         if c is None or c.text is None:
             return ""
-        if len(c.text) > 1:
-            c.text[:] = ["".join(c.text)]
-        return c.text[0]
+        return "".join(c.text)
 
     def completion(
         self, state: CompletionState = "complete", error: RxgptError | None = None
     ) -> Completion:
         """Build the :class:`Completion` from everything added so far."""
-        info = self._info
+        info = self._meta
         return Completion(
             state=state,
             choices=[self._choices[i].build() for i in sorted(self._choices)],
@@ -382,7 +465,8 @@ class Accumulator:
             protocol=self._protocol,
             error=error,
             deltas=self.count,
-            raw={k: v for k, v in info.items()},
+            raw=dict(self._info),
+            annotations=list(self._annotations),
         )
 
 

@@ -1,9 +1,10 @@
 """The fused sans-IO core: response body bytes → neutral deltas in one call per chunk.
 
-:class:`StreamDecoder` chains the SSE decoder, JSON decoding (with the ``[DONE]`` marker
-and in-band ``{"error": ...}`` objects) and a protocol decoder without any intermediate
-observable, so the client pays one Python call per network read and a few per event.
-The composable operators in :mod:`rxgpt.operators` do the same work stage by stage.
+:class:`StreamDecoder` chains the framing (SSE, or NDJSON for Ollama), JSON decoding
+(with the ``[DONE]`` marker and in-band ``{"error": ...}`` objects) and a protocol
+decoder without any intermediate observable, so the client pays one Python call per
+network read and a few per event. The composable operators in :mod:`rxgpt.operators` do
+the same work stage by stage and give the same deltas and errors.
 
 Errors follow h11's style: :meth:`StreamDecoder.feed` never loses what it decoded; when
 the chunk also held something bad, it returns the good deltas and sets :attr:`error`
@@ -15,48 +16,71 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import JSONDecodeError, loads
-from .deltas import Delta, Heartbeat
+from .deltas import Delta, ErrorDelta, Heartbeat
 from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
-from .protocols import DONE_MARKER_PROTOCOLS, get_decoder
+from .ndjson import NDJSONDecoder
+from .protocols import DONE_MARKER_PROTOCOLS, NDJSON_PROTOCOLS, get_decoder
 from .sse import Comment, ServerSentEvent, SSEDecoder
 
-__all__ = ["DONE", "StreamDecoder", "json_item"]
+__all__ = ["DONE", "MissingDone", "StreamDecoder", "error_delta", "json_item", "parse_json"]
 
 #: The data of the event that ends an OpenAI-style stream.
 DONE = "[DONE]"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        loads(text)
+    except JSONDecodeError:
+        return False
+    return True
 
 
 class MissingDone(StreamInterrupted):
     """The body ended cleanly but without the ``data: [DONE]`` marker."""
 
 
-def json_item(event: ServerSentEvent, index: int) -> Any:
-    """Parse one event's data; raise the typed error for bad JSON or an in-band error."""
-    data = event.data
+def parse_json(text: str, index: int, event: str = "message") -> Any:
+    """Parse one payload; raise the typed error for bad JSON or an in-band error object."""
     try:
-        obj = loads(data)
+        obj = loads(text)
     except JSONDecodeError:
-        raise DecodeError("event data is not valid JSON", raw=data, index=index) from None
+        raise DecodeError("payload is not valid JSON", raw=text, index=index) from None
     if type(obj) is dict:
         error = obj.get("error")
-        if error or event.event == "error":
+        if error or event == "error":
             raise StreamError(error if error else obj, index=index)
     return obj
+
+
+def json_item(event: ServerSentEvent, index: int) -> Any:
+    """Parse one SSE event's data (see :func:`parse_json`)."""
+    return parse_json(event.data, index, event.event)
+
+
+def error_delta(error: StreamError) -> ErrorDelta:
+    """The :class:`~rxgpt.ErrorDelta` that reports an in-band error to subscribers."""
+    return ErrorDelta(error.error, error.message, error.retryable)
 
 
 class StreamDecoder:
     """Sans-IO decoder of a whole streamed response: ``feed(bytes) -> list[Delta]``.
 
-    ``protocol`` picks the provider decoder (see :data:`rxgpt.protocols.PROTOCOLS`).
-    ``heartbeats=True`` turns SSE comments into :class:`~rxgpt.Heartbeat` deltas.
-    ``done`` becomes True when the protocol's end signal arrived; :meth:`close` (at the
-    end of the body) sets ``error`` to :class:`~rxgpt.StreamInterrupted` if it did not.
+    ``protocol`` picks the provider decoder (see :data:`rxgpt.protocols.PROTOCOLS`) and
+    the framing (NDJSON for "ollama", SSE otherwise). ``heartbeats=True`` turns SSE
+    comments into :class:`~rxgpt.Heartbeat` deltas. ``flush_incomplete=True`` accepts a
+    final event whose blank line never came if its data is JSON (or the marker): for
+    servers that omit it; by default such an event is dropped, as the SSE rules say. ``done`` becomes True when the
+    protocol's end signal arrived; :meth:`close` (at the end of the body) sets ``error``
+    to :class:`~rxgpt.StreamInterrupted` if the stream may not end there.
     """
 
     __slots__ = (
         "_feed_events",
+        "_flush_incomplete",
         "_index",
         "_marker",
+        "_ndjson",
         "_proto",
         "_proto_feed",
         "_sse",
@@ -71,11 +95,16 @@ class StreamDecoder:
         *,
         max_event_bytes: int | None = None,
         heartbeats: bool = False,
+        flush_incomplete: bool = False,
     ) -> None:
         self.protocol = protocol
+        self._flush_incomplete = flush_incomplete
         self._proto = get_decoder(protocol)
         self._proto_feed = self._proto.feed
         self._sse = SSEDecoder(max_event_bytes=max_event_bytes)
+        self._ndjson: NDJSONDecoder | None = None
+        if protocol in NDJSON_PROTOCOLS:
+            self._ndjson = NDJSONDecoder(max_line_bytes=max_event_bytes)
         self._feed_events = self._sse.feed_frames if heartbeats else self._sse.feed
         self._marker = DONE if protocol in DONE_MARKER_PROTOCOLS else None
         self._index = 0
@@ -87,10 +116,23 @@ class StreamDecoder:
         """The underlying SSE decoder (``last_event_id``, ``retry``, ``comments``)."""
         return self._sse
 
+    @property
+    def decoder(self) -> Any:
+        """The protocol decoder."""
+        return self._proto
+
     def feed(self, data: bytes) -> list[Delta]:
         """Decode one chunk of the body; return the deltas it completed."""
         out: list[Delta] = []
         if self.done or self.error is not None:
+            return out
+        if self._ndjson is not None:
+            try:
+                lines = self._ndjson.feed(data)
+            except EventTooLarge as exc:
+                self.error = exc
+                return out
+            self._lines(lines, out)
             return out
         try:
             events = self._feed_events(data)
@@ -109,11 +151,33 @@ class StreamDecoder:
             if type(event) is Comment:
                 out.append(Heartbeat(event.text))
                 continue
-            if event.data == marker:
+            data = event.data
+            if data == marker:
                 self.done = True
                 return
             try:
-                proto_feed(json_item(event, self._index), out)
+                proto_feed(parse_json(data, self._index, event.event), out)
+            except StreamError as exc:
+                out.append(error_delta(exc))
+                self.error = exc
+                return
+            except RxgptError as exc:
+                self.error = exc
+                return
+            self._index += 1
+            if self._proto.ended:
+                self.done = True
+                return
+
+    def _lines(self, lines: list[str], out: list[Delta]) -> None:
+        proto_feed = self._proto_feed
+        for line in lines:
+            try:
+                proto_feed(parse_json(line, self._index), out)
+            except StreamError as exc:
+                out.append(error_delta(exc))
+                self.error = exc
+                return
             except RxgptError as exc:
                 self.error = exc
                 return
@@ -123,19 +187,43 @@ class StreamDecoder:
                 return
 
     def close(self) -> list[Delta]:
-        """The body ended: flush, and set ``error`` if the end signal never came."""
+        """The body ended: flush, and set ``error`` if the stream may not end here."""
+        out: list[Delta] = []
         if self.done or self.error is not None:
-            return []
-        self._sse.close()
+            return out
+        if self._ndjson is not None:
+            rest = self._ndjson.close()
+            if rest:
+                try:
+                    loads(rest[0])
+                except JSONDecodeError:
+                    rest = []  # a line cut off by the end of the body: truncation below
+                self._lines(rest, out)
+                if self.done or self.error is not None:
+                    return out
+        elif self._flush_incomplete:
+            # For servers that omit the last blank line (seen with llama.cpp, and in
+            # recordings): take the final event if it is the marker or valid JSON; a
+            # line cut off mid-way is not, and the stream counts as truncated.
+            tail = [
+                event
+                for event in self._sse.close(flush=True)
+                if event.data == self._marker or _is_json(event.data)
+            ]
+            self._events(tail, out)
+            if self.done or self.error is not None:
+                return out
+        else:
+            self._sse.close()
         if self._marker is not None:
             self.error = MissingDone(
                 f"the body ended without data: {self._marker} ({self._index} events decoded)"
             )
-        elif self._proto.end_in_band and not self._proto.ended:
+        elif self._proto.end_in_band and not self._proto.eof_ok:
             self.error = StreamInterrupted(
                 f"the {self.protocol} body ended before its end signal "
                 f"({self._index} events decoded)"
             )
         else:
             self.done = True
-        return []
+        return out

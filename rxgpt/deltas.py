@@ -18,10 +18,13 @@ from typing import Any, Final
 
 __all__ = [
     "FINISH_REASONS",
+    "AnnotationDelta",
     "Delta",
+    "ErrorDelta",
     "FinishDelta",
     "Heartbeat",
     "LogprobsDelta",
+    "PartStart",
     "ReasoningDelta",
     "ReasoningSignature",
     "RefusalDelta",
@@ -100,6 +103,8 @@ class Usage:
     total_tokens: int | None = None
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost: float | None = None
     raw: dict[str, Any] | None = None
 
 
@@ -133,11 +138,27 @@ class RoleDelta(Delta):
 
 
 @dataclass(slots=True)
+class PartStart(Delta):
+    """A content part begins (an Anthropic content block, a Responses output item).
+
+    ``part`` numbers the parts of a choice in wire order, ``kind`` is the provider's type
+    ("text", "thinking", "tool_use", "message", "function_call"...), ``raw`` its start
+    payload as sent: what a provider-shaped result is rebuilt from.
+    """
+
+    choice: int
+    part: int
+    kind: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class TextDelta(Delta):
-    """A fragment of the answer's text."""
+    """A fragment of the answer's text (``part``: the content part it belongs to)."""
 
     choice: int
     text: str
+    part: int = 0
 
 
 @dataclass(slots=True)
@@ -155,6 +176,7 @@ class ReasoningDelta(Delta):
     choice: int
     text: str
     summary: bool = False
+    part: int = 0
 
 
 @dataclass(slots=True)
@@ -164,17 +186,24 @@ class ReasoningSignature(Delta):
     choice: int
     value: str
     kind: str = "signature"
+    part: int = 0
 
 
 @dataclass(slots=True)
 class ToolCallStart(Delta):
-    """A tool call begins: ``index`` numbers the calls of one choice."""
+    """A tool call begins: ``index`` numbers the calls of one choice (0, 1, ...).
+
+    ``id`` is the id to answer the call with; ``item_id`` the provider's id of the item
+    that carries it, when different (Responses ``fc_...``); ``part`` its content part.
+    """
 
     choice: int
     index: int
     id: str | None
     name: str
     type: str = "function"
+    item_id: str | None = None
+    part: int = -1
 
 
 @dataclass(slots=True)
@@ -188,10 +217,11 @@ class ToolCallArguments(Delta):
 
 @dataclass(slots=True)
 class ToolCallEnd(Delta):
-    """A tool call's arguments are complete."""
+    """A tool call's arguments are complete; ``arguments``, when given, is authoritative."""
 
     choice: int
     index: int
+    arguments: str | None = None
 
 
 @dataclass(slots=True)
@@ -217,6 +247,32 @@ class UsageDelta(Delta):
     """Token usage so far (a snapshot: it replaces earlier usage, never adds to it)."""
 
     usage: Usage
+
+
+@dataclass(slots=True)
+class AnnotationDelta(Delta):
+    """Extra information about the answer: content-filter results, citations, grounding.
+
+    ``choice`` is None for annotations of the whole request (Azure prompt filter).
+    """
+
+    choice: int | None
+    kind: str
+    payload: Any = None
+    part: int = 0
+
+
+@dataclass(slots=True)
+class ErrorDelta(Delta):
+    """The provider reported an error in the stream (the stream then fails with it).
+
+    ``error`` is the provider's error object as sent; ``retryable`` says whether it is of
+    a kind worth retrying (overloaded, server error, rate limit).
+    """
+
+    error: Any
+    message: str = ""
+    retryable: bool = False
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ __all__ = [
     "StreamTimeout",
     "TransportError",
     "redact",
+    "redact_value",
 ]
 
 _SECRET_PATTERNS = [
@@ -65,6 +66,17 @@ def redact(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)
     return text
+
+
+def redact_value(value: Any) -> Any:
+    """:func:`redact` applied to every string inside ``value`` (dicts, lists)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
 
 
 class RxgptError(Exception):
@@ -104,7 +116,7 @@ class HTTPStatusError(RxgptError):
         self.headers: dict[str, str] = {
             k: ("***" if k.lower() in _SENSITIVE_HEADERS else v) for k, v in (headers or {}).items()
         }
-        self.error: dict[str, Any] | None = dict(error) if error is not None else None
+        self.error: dict[str, Any] | None = redact_value(error) if error is not None else None
         self.body = redact(body)
         self.url = redact(url)
         detail = ""
@@ -237,6 +249,7 @@ class StreamError(RxgptError):
         partial: Completion | None = None,
         index: int | None = None,
     ) -> None:
+        error = redact_value(error)
         self.error = error
         self.index = index
         if isinstance(error, Mapping):

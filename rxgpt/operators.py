@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 from reactivex import Observable, abc
 
 from .completion import Accumulator, Completion, CompletionState, Snapshot
-from .decoder import DONE, MissingDone, StreamDecoder, json_item
+from .decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
 from .deltas import Delta, Heartbeat
-from .errors import EventTooLarge, RxgptError, StreamInterrupted
+from .errors import EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from .ndjson import NDJSONDecoder
 from .protocols import get_decoder
 from .sse import Comment, ServerSentEvent, SSEDecoder
 
@@ -30,6 +31,7 @@ __all__ = [
     "decode_json",
     "decode_stream",
     "extract_deltas",
+    "parse_ndjson",
     "parse_sse",
     "snapshots",
 ]
@@ -40,7 +42,10 @@ Operator = Callable[[Observable[_A]], Observable[_B]]
 
 
 def parse_sse(
-    *, heartbeats: bool = False, max_event_bytes: int | None = None
+    *,
+    heartbeats: bool = False,
+    max_event_bytes: int | None = None,
+    flush_incomplete: bool = False,
 ) -> Operator[bytes, Any]:
     """Frame raw body chunks into :class:`~rxgpt.sse.ServerSentEvent` items.
 
@@ -48,7 +53,8 @@ def parse_sse(
     is dropped at completion (WHATWG). With ``heartbeats=True`` comment lines are also
     emitted, as :class:`~rxgpt.sse.Comment`. ``max_event_bytes`` bounds the memory one
     event may take: past it the stream fails with :class:`~rxgpt.EventTooLarge`, after
-    the events that were complete.
+    the events that were complete. ``flush_incomplete=True`` (for servers that omit the
+    last blank line) dispatches a final unterminated event instead of dropping it.
     """
 
     def _parse_sse(source: Observable[bytes]) -> Observable[Any]:
@@ -76,7 +82,7 @@ def parse_sse(
 
             def on_completed() -> None:
                 if not stopped:
-                    for item in decoder.close():
+                    for item in decoder.close(flush=flush_incomplete):
                         observer.on_next(item)
                     observer.on_completed()
 
@@ -180,6 +186,8 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
                     for delta in out:
                         observer.on_next(delta)
                     out.clear()
+                    if isinstance(exc, StreamError):
+                        observer.on_next(error_delta(exc))
                     observer.on_error(exc)
                     return
                 for delta in out:
@@ -194,13 +202,15 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
                     return
                 if isinstance(error, MissingDone) and decoder.end_in_band:
                     on_completed()
-                else:
-                    observer.on_error(error)
+                    return
+                if isinstance(error, StreamError):
+                    observer.on_next(error_delta(error))
+                observer.on_error(error)
 
             def on_completed() -> None:
                 if stopped:
                     return
-                if decoder.end_in_band and not decoder.ended:
+                if decoder.end_in_band and not decoder.eof_ok:
                     observer.on_error(
                         StreamInterrupted(f"the {protocol} stream ended before its end signal")
                     )
@@ -214,11 +224,69 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
     return _extract_deltas
 
 
+def parse_ndjson(*, max_line_bytes: int | None = None) -> Operator[bytes, Any]:
+    """Frame raw NDJSON body chunks (Ollama's native API) into parsed JSON values.
+
+    One value per non-blank line; a final line without LF is accepted. A line that is not
+    JSON fails the stream with :class:`~rxgpt.DecodeError`, an ``{"error": ...}`` line
+    with :class:`~rxgpt.StreamError`. ``max_line_bytes`` bounds memory
+    (:class:`~rxgpt.EventTooLarge`).
+    """
+
+    def _parse_ndjson(source: Observable[bytes]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            decoder = NDJSONDecoder(max_line_bytes=max_line_bytes)
+            index = 0
+            stopped = False
+
+            def emit(lines: list[str]) -> bool:
+                nonlocal index, stopped
+                for line in lines:
+                    try:
+                        item = parse_json(line, index)
+                    except RxgptError as exc:
+                        stopped = True
+                        observer.on_error(exc)
+                        return False
+                    index += 1
+                    observer.on_next(item)
+                return True
+
+            def on_next(chunk: bytes) -> None:
+                nonlocal stopped
+                if stopped:
+                    return
+                try:
+                    lines = decoder.feed(chunk)
+                except EventTooLarge as exc:
+                    stopped = True
+                    observer.on_error(exc)
+                    return
+                emit(lines)
+
+            def on_error(error: Exception) -> None:
+                if not stopped:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if not stopped and emit(decoder.close()):
+                    observer.on_completed()
+
+            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _parse_ndjson
+
+
 def decode_stream(
     protocol: str = "openai-chat",
     *,
     heartbeats: bool = False,
     max_event_bytes: int | None = None,
+    flush_incomplete: bool = False,
 ) -> Operator[bytes, Delta]:
     """``parse_sse() | decode_json() | extract_deltas(protocol)`` fused into one operator.
 
@@ -230,7 +298,10 @@ def decode_stream(
             observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             decoder = StreamDecoder(
-                protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes
+                protocol,
+                heartbeats=heartbeats,
+                max_event_bytes=max_event_bytes,
+                flush_incomplete=flush_incomplete,
             )
             feed = decoder.feed
             stopped = False
@@ -255,7 +326,8 @@ def decode_stream(
             def on_completed() -> None:
                 if stopped:
                     return
-                decoder.close()
+                for delta in decoder.close():
+                    observer.on_next(delta)
                 if decoder.error is not None:
                     observer.on_error(decoder.error)
                 else:

@@ -127,17 +127,18 @@ class SSEDecoder:
         frames: list[ServerSentEvent | Comment] = []
         return self._feed(data, frames)
 
-    def close(self) -> list[ServerSentEvent]:
+    def close(self, *, flush: bool = False) -> list[ServerSentEvent]:
         """Mark the end of the stream; the unterminated event is discarded.
 
-        With ``flush_incomplete=True`` (for broken servers only) a final event whose
-        blank line never came is dispatched instead.
+        With ``flush=True`` (or ``flush_incomplete=True`` at construction), for servers
+        that omit the final blank line, a last event whose blank line never came is
+        dispatched instead.
         """
         out: list[ServerSentEvent | Comment] = []
         if self._failed:
             return []
         rest = self._decode(b"", True)
-        if self._flush_incomplete:
+        if flush or self._flush_incomplete:
             if rest:
                 self._tail.append(rest)
             if self._tail:

@@ -15,10 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..deltas import (
+    AnnotationDelta,
     Delta,
     FinishDelta,
     LogprobsDelta,
     ReasoningDelta,
+    ReasoningSignature,
     RefusalDelta,
     ResponseInfo,
     RoleDelta,
@@ -76,6 +78,7 @@ class OpenAIChatDecoder:
     #: This protocol's end signal (``[DONE]``) is outside the JSON: see :func:`decode_json`.
     end_in_band = False
     ended = False
+    eof_ok = False
 
     __slots__ = ("_calls", "_content_seen", "_fingerprint", "_info", "_refusal_seen", "_roles")
 
@@ -100,7 +103,7 @@ class OpenAIChatDecoder:
                 delta = ch.get("delta")
                 if delta:
                     content = delta.get("content")
-                    if content:
+                    if content and content.__class__ is str:
                         out.append(TextDelta(i, content))
                         if len(delta) > 1:
                             self._delta(i, delta, out, False)
@@ -109,15 +112,30 @@ class OpenAIChatDecoder:
                 logprobs = ch.get("logprobs")
                 if logprobs is not None:
                     out.append(LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal")))
+                if len(ch) > 4:
+                    self._choice_extras(i, ch, out)
                 finish = ch.get("finish_reason")
                 if finish:
                     self._finish(i, finish, out)
         usage = chunk.get("usage")
         if usage:
             out.append(UsageDelta(openai_usage(usage)))
+        elif "x_groq" in chunk:
+            usage = (chunk["x_groq"] or {}).get("usage")
+            if usage:
+                out.append(UsageDelta(openai_usage(usage)))
 
     def _response_info(self, chunk: dict[str, Any], out: list[Delta]) -> None:
-        self._fingerprint = chunk.get("system_fingerprint")
+        if not chunk.get("id"):
+            # Azure's prompt-filter chunk (and its late annotation chunks) have no ids.
+            results = chunk.get("prompt_filter_results") or chunk.get("prompt_annotations")
+            if results:
+                out.append(AnnotationDelta(None, "prompt_filter", results))
+            return
+        fingerprint = chunk.get("system_fingerprint")
+        if self._info and fingerprint is None:
+            return
+        self._fingerprint = fingerprint
         raw = {k: v for k, v in chunk.items() if k not in _DROP_TOP}
         if not self._info:
             self._info = True
@@ -139,6 +157,8 @@ class OpenAIChatDecoder:
             if content == "" and i not in self._content_seen:
                 self._content_seen.add(i)
                 out.append(TextDelta(i, ""))
+            elif content and content.__class__ is list:
+                self._content_parts(i, content, out)
         refusal = delta.get("refusal")
         if refusal:
             out.append(RefusalDelta(i, refusal))
@@ -148,12 +168,42 @@ class OpenAIChatDecoder:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             out.append(ReasoningDelta(i, reasoning))
+        details = delta.get("reasoning_details")
+        if details:
+            for detail in details:
+                if isinstance(detail, dict) and detail.get("type") != "reasoning.text":
+                    value = detail.get("data") or detail.get("signature") or detail.get("summary")
+                    if isinstance(value, str):
+                        out.append(ReasoningSignature(i, value, str(detail.get("type"))))
         tool_calls = delta.get("tool_calls")
         if tool_calls:
             self._tool_calls(i, tool_calls, out)
         function_call = delta.get("function_call")
         if function_call:
             self._tool_calls(i, [{"index": 0, "type": "function", "function": function_call}], out)
+
+    def _choice_extras(self, i: int, ch: dict[str, Any], out: list[Delta]) -> None:
+        """Azure content-filter results and offsets (also on annotation-only chunks)."""
+        results = ch.get("content_filter_results")
+        offsets = ch.get("content_filter_offsets")
+        if results or offsets:
+            payload: dict[str, Any] = {"content_filter_results": results}
+            if offsets:
+                payload["content_filter_offsets"] = offsets
+            out.append(AnnotationDelta(i, "content_filter", payload))
+
+    def _content_parts(self, i: int, parts: list[Any], out: list[Delta]) -> None:
+        """Mistral's typed content parts: text, and thinking made of text parts."""
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "text" and part.get("text"):
+                out.append(TextDelta(i, part["text"]))
+            elif kind == "thinking":
+                for inner in part.get("thinking") or []:
+                    if isinstance(inner, dict) and inner.get("text"):
+                        out.append(ReasoningDelta(i, inner["text"]))
 
     def _tool_calls(self, i: int, fragments: list[dict[str, Any]], out: list[Delta]) -> None:
         calls = self._calls.get(i)

@@ -1,0 +1,68 @@
+"""OpenAI legacy Completions chunks (``text_completion``) → neutral deltas.
+
+Strategy: like chat, but each choice carries a ``text`` fragment instead of a delta, and
+the finish reason rides on the chunk with the last text. Legacy logprobs objects are
+kept as they are. The end signal is ``data: [DONE]``, handled by the JSON layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..deltas import (
+    Delta,
+    FinishDelta,
+    LogprobsDelta,
+    ResponseInfo,
+    RoleDelta,
+    TextDelta,
+    UsageDelta,
+    normalize_finish_reason,
+)
+from .openai_chat import openai_usage
+
+__all__ = ["OpenAICompletionsDecoder"]
+
+
+class OpenAICompletionsDecoder:
+    """Sans-IO decoder of parsed legacy completion chunks into deltas."""
+
+    protocol = "openai-completions"
+    end_in_band = False
+    ended = False
+    eof_ok = False
+
+    __slots__ = ("_info", "_seen")
+
+    def __init__(self) -> None:
+        self._info = False
+        self._seen: set[int] = set()
+
+    def feed(self, chunk: Any, out: list[Delta]) -> None:
+        """Append the deltas of one parsed chunk to ``out``."""
+        if type(chunk) is not dict:
+            return
+        if not self._info and chunk.get("id"):
+            self._info = True
+            raw = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+            out.append(
+                ResponseInfo(
+                    chunk.get("id"), chunk.get("model"), chunk.get("created"), raw, self.protocol
+                )
+            )
+        for choice in chunk.get("choices") or ():
+            i = choice.get("index", 0)
+            if i not in self._seen:
+                self._seen.add(i)
+                out.append(RoleDelta(i, "assistant"))
+            text = choice.get("text")
+            if isinstance(text, str) and text:
+                out.append(TextDelta(i, text))
+            if choice.get("logprobs") is not None:
+                out.append(LogprobsDelta(i, [choice["logprobs"]], None))
+            finish = choice.get("finish_reason")
+            if finish:
+                out.append(FinishDelta(i, normalize_finish_reason(finish), finish))
+        usage = chunk.get("usage")
+        if usage:
+            out.append(UsageDelta(openai_usage(usage)))
