@@ -21,10 +21,10 @@ from reactivex import Observable, abc
 from .completion import Accumulator, Completion, CompletionState, Snapshot
 from .decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
 from .deltas import Delta, Heartbeat
-from .errors import EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
 from .ndjson import NDJSONDecoder
 from .protocols import get_decoder
-from .sse import Comment, ServerSentEvent, SSEDecoder
+from .sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
 
 __all__ = [
     "accumulate",
@@ -128,6 +128,11 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
                     item = json_item(event, index)
                 except RxgptError as exc:
                     stopped = True
+                    if isinstance(event, IncompleteEvent) and isinstance(exc, DecodeError):
+                        # a last event cut off by the end of the body: truncation
+                        exc = MissingDone(f"the body ended inside event {index}")
+                        if done is None:
+                            exc = StreamInterrupted(f"the body ended inside event {index}")
                     observer.on_error(exc)
                     return
                 index += 1
@@ -292,6 +297,8 @@ def decode_stream(
 
     Same items and errors as the three stages, at the cost of one stage.
     """
+
+    get_decoder(protocol)  # fail fast on an unknown name
 
     def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
         def subscribe(

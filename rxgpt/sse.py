@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .errors import EventTooLarge
 
-__all__ = ["Comment", "SSEDecoder", "ServerSentEvent"]
+__all__ = ["Comment", "IncompleteEvent", "SSEDecoder", "ServerSentEvent"]
 
 
 class ServerSentEvent(NamedTuple):
@@ -41,6 +41,15 @@ class ServerSentEvent(NamedTuple):
         return loads(self.data)
 
 
+class IncompleteEvent(ServerSentEvent):
+    """An event flushed at the end of the stream although its blank line never came.
+
+    Only produced on request (``close(flush=True)``); it may have been cut off mid-way.
+    """
+
+    __slots__ = ()
+
+
 class Comment(NamedTuple):
     """A comment line (``: text``): a heartbeat that proves the connection is alive."""
 
@@ -48,6 +57,11 @@ class Comment(NamedTuple):
 
 
 _new_event = ServerSentEvent.__new__
+
+#: A line still waiting for its end may exceed ``max_event_bytes`` by this much: room for
+#: its field name, so that the limit means the same (the size of an event's data) however
+#: the stream is chunked.
+_LINE_SLACK = 16
 
 
 def _size(text: str) -> int:
@@ -146,6 +160,7 @@ class SSEDecoder:
             self._tail = []
             if self._data:
                 self._dispatch(out)
+                out = [IncompleteEvent(*event) for event in out]
         self._tail = []
         self._data = []
         self._event = ""
@@ -186,7 +201,7 @@ class SSEDecoder:
             self._tail.append(text)
             if self._limit is not None:
                 self._tail_size += _size(text)
-                if self._tail_size > self._limit:
+                if self._tail_size > self._limit + _LINE_SLACK:
                     self._fail(self._tail_size, out)
             return out
         if self._tail:
@@ -224,7 +239,7 @@ class SSEDecoder:
                 self._tail.append(tail)
                 if limit is not None:
                     self._tail_size = _size(tail)
-                    if self._tail_size > limit:
+                    if self._tail_size > limit + _LINE_SLACK:
                         self._fail(self._tail_size, out)
         return out
 
@@ -255,7 +270,8 @@ class SSEDecoder:
             if name == "data":
                 self._data.append(value)
                 if self._limit is not None:
-                    self._data_size += _size(value) + 1
+                    # the size of the event's data: the lines joined with LF
+                    self._data_size += _size(value) + (1 if len(self._data) > 1 else 0)
                     if self._data_size > self._limit:
                         self._fail(self._data_size, out)
             elif name == "event":
@@ -291,5 +307,5 @@ class SSEDecoder:
         self._tail = []
         self._data = []
         error = EventTooLarge(size, self._limit or 0)
-        error.events = [e for e in out if type(e) is ServerSentEvent]
+        error.events = list(out)
         raise error

@@ -103,12 +103,10 @@ class OpenAIChatDecoder:
                 delta = ch.get("delta")
                 if delta:
                     content = delta.get("content")
-                    if content and content.__class__ is str:
-                        out.append(TextDelta(i, content))
-                        if len(delta) > 1:
-                            self._delta(i, delta, out, False)
+                    if len(delta) == 1 and content and content.__class__ is str:
+                        out.append(TextDelta(i, content))  # the common chunk
                     else:
-                        self._delta(i, delta, out, True)
+                        self._delta(i, delta, out)
                 logprobs = ch.get("logprobs")
                 if logprobs is not None:
                     out.append(LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal")))
@@ -147,18 +145,20 @@ class OpenAIChatDecoder:
         else:
             out.append(ResponseInfo(None, None, None, {"system_fingerprint": self._fingerprint}))
 
-    def _delta(self, i: int, delta: dict[str, Any], out: list[Delta], content_too: bool) -> None:
+    def _delta(self, i: int, delta: dict[str, Any], out: list[Delta]) -> None:
         role = delta.get("role")
         if role and self._roles.get(i) != role:
             self._roles[i] = role
             out.append(RoleDelta(i, role))
-        if content_too:
-            content = delta.get("content")
-            if content == "" and i not in self._content_seen:
-                self._content_seen.add(i)
-                out.append(TextDelta(i, ""))
-            elif content and content.__class__ is list:
+        content = delta.get("content")
+        if content:
+            if content.__class__ is str:
+                out.append(TextDelta(i, content))
+            elif content.__class__ is list:
                 self._content_parts(i, content, out)
+        elif content == "" and i not in self._content_seen:
+            self._content_seen.add(i)
+            out.append(TextDelta(i, ""))
         refusal = delta.get("refusal")
         if refusal:
             out.append(RefusalDelta(i, refusal))

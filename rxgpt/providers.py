@@ -1,0 +1,186 @@
+"""How to ask each provider for a stream: URL, auth headers, request body, protocol.
+
+Strategy: one small :class:`Provider` record per provider, with a function that turns the
+neutral ``(model, messages, params)`` into the provider's request. The client picks the
+framing and decoder from ``Provider.protocol``. Base URLs follow each vendor's own SDK
+convention: OpenAI's includes ``/v1``, Anthropic's, Gemini's and Ollama's do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["PROVIDERS", "Provider", "Request", "get_provider"]
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request: where to send it, with which headers and JSON body."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def _text(content: Any) -> str:
+    """The text of a message's content (a string, or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping)
+        )
+    return "" if content is None else str(content)
+
+
+def _bearer(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _openai_chat(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    body = {"model": model, "messages": list(messages), **params, "stream": True}
+    return Request(f"{base}/chat/completions", _bearer(key), body)
+
+
+def _openai_completions(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    prompt = params.pop("prompt", None)
+    if prompt is None:
+        prompt = "\n\n".join(_text(m.get("content")) for m in messages)
+    body = {"model": model, "prompt": prompt, **params, "stream": True}
+    return Request(f"{base}/completions", _bearer(key), body)
+
+
+def _openai_responses(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    body = {"model": model, "input": list(messages), **params, "stream": True}
+    return Request(f"{base}/responses", _bearer(key), body)
+
+
+def _anthropic(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    system = [_text(m.get("content")) for m in messages if m.get("role") == "system"]
+    turns = [dict(m) for m in messages if m.get("role") != "system"]
+    body: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": 1024}
+    if system and "system" not in params:
+        body["system"] = "\n\n".join(system)
+    body.update(params)
+    body["stream"] = True
+    headers = {"anthropic-version": "2023-06-01"}
+    if key:
+        headers["x-api-key"] = key
+    return Request(f"{base}/v1/messages", headers, body)
+
+
+def _gemini(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    contents = []
+    system = []
+    for message in messages:
+        role = message.get("role")
+        text = _text(message.get("content"))
+        if role == "system":
+            system.append(text)
+        else:
+            gemini_role = "model" if role == "assistant" else "user"
+            contents.append({"role": gemini_role, "parts": [{"text": text}]})
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+    body.update(params)
+    headers = {"x-goog-api-key": key} if key else {}
+    url = f"{base}/v1beta/models/{quote(model, safe='')}:streamGenerateContent?alt=sse"
+    return Request(url, headers, body)
+
+
+def _ollama(
+    base: str, key: str | None, model: str, messages: Messages, params: dict[str, Any]
+) -> Request:
+    body = {"model": model, "messages": list(messages), **params, "stream": True}
+    return Request(f"{base}/api/chat", _bearer(key), body)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A provider: its protocol, default base URL, environment variables, request builder."""
+
+    name: str
+    protocol: str
+    default_base_url: str
+    base_url_env: tuple[str, ...]
+    api_key_env: tuple[str, ...]
+    build: Callable[[str, str | None, str, Messages, dict[str, Any]], Request]
+
+    def request(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        messages: Messages,
+        params: Mapping[str, Any],
+    ) -> Request:
+        """The HTTP request that streams an answer to ``messages``."""
+        return self.build(base_url.rstrip("/"), api_key, model, messages, dict(params))
+
+
+_OPENAI_ENV = (("OPENAI_BASE_URL",), ("OPENAI_API_KEY",))
+
+#: Provider name → :class:`Provider`.
+PROVIDERS: dict[str, Provider] = {
+    "openai": Provider(
+        "openai", "openai-chat", "https://api.openai.com/v1", *_OPENAI_ENV, _openai_chat
+    ),
+    "openai-completions": Provider(
+        "openai-completions",
+        "openai-completions",
+        "https://api.openai.com/v1",
+        *_OPENAI_ENV,
+        _openai_completions,
+    ),
+    "openai-responses": Provider(
+        "openai-responses",
+        "openai-responses",
+        "https://api.openai.com/v1",
+        *_OPENAI_ENV,
+        _openai_responses,
+    ),
+    "anthropic": Provider(
+        "anthropic",
+        "anthropic",
+        "https://api.anthropic.com",
+        ("ANTHROPIC_BASE_URL",),
+        ("ANTHROPIC_API_KEY",),
+        _anthropic,
+    ),
+    "gemini": Provider(
+        "gemini",
+        "gemini",
+        "https://generativelanguage.googleapis.com",
+        ("GEMINI_BASE_URL",),
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        _gemini,
+    ),
+    "ollama": Provider(
+        "ollama", "ollama", "http://127.0.0.1:11434", ("OLLAMA_HOST",), (), _ollama
+    ),
+}
+
+
+def get_provider(name: str) -> Provider:
+    """The :class:`Provider` called ``name``; ValueError names the known ones otherwise."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ValueError(f"unknown provider {name!r}; known: {known}") from None
