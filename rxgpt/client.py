@@ -24,11 +24,10 @@ from .deltas import Delta, TextDelta
 from .errors import register_secret
 from .fanout import Fanout, ReplayPolicy
 from .operators import decode_stream, partial_completion
+from .providers import get_provider
 from .transport import request
 
 __all__ = ["ChatStream", "Client"]
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class ChatStream:
@@ -193,11 +192,15 @@ class ChatStream:
 
 
 class Client:
-    """An OpenAI-compatible streaming client over aiohttp.
+    """A streaming LLM client over aiohttp, for any supported provider.
 
-    ``base_url`` and ``api_key`` default to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``.
-    Pass your own ``session`` to share a connection pool (it is not closed by
-    :meth:`aclose`). Use as ``async with rxgpt.Client(...) as client:``.
+    ``provider`` picks the API ("openai" by default; also "openai-responses",
+    "openai-completions", "anthropic", "gemini", "ollama"): its request shape, auth
+    headers, framing and decoder. ``base_url`` and ``api_key`` default to the provider's
+    environment variables (``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` for OpenAI,
+    ``ANTHROPIC_*``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``), then its public endpoint. Pass
+    your own ``session`` to share a connection pool (it is not closed by :meth:`aclose`).
+    Use as ``async with rxgpt.Client(...) as client:``.
     """
 
     def __init__(
@@ -205,14 +208,21 @@ class Client:
         base_url: str | None = None,
         api_key: str | None = None,
         *,
+        provider: str = "openai",
         session: aiohttp.ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int | None = None,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
+        self.provider = get_provider(provider)
+        env_url = next(
+            (os.environ[v] for v in self.provider.base_url_env if os.environ.get(v)), None
         )
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.base_url = (base_url or env_url or self.provider.default_base_url).rstrip("/")
+        if api_key is None:
+            api_key = next(
+                (os.environ[v] for v in self.provider.api_key_env if os.environ.get(v)), None
+            )
+        self._api_key = api_key
         register_secret(self._api_key)
         self._session = session
         self._own_session = session is None
@@ -221,7 +231,9 @@ class Client:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"Client(base_url={self.base_url!r}, api_key=<{key}>)"
+        return (
+            f"Client(provider={self.provider.name!r}, base_url={self.base_url!r}, api_key=<{key}>)"
+        )
 
     async def __aenter__(self) -> Client:
         return self
@@ -245,12 +257,6 @@ class Client:
             self._own_session = True
         return self._session
 
-    def _auth_headers(self) -> dict[str, str]:
-        headers = dict(self._headers)
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
-
     def chat(
         self,
         *,
@@ -259,27 +265,28 @@ class Client:
         replay: ReplayPolicy = "all",
         max_event_bytes: int | None = None,
         heartbeats: bool = False,
+        protocol: str | None = None,
         **params: Any,
     ) -> ChatStream:
-        """Start building a streamed chat completion (sent when the stream starts).
+        """Prepare a streamed answer to ``messages`` (sent when the stream starts).
 
         Extra keyword ``params`` go into the request body as given (``temperature``,
-        ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy.
+        ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy;
+        ``protocol`` overrides the decoder chosen by the provider.
         """
-        body: dict[str, Any] = {"model": model, "messages": list(messages), **params}
-        body["stream"] = True
-        url = f"{self.base_url}/chat/completions"
-        headers = self._auth_headers()
+        req = self.provider.request(self.base_url, self._api_key, model, messages, params)
+        headers = {**req.headers, **self._headers}
+        limit = max_event_bytes if max_event_bytes is not None else self.max_event_bytes
 
         def make_source(flow: FlowControl) -> Observable[bytes]:
-            return request(url, json=body, headers=headers, session=self.session(), flow=flow)
+            return request(
+                req.url, json=req.body, headers=headers, session=self.session(), flow=flow
+            )
 
         return ChatStream(
             make_source,
-            protocol="openai-chat",
+            protocol=protocol or self.provider.protocol,
             replay=replay,
-            max_event_bytes=(
-                max_event_bytes if max_event_bytes is not None else self.max_event_bytes
-            ),
+            max_event_bytes=limit,
             heartbeats=heartbeats,
         )

@@ -70,9 +70,10 @@ class StreamDecoder:
     the framing (NDJSON for "ollama", SSE otherwise). ``heartbeats=True`` turns SSE
     comments into :class:`~rxgpt.Heartbeat` deltas. ``flush_incomplete=True`` accepts a
     final event whose blank line never came if its data is JSON (or the marker): for
-    servers that omit it; by default such an event is dropped, as the SSE rules say. ``done`` becomes True when the
-    protocol's end signal arrived; :meth:`close` (at the end of the body) sets ``error``
-    to :class:`~rxgpt.StreamInterrupted` if the stream may not end there.
+    servers that omit it; by default such an event is dropped, as the SSE rules say.
+    ``done`` becomes True when the protocol's end signal arrived; :meth:`close` (at the
+    end of the body) sets ``error`` to :class:`~rxgpt.StreamInterrupted` if the stream
+    may not end there.
     """
 
     __slots__ = (

@@ -32,9 +32,7 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, Mapping)
-        )
+        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
     return "" if content is None else str(content)
 
 
@@ -171,9 +169,7 @@ PROVIDERS: dict[str, Provider] = {
         ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         _gemini,
     ),
-    "ollama": Provider(
-        "ollama", "ollama", "http://127.0.0.1:11434", ("OLLAMA_HOST",), (), _ollama
-    ),
+    "ollama": Provider("ollama", "ollama", "http://127.0.0.1:11434", ("OLLAMA_HOST",), (), _ollama),
 }
 
 
