@@ -37,12 +37,13 @@ _ANTHROPIC_STOP = {
 
 
 def _partial(arguments: str) -> Any:
+    """Tool input as the anthropic SDK builds it: complete values only (jiter mode "on")."""
     from .partial_json import parse_partial
 
     if not arguments.strip():
         return {}
     try:
-        return parse_partial(arguments)
+        return parse_partial(arguments, {}, trailing_strings=False)
     except ValueError:
         return {}
 

@@ -21,6 +21,7 @@ from .client import Client
 from .completion import Completion
 from .errors import RxgptError, redact
 from .observers import DeltaLogger, StreamMetrics, TextPrinter
+from .providers import PROVIDERS, get_provider
 
 __all__ = ["main"]
 
@@ -33,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="stream one answer to the terminal")
     chat.add_argument("prompt", help="the user message")
+    chat.add_argument(
+        "--provider",
+        default="openai",
+        choices=sorted(PROVIDERS),
+        help="the API to talk to (default: openai chat completions)",
+    )
     chat.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or embedded)")
     chat.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
     chat.add_argument(
@@ -58,15 +65,25 @@ def _parser() -> argparse.ArgumentParser:
 @contextlib.asynccontextmanager
 async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[str | None, str | None, str]]:
     """Yield (base_url, api_key, model), starting the embedded server when none is set."""
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL")
-    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
-    if base_url or api_key:
-        yield base_url, api_key, args.model or "gpt-4o-mini"
+    provider = get_provider(args.provider)
+    env = (*provider.base_url_env, *provider.api_key_env)
+    base_url = args.base_url
+    api_key = args.api_key
+    if base_url or api_key or any(os.environ.get(name) for name in env):
+        yield base_url, api_key, args.model or _DEFAULT_MODELS.get(provider.name, "gpt-4o-mini")
         return
     from .mock import MockConfig, MockServer
 
     async with MockServer(MockConfig(itl_ms=8, ttft_ms=40)) as server:
-        yield server.base_url, "sk-embedded", args.model or "rxgpt-mock"
+        url = server.base_url if provider.name.startswith("openai") else server.url
+        yield url, "sk-embedded", args.model or "rxgpt-mock"
+
+
+_DEFAULT_MODELS = {
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": "gemini-2.5-flash",
+    "ollama": "llama3.2",
+}
 
 
 def _summary(metrics: StreamMetrics, completion: Completion) -> str:
@@ -97,14 +114,19 @@ async def _chat(args: argparse.Namespace) -> int:
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    params: dict[str, Any] = {"stream_options": {"include_usage": True}}
+    params: dict[str, Any] = {}
+    if args.provider in ("openai", "openai-completions"):
+        params["stream_options"] = {"include_usage": True}
     if args.max_tokens is not None:
-        params["max_tokens"] = args.max_tokens
+        key = {"openai-responses": "max_output_tokens", "ollama": "options"}.get(
+            args.provider, "max_tokens"
+        )
+        params[key] = {"num_predict": args.max_tokens} if key == "options" else args.max_tokens
     log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
     try:
         async with (
             _target(args) as (base_url, api_key, model),
-            Client(base_url=base_url, api_key=api_key) as client,
+            Client(base_url=base_url, api_key=api_key, provider=args.provider) as client,
         ):
             stream = client.chat(model=model, messages=messages, **params)
             metrics = StreamMetrics()

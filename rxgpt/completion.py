@@ -32,6 +32,7 @@ from .deltas import (
     Usage,
     UsageDelta,
 )
+from .partial_json import PartialJSON
 
 if TYPE_CHECKING:
     from .errors import RxgptError
@@ -71,10 +72,14 @@ class ToolCall:
         return loads(self.arguments) if self.arguments.strip() else {}
 
     def partial_arguments(self) -> Any:
-        """The arguments parsed tolerantly: what is there so far, even if cut off."""
+        """The arguments parsed tolerantly: what is there so far, even if cut off.
+
+        Raises :class:`~rxgpt.partial_json.PartialJSONError` (a ValueError) if the text
+        can never become valid JSON.
+        """
         from .partial_json import parse_partial
 
-        return parse_partial(self.arguments) if self.arguments.strip() else {}
+        return parse_partial(self.arguments, {}) if self.arguments.strip() else {}
 
 
 @dataclass(slots=True)
@@ -180,7 +185,19 @@ def _runs(fragments: list[str], runs: list[tuple[int, int]]) -> dict[int, str]:
 
 
 class _ToolState:
-    __slots__ = ("args", "done", "final", "id", "index", "item_id", "name", "part", "type")
+    __slots__ = (
+        "args",
+        "done",
+        "fed",
+        "final",
+        "id",
+        "index",
+        "item_id",
+        "name",
+        "parser",
+        "part",
+        "type",
+    )
 
     def __init__(self, index: int, call_id: str | None, name: str, kind: str) -> None:
         self.index = index
@@ -192,6 +209,18 @@ class _ToolState:
         self.args: list[str] = []
         self.final: str | None = None
         self.done = False
+        self.parser: PartialJSON | None = None  # made on first partial read
+        self.fed = 0  # fragments already given to the parser
+
+    def partial(self) -> Any:
+        """The arguments parsed so far; feeds the parser only the new fragments."""
+        if self.parser is None:
+            self.parser = PartialJSON()
+        parser = self.parser
+        for fragment in self.args[self.fed :]:
+            parser.feed(fragment)
+        self.fed = len(self.args)
+        return parser.value({})
 
     def build(self) -> ToolCall:
         arguments = self.final if self.final is not None else "".join(self.args)
@@ -442,6 +471,17 @@ class Accumulator:
                 if c.logprobs[key] is None:
                     c.logprobs[key] = []
                 c.logprobs[key].extend(value)
+
+    def partial_arguments(self, index: int = 0, choice: int = 0) -> Any:
+        """Tool call ``index``'s arguments parsed so far, while they stream.
+
+        Incremental: each call parses only the fragments that arrived since the previous
+        one. Raises :class:`~rxgpt.partial_json.PartialJSONError` on text that can never
+        become valid JSON.
+        """
+        c = self._choices.get(choice)
+        tool = c.tools.get(index) if c is not None else None
+        return tool.partial() if tool is not None else {}
 
     def text(self, choice: int = 0) -> str:
         """The text of ``choice`` so far."""

@@ -228,8 +228,11 @@ class PartialJSON:
             self._error = error
             raise
 
-    def value(self, default: Any = None) -> Any:
+    def value(self, default: Any = None, *, trailing_strings: bool = True) -> Any:
         """The value parsed so far, ``default`` while there is none (e.g. before any text).
+
+        ``trailing_strings=False`` leaves out a string still in progress (and its key),
+        as jiter's partial mode "on" (what the anthropic SDK uses) does.
 
         Once :attr:`complete`, the parsed value itself. Before that, a fresh structure: the
         open containers are shallow-copied and closed, with the unfinished string or number
@@ -241,7 +244,7 @@ class PartialJSON:
         state = self._state
         node: Any = _MISSING
         if state == _S_STRING:
-            if not self._in_key:
+            if not self._in_key and trailing_strings:
                 node = self._partial_string()
         elif state == _S_NUMBER:
             node = self._partial_number()
@@ -562,7 +565,9 @@ class PartialJSON:
             return _MISSING
 
 
-def parse_partial(text: str, default: Any = None, *, strict: bool = True) -> Any:
+def parse_partial(
+    text: str, default: Any = None, *, strict: bool = True, trailing_strings: bool = True
+) -> Any:
     """Parse a possibly cut-off JSON text tolerantly: the value it holds so far.
 
     ``default`` when there is none yet (empty text, ``-``, ``tru``). Raises
@@ -570,4 +575,4 @@ def parse_partial(text: str, default: Any = None, *, strict: bool = True) -> Any
     """
     parser = PartialJSON(strict=strict)
     parser.feed(text)
-    return parser.value(default)
+    return parser.value(default, trailing_strings=trailing_strings)
