@@ -10,14 +10,25 @@ from __future__ import annotations
 from ._json import BACKEND as JSON_BACKEND
 from .aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
 from .client import ChatStream, Client
-from .completion import Accumulator, Choice, Completion, CompletionState, Snapshot, ToolCall
+from .completion import (
+    Accumulator,
+    Choice,
+    Completion,
+    CompletionState,
+    ContentPart,
+    Snapshot,
+    ToolCall,
+)
 from .decoder import DONE, StreamDecoder
 from .deltas import (
     FINISH_REASONS,
+    AnnotationDelta,
     Delta,
+    ErrorDelta,
     FinishDelta,
     Heartbeat,
     LogprobsDelta,
+    PartStart,
     ReasoningDelta,
     ReasoningSignature,
     RefusalDelta,
@@ -37,6 +48,7 @@ from .errors import (
     HTTPStatusError,
     RateLimitError,
     RxgptError,
+    StreamCancelled,
     StreamError,
     StreamInterrupted,
     StreamTimeout,
@@ -48,9 +60,13 @@ from .operators import (
     decode_json,
     decode_stream,
     extract_deltas,
+    parse_ndjson,
     parse_sse,
     snapshots,
 )
+from .partial_json import PartialJSON, PartialJSONError, parse_partial
+from .providers import PROVIDERS, Provider
+from .resilience import Retry, Timeouts
 from .sse import Comment, ServerSentEvent, SSEDecoder
 from .transport import request
 
@@ -60,7 +76,9 @@ __all__ = [
     "DONE",
     "FINISH_REASONS",
     "JSON_BACKEND",
+    "PROVIDERS",
     "Accumulator",
+    "AnnotationDelta",
     "AuthenticationError",
     "ChatStream",
     "Choice",
@@ -68,8 +86,10 @@ __all__ = [
     "Comment",
     "Completion",
     "CompletionState",
+    "ContentPart",
     "DecodeError",
     "Delta",
+    "ErrorDelta",
     "EventTooLarge",
     "Fanout",
     "FinishDelta",
@@ -79,21 +99,28 @@ __all__ = [
     "LateSubscriberError",
     "LogprobsDelta",
     "ObservableIterator",
+    "PartStart",
+    "PartialJSON",
+    "PartialJSONError",
+    "Provider",
     "RateLimitError",
     "ReasoningDelta",
     "ReasoningSignature",
     "RefusalDelta",
     "ResponseInfo",
+    "Retry",
     "RoleDelta",
     "RxgptError",
     "SSEDecoder",
     "ServerSentEvent",
     "Snapshot",
+    "StreamCancelled",
     "StreamDecoder",
     "StreamError",
     "StreamInterrupted",
     "StreamTimeout",
     "TextDelta",
+    "Timeouts",
     "ToolCall",
     "ToolCallArguments",
     "ToolCallEnd",
@@ -106,6 +133,8 @@ __all__ = [
     "decode_stream",
     "extract_deltas",
     "from_async_iterable",
+    "parse_ndjson",
+    "parse_partial",
     "parse_sse",
     "request",
     "snapshots",

@@ -15,16 +15,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-import reactivex
 from reactivex import Observable, abc
 
 from .aio import FlowControl, ObservableIterator
 from .completion import Accumulator, Completion
 from .deltas import Delta, TextDelta
-from .errors import register_secret
+from .errors import StreamCancelled, register_secret
 from .fanout import Fanout, ReplayPolicy
 from .operators import decode_stream, partial_completion
 from .providers import get_provider
+from .resilience import Progress, Retry, Timeouts, resilient
 from .transport import request
 
 __all__ = ["ChatStream", "Client"]
@@ -43,19 +43,23 @@ class ChatStream:
 
     def __init__(
         self,
-        make_source: Callable[[FlowControl], Observable[bytes]],
+        make_source: Callable[[FlowControl, Progress], Observable[bytes]],
         *,
         protocol: str = "openai-chat",
         replay: ReplayPolicy = "all",
         max_event_bytes: int | None = None,
         heartbeats: bool = False,
+        timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.protocol = protocol
         self._flow = FlowControl()
-        source = reactivex.defer(lambda _scheduler: make_source(self._flow))
-        deltas = source.pipe(
-            decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
-        )
+        decode = decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+
+        def attempt(progress: Progress) -> Observable[Delta]:
+            return make_source(self._flow, progress).pipe(decode)
+
+        deltas = resilient(attempt, timeouts=timeouts, retry=retry)
         self._fanout: Fanout[Delta] = Fanout(deltas, replay=replay)
         self._acc = Accumulator(protocol)
         self._result: Completion | None = None
@@ -96,7 +100,7 @@ class ChatStream:
             self._finished = asyncio.Event()
             if self._result is not None or self._error is not None:
                 self._finished.set()
-        if not self._fanout.connected:
+        if not self._fanout.connected and not self.done:
             self._fanout.connect()
 
     @property
@@ -108,9 +112,11 @@ class ChatStream:
         """Stop now: close the response; the result becomes a "cancelled" partial."""
         if self.done:
             return
-        self._fanout.dispose()
-        self._result = self._acc.completion("cancelled")
-        self._error = asyncio.CancelledError("the stream was cancelled")
+        error = StreamCancelled("the stream was cancelled")
+        self._result = self._acc.completion("cancelled", error)
+        error.partial = self._result
+        self._error = error
+        self._fanout.dispose(error)
         if self._finished is not None:
             self._finished.set()
 
@@ -130,6 +136,8 @@ class ChatStream:
             self._finished.set()
 
     def _on_error(self, error: Exception) -> None:
+        if self._error is not None:
+            return  # already cancelled
         self._result = partial_completion(self._acc, error)
         self._error = error
         if self._finished is not None:
@@ -158,8 +166,6 @@ class ChatStream:
             self.cancel()
             raise
         if self._error is not None:
-            if isinstance(self._error, asyncio.CancelledError):
-                raise asyncio.CancelledError("the stream was cancelled")
             raise self._error
         assert self._result is not None
         return self._result
@@ -212,8 +218,12 @@ class Client:
         session: aiohttp.ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int | None = None,
+        timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.provider = get_provider(provider)
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.retry = retry if retry is not None else Retry()
         env_url = next(
             (os.environ[v] for v in self.provider.base_url_env if os.environ.get(v)), None
         )
@@ -266,21 +276,29 @@ class Client:
         max_event_bytes: int | None = None,
         heartbeats: bool = False,
         protocol: str | None = None,
+        timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
         **params: Any,
     ) -> ChatStream:
         """Prepare a streamed answer to ``messages`` (sent when the stream starts).
 
         Extra keyword ``params`` go into the request body as given (``temperature``,
         ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy;
-        ``protocol`` overrides the decoder chosen by the provider.
+        ``protocol`` overrides the decoder chosen by the provider; ``timeouts`` and
+        ``retry`` override the client's for this call.
         """
         req = self.provider.request(self.base_url, self._api_key, model, messages, params)
         headers = {**req.headers, **self._headers}
         limit = max_event_bytes if max_event_bytes is not None else self.max_event_bytes
 
-        def make_source(flow: FlowControl) -> Observable[bytes]:
+        def make_source(flow: FlowControl, progress: Progress) -> Observable[bytes]:
             return request(
-                req.url, json=req.body, headers=headers, session=self.session(), flow=flow
+                req.url,
+                json=req.body,
+                headers=headers,
+                session=self.session(),
+                flow=flow,
+                progress=progress,
             )
 
         return ChatStream(
@@ -289,4 +307,6 @@ class Client:
             replay=replay,
             max_event_bytes=limit,
             heartbeats=heartbeats,
+            timeouts=timeouts if timeouts is not None else self.timeouts,
+            retry=retry if retry is not None else self.retry,
         )

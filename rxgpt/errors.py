@@ -13,6 +13,7 @@ Exception tree::
     ├── TransportError             the connection could not be made or broke
     │   ├── StreamTimeout          connect / first_byte / idle / total deadline passed
     │   └── StreamInterrupted      the body ended before the protocol's end signal
+    ├── StreamCancelled            the consumer cancelled the stream
     ├── DecodeError                a frame or JSON payload could not be decoded
     │   └── EventTooLarge          an event or line grew past ``max_event_bytes``
     └── StreamError                the provider reported an error inside the stream
@@ -34,6 +35,7 @@ __all__ = [
     "HTTPStatusError",
     "RateLimitError",
     "RxgptError",
+    "StreamCancelled",
     "StreamError",
     "StreamInterrupted",
     "StreamTimeout",
@@ -84,6 +86,8 @@ class RxgptError(Exception):
 
     #: The :class:`~rxgpt.Completion` accumulated before the failure, when known.
     partial: Completion | None
+    #: How many attempts (requests) were made before giving up.
+    attempts: int = 1
 
     def __init__(self, message: str, *, partial: Completion | None = None) -> None:
         super().__init__(redact(message))
@@ -178,6 +182,10 @@ class StreamTimeout(TransportError):
 
 class StreamInterrupted(TransportError):
     """The body ended (or the connection dropped) before the protocol's end signal."""
+
+
+class StreamCancelled(RxgptError):
+    """The stream was cancelled (by ``cancel()``, a cancelled task or a left loop)."""
 
 
 class DecodeError(RxgptError):

@@ -108,15 +108,19 @@ class Fanout(Generic[_T]):
                 "the Fanout with replay=N or replay='all'"
             )
         entry = _Entry(observer)
-        if self._buffer is not None:
-            for item in list(self._buffer):
-                observer.on_next(item)
-        if self._terminal is not None:
-            kind, error = self._terminal
-            if kind == "error" and error is not None:
-                observer.on_error(error)
-            else:
-                observer.on_completed()
+        try:
+            if self._buffer is not None:
+                for item in list(self._buffer):
+                    observer.on_next(item)
+            if self._terminal is not None:
+                kind, error = self._terminal
+                if kind == "error" and error is not None:
+                    observer.on_error(error)
+                else:
+                    observer.on_completed()
+                return Disposable()
+        except Exception as exc:  # a late subscriber failed on the replay: isolate it too
+            self._fail(entry, exc)
             return Disposable()
         self._entries.append(entry)
 
@@ -138,10 +142,16 @@ class Fanout(Generic[_T]):
         assert self._connection is not None
         return self._connection
 
-    def dispose(self) -> None:
-        """Disconnect from the source (closing it) and detach every subscriber."""
+    def dispose(self, error: Exception | None = None) -> None:
+        """Disconnect from the source (closing it) and end every subscriber.
+
+        Subscribers get ``on_error(error)`` when an error is given (a cancellation, say),
+        else they are detached silently.
+        """
         if self._connection is not None:
             self._connection.dispose()
+        if error is not None and self._terminal is None:
+            self._on_error(error)
         self._entries.clear()
 
     # -- pushing ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ errors here, at one boundary, for the request and for the body alike.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -22,14 +22,17 @@ from ._json import dumps, loads
 from .aio import FlowControl, current_flow
 from .errors import (
     AuthenticationError,
+    DecodeError,
     HTTPStatusError,
     RateLimitError,
     RxgptError,
+    StreamError,
     StreamInterrupted,
+    StreamTimeout,
     TransportError,
 )
 
-__all__ = ["error_from_response", "request"]
+__all__ = ["error_from_response", "map_exception", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -77,12 +80,19 @@ def request(
     headers: Mapping[str, str] | None = None,
     session: aiohttp.ClientSession | None = None,
     flow: FlowControl | None = None,
+    progress: Callable[[str], None] | None = None,
+    drain_bytes: int = 64 * 1024,
+    drain_timeout: float = 1.0,
 ) -> Observable[bytes]:
     """A cold observable: each subscription sends one request and emits the body's chunks.
 
     ``session`` is the caller's :class:`aiohttp.ClientSession` (one is created and closed
     per subscription otherwise). ``flow`` lets a consumer pause socket reads (see
-    :mod:`rxgpt.aio`). Subscribe from within a running event loop.
+    :mod:`rxgpt.aio`); ``progress`` is told "connected" (headers in) and "first_byte".
+    Disposing from another task (cancellation, timeout) closes the connection at once;
+    when the consumer stops synchronously while handling a chunk (it saw the end marker),
+    the rest of the body is drained, at most ``drain_bytes`` within ``drain_timeout``
+    seconds, so the connection can go back to the pool. Subscribe on a running loop.
     """
     body = dumps(json).encode() if json is not None else None
     send_headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -95,44 +105,44 @@ def request(
     ) -> abc.DisposableBase:
         loop = asyncio.get_running_loop()
         gate = flow or current_flow.get()
-        response: list[aiohttp.ClientResponse] = []
-        closed = False
+        state = _Subscription()
 
         async def run() -> None:
             own = session is None
             client = session or aiohttp.ClientSession()
             try:
                 async with client.request(method, url, data=body, headers=send_headers) as resp:
-                    response.append(resp)
-                    if closed:
+                    state.response = resp
+                    if state.closed:
                         resp.close()
                         return
                     if resp.status >= 300:
-                        raw = await resp.content.read(_MAX_ERROR_BODY)
+                        raw = await _read_bounded(resp)
                         observer.on_error(error_from_response(resp.status, resp.headers, raw, url))
                         return
-                    content = resp.content
-                    on_next = observer.on_next
-                    while True:
-                        if gate is not None:
-                            await gate.wait()
-                        chunk = await content.readany()
-                        if not chunk:
-                            break
-                        on_next(chunk)
+                    error = await _check_content_type(resp, url)
+                    if error is not None:
+                        observer.on_error(error)
+                        return
+                    if progress is not None:
+                        progress("connected")
+                    await _pump(resp, observer, gate, progress, state)
+                    if state.graceful:
+                        await _drain(resp, drain_bytes, drain_timeout)
+                        return
+                    if state.closed:
+                        return
                 observer.on_completed()
             except asyncio.CancelledError:
                 raise
+            except _ConsumerError as wrapped:
+                if not state.closed:
+                    observer.on_error(wrapped.error)
             except RxgptError as error:
                 observer.on_error(error)
-            except aiohttp.ClientPayloadError as error:
-                observer.on_error(StreamInterrupted(f"the connection broke mid-body: {error}"))
-            except (aiohttp.ServerDisconnectedError, ConnectionResetError) as error:
-                observer.on_error(StreamInterrupted(f"the server disconnected: {error!r}"))
-            except (aiohttp.ClientError, OSError) as error:
-                observer.on_error(TransportError(f"request to {url} failed: {error!r}"))
-            except Exception as error:  # an operator downstream raised: end the stream
-                observer.on_error(error)
+            except Exception as error:
+                if not state.closed:
+                    observer.on_error(map_exception(error, url))
             finally:
                 if own:
                     await client.close()
@@ -140,12 +150,128 @@ def request(
         task = loop.create_task(run())
 
         def dispose() -> None:
-            nonlocal closed
-            closed = True
-            for resp in response:
-                resp.close()
+            if state.closed:
+                return
+            state.closed = True
+            if state.in_on_next:
+                state.graceful = True  # the consumer ended while handling a chunk
+                return
+            if state.response is not None:
+                state.response.close()
             task.cancel()
 
         return Disposable(dispose)
 
     return Observable(subscribe)
+
+
+class _ConsumerError(Exception):
+    """An exception raised by the observer itself, carried out of the read loop."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+class _Subscription:
+    __slots__ = ("closed", "graceful", "in_on_next", "response")
+
+    def __init__(self) -> None:
+        self.response: aiohttp.ClientResponse | None = None
+        self.closed = False
+        self.graceful = False
+        self.in_on_next = False
+
+
+async def _pump(
+    resp: aiohttp.ClientResponse,
+    observer: abc.ObserverBase[bytes],
+    gate: FlowControl | None,
+    progress: Callable[[str], None] | None,
+    state: _Subscription,
+) -> None:
+    """Push every network read to the observer until EOF or disposal."""
+    content = resp.content
+    on_next = observer.on_next
+    chunk = await content.readany()
+    if chunk and progress is not None:
+        progress("first_byte")
+    while chunk:
+        state.in_on_next = True
+        try:
+            on_next(chunk)
+        except Exception as error:  # a consumer raised: end the stream with its error
+            raise _ConsumerError(error) from error
+        finally:
+            state.in_on_next = False
+        if state.closed:
+            return
+        if gate is not None:
+            await gate.wait()
+        chunk = await content.readany()
+
+
+async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> None:
+    """Read what is left of the body (bounded) so the connection can be reused."""
+    try:
+        async with asyncio.timeout(timeout):
+            left = limit
+            while left > 0:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    resp.release()
+                    return
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        pass
+    resp.close()
+
+
+_NOT_STREAMS = ("text/html", "application/json", "application/problem+json")
+
+
+async def _check_content_type(resp: aiohttp.ClientResponse, url: str) -> RxgptError | None:
+    """A 2xx answer that is an HTML page or a JSON document instead of a stream."""
+    media = resp.content_type.lower()
+    if media not in _NOT_STREAMS:
+        return None  # event streams, NDJSON, and unlabelled bodies are decoded
+    raw = await _read_bounded(resp)
+    text = raw.decode("utf-8", "replace")
+    if media != "text/html":
+        try:
+            parsed = loads(raw)
+        except Exception:
+            parsed = None
+        if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+            parsed = parsed[0]
+        if isinstance(parsed, dict) and parsed.get("error"):
+            return StreamError(parsed["error"])
+    return DecodeError(
+        f"expected a stream from {url}, got {media} with status {resp.status}", raw=text
+    )
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = _MAX_ERROR_BODY) -> bytes:
+    """Read a (non-stream) body until its end or ``limit`` bytes, whichever comes first."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await resp.content.readany()
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)[:limit]
+
+
+def map_exception(error: BaseException, url: str) -> RxgptError:
+    """The typed rxgpt error for an aiohttp or socket exception."""
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return StreamTimeout("connect", 0)
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return StreamInterrupted(f"the connection broke mid-body: {error}")
+    if isinstance(error, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return StreamInterrupted(f"the server disconnected: {error!r}")
+    if isinstance(error, aiohttp.ClientError | OSError):
+        return TransportError(f"request to {url} failed: {error!r}")
+    return TransportError(f"request to {url} failed: {error!r}")

@@ -1,10 +1,16 @@
-"""An embedded OpenAI-compatible streaming server, so tests, benchmarks and the CLI run offline.
+"""An embedded streaming LLM server, so tests, benchmarks and the CLI run offline.
+
+It speaks OpenAI chat completions (its main use), OpenAI legacy completions and Responses,
+Anthropic Messages and Ollama's native chat, each byte for byte as the vendor streams it, so
+the vendors' own clients accept it (routes: :mod:`rxgpt.mock.server`).
 
 Start it in-process with ``async with MockServer() as server:`` (then point a client at
-``server.base_url``), mount :func:`create_app` in your own aiohttp runner, or run it from the
-command line through :func:`run_server` (``rxgpt serve``). Answers are deterministic; faults are
-requested per call with a ``"mock": {...}`` object in the request body (see
-:mod:`rxgpt.mock.faults`).
+``server.base_url``, or ``server.url`` for Anthropic and Ollama clients), mount
+:func:`create_app` in your own aiohttp runner, or run it from the command line through
+:func:`run_server` (``rxgpt serve``). Answers are deterministic (the same conversation gets the
+same text on every endpoint); faults are requested per call with a ``"mock": {...}`` object in
+the request body (see :mod:`rxgpt.mock.faults`); tool calls and thinking have triggers (see
+:mod:`rxgpt.mock.core`).
 """
 
 from __future__ import annotations

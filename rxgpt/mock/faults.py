@@ -1,37 +1,41 @@
-"""Fault injection and OpenAI-style error answers for the mock server.
+"""Fault injection for the mock server: options, error answers and the stream pump.
 
 A request can ask for a fault with a ``"mock": {...}`` object in its JSON body; the server's
-``MockConfig.faults`` gives defaults that the request overrides key by key. The options:
+``MockConfig.faults`` gives defaults that the request overrides key by key. The options, which
+apply to every streaming endpoint, each in its own wire format (see :class:`Framing`):
 
 ==================  ======================================================================
-``status``          answer with this HTTP status and an OpenAI error body
+``status``          answer with this HTTP status and the protocol's error body
 ``retry_after``     seconds, sent as a ``Retry-After`` header with ``status``
 ``fail_first``      only the first N requests carrying ``key`` fail (``status``, default 500)
 ``key``             the counter that ``fail_first`` uses (default ``""``)
 ``drop_after``      abort the connection after N events (the chunked body never ends)
 ``stall_after``     stop sending after N events, until the client goes away
-``keepalive_ms``    while stalled, send ``: keep-alive`` every M ms
-``garbage_at``      event N (0-based) is ``data: this is not json``
-``error_at``        event N is an in-band ``{"error": ...}`` payload, and the stream ends
-``no_done``         end without ``data: [DONE]``
-``line_endings``    ``"lf"`` (default), ``"crlf"`` or ``"cr"`` in the SSE framing
+``keepalive_ms``    while stalled, send a keep-alive every M ms (SSE ``: keep-alive``,
+                    Anthropic ``event: ping``; NDJSON has none and stays silent)
+``garbage_at``      event N (0-based) is ``data: this is not json`` (NDJSON: that line)
+``error_at``        event N is the protocol's in-band error, and the stream ends
+``no_done``         end without the protocol's end signal (``data: [DONE]``,
+                    ``message_stop``, ``response.completed``, the ``done:true`` line)
+``line_endings``    ``"lf"`` (default), ``"crlf"`` or ``"cr"`` in the framing
 ``chunk_bytes``     write the body in writes of exactly N bytes (events split anywhere)
 ``gzip``            ``Content-Encoding: gzip``, flushed after each write so it still streams
 ``endless_line``    after the first event, an endless ``data: {"x":"aaaa…`` line
 ==================  ======================================================================
 
-Events are counted from 0 over everything the stream would send (role, content, finish and
-usage chunks and ``[DONE]``); keep-alive comments do not count. When ``drop_after`` or
+Events are counted from 0 over everything the stream would send (for chat: role, content,
+finish and usage chunks and ``[DONE]``); keep-alives do not count. When ``drop_after`` or
 ``stall_after`` is past the last event, the fault happens after the last event instead.
 Unknown keys and ill-typed values are rejected with a 400, so a typo in a test shows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
@@ -41,9 +45,11 @@ __all__ = [
     "LINE_ENDINGS",
     "BodyWriter",
     "FaultOptions",
+    "Framing",
     "error_body",
-    "injected_error",
     "json_response",
+    "pump",
+    "status_error",
 ]
 
 LineEnding = Literal["lf", "crlf", "cr"]
@@ -180,16 +186,12 @@ def json_response(
     )
 
 
-def injected_error(faults: FaultOptions) -> web.Response:
-    """The error answer for a request that the ``status`` / ``fail_first`` options fail."""
-    status = faults.status or 500
+def status_error(status: int) -> web.Response:
+    """OpenAI's error answer for HTTP ``status`` (an injected ``status`` fault)."""
     type_, code, message = _STATUS_ERRORS.get(
         status, ("api_error", None, f"Injected error: HTTP {status} (rxgpt mock).")
     )
-    headers = {}
-    if faults.retry_after is not None:
-        headers["Retry-After"] = f"{faults.retry_after:g}"
-    return json_response(status, error_body(message, type_, code=code), headers)
+    return json_response(status, error_body(message, type_, code=code))
 
 
 class BodyWriter:
@@ -239,3 +241,150 @@ class BodyWriter:
             await self._write_sized(self._zlib.flush(zlib.Z_FINISH))
             self._zlib = None
         await self.flush()
+
+
+# --------------------------------------------------------------------------- stream pump
+
+_STALL_POLL_S = 0.25  # how often a stall without keep-alives checks that the client is there
+_ENDLESS_BLOCK = b"a" * 16384
+
+
+class Framing(Protocol):
+    """What the pump needs from a wire protocol to inject faults (bytes framed with its eol)."""
+
+    @property
+    def garbage(self) -> bytes:
+        """The event that replaces event ``garbage_at``: not valid JSON."""
+
+    @property
+    def keepalive(self) -> bytes | None:
+        """What a stall sends every ``keepalive_ms`` (``None``: the protocol has nothing)."""
+
+    @property
+    def endless(self) -> bytes:
+        """The start of the line that ``endless_line`` never ends."""
+
+    def error(self, index: int) -> Sequence[bytes]:
+        """The in-band error event(s) that replace event ``index`` and end the stream."""
+
+
+def _connected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
+async def _abort(request: web.Request, response: web.StreamResponse, out: BodyWriter) -> None:
+    """Close the connection without ending the chunked body (the client sees it broken)."""
+    await out.flush()
+    response.force_close()
+    if request.transport is not None:
+        request.transport.close()
+
+
+async def _stall(
+    request: web.Request, out: BodyWriter, faults: FaultOptions, framing: Framing
+) -> None:
+    """Send nothing more (but keep-alives) until the client goes away."""
+    await out.flush()
+    keepalive, interval = None, _STALL_POLL_S
+    if faults.keepalive_ms and framing.keepalive is not None:
+        keepalive, interval = framing.keepalive, faults.keepalive_ms / 1000
+    loop = asyncio.get_running_loop()
+    deadline = loop.time()
+    while _connected(request):
+        deadline += interval
+        await asyncio.sleep(max(deadline - loop.time(), 0))
+        if keepalive is not None:
+            await out.write(keepalive)
+            await out.flush()
+
+
+async def _endless(out: BodyWriter, framing: Framing) -> None:
+    """Send one line that never ends; stops when a write fails (the client went away)."""
+    await out.write(framing.endless)
+    while True:
+        await out.write(_ENDLESS_BLOCK)
+
+
+def _triggers(faults: FaultOptions) -> dict[int, str]:
+    """Map event index -> the fault that fires just before that event is written."""
+    triggers: dict[int, str] = {}
+    if faults.garbage_at is not None:
+        triggers[faults.garbage_at] = "garbage"
+    if faults.error_at is not None:
+        triggers[faults.error_at] = "error"
+    if faults.endless_line:
+        triggers[1] = "endless"
+    if faults.stall_after is not None:
+        triggers[faults.stall_after] = "stall"
+    if faults.drop_after is not None:
+        triggers[faults.drop_after] = "drop"
+    return triggers
+
+
+async def pump(
+    request: web.Request,
+    response: web.StreamResponse,
+    plan: Iterator[tuple[float, bytes]],
+    faults: FaultOptions,
+    start: float,
+    framing: Framing,
+) -> None:
+    """Write the planned events on time, applying the faults; one event per write.
+
+    ``plan`` yields ``(due, event bytes)``, ``due`` in seconds after ``start`` (a
+    ``loop.time()``); the pump sleeps only when an event is not due yet, against absolute
+    deadlines, so delays do not drift and zero delays never sleep.
+    """
+    out = BodyWriter(response, faults)
+    write = out.write
+    triggers = _triggers(faults)
+    loop = asyncio.get_running_loop()
+    for index, (due, data) in enumerate(plan):
+        if due > 0.0:
+            delay = start + due - loop.time()
+            if delay > 0.0:
+                await asyncio.sleep(delay)
+        fault = triggers.get(index) if triggers else None
+        if fault is not None:
+            if fault == "garbage":
+                data = framing.garbage
+            elif fault == "error":
+                for event in framing.error(index):
+                    await write(event)
+                break
+            else:
+                await _interrupt(fault, request, response, out, faults, framing)
+                return
+        await write(data)
+    else:
+        if (fault := _late_interrupt(faults)) is not None:
+            await _interrupt(fault, request, response, out, faults, framing)
+            return
+    await out.finish()
+
+
+def _late_interrupt(faults: FaultOptions) -> str | None:
+    """A drop or stall whose index was past the last event happens at the end."""
+    if faults.drop_after is not None:
+        return "drop"
+    if faults.stall_after is not None:
+        return "stall"
+    return None
+
+
+async def _interrupt(
+    fault: str,
+    request: web.Request,
+    response: web.StreamResponse,
+    out: BodyWriter,
+    faults: FaultOptions,
+    framing: Framing,
+) -> None:
+    """Apply a fault that ends the normal flow: endless line, drop or stall."""
+    if fault == "endless":
+        await _endless(out, framing)
+    elif fault == "drop":
+        await _abort(request, response, out)
+    else:
+        await _stall(request, out, faults, framing)

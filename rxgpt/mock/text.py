@@ -24,11 +24,14 @@ __all__ = [
     "NON_ASCII_WORDS",
     "VOCABULARY",
     "completion_id",
+    "content_texts",
     "count_prompt_tokens",
+    "derived_id",
     "dumps",
     "encode_token",
     "generate_tokens",
     "iter_tokens",
+    "request_digest",
 ]
 
 dumps: Callable[[Any], bytes]
@@ -87,9 +90,36 @@ def _seed(messages: Any, model: str, choice: int) -> int:
     return int.from_bytes(digest[:16], "big")
 
 
+def request_digest(messages: Any, model: str) -> str:
+    """The SHA-256 hex digest of the values that decide an answer (ids derive from it)."""
+    return hashlib.sha256(_canonical(messages, model)).hexdigest()
+
+
 def completion_id(messages: Any, model: str) -> str:
     """A deterministic ``chatcmpl-<hex>`` id for a request."""
-    return "chatcmpl-" + hashlib.sha256(_canonical(messages, model)).hexdigest()[:29]
+    return "chatcmpl-" + request_digest(messages, model)[:29]
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def derived_id(
+    prefix: str, digest: str, *, salt: str = "", length: int = 24, hex_: bool = False
+) -> str:
+    """A deterministic id: ``prefix`` + ``length`` base-62 (or hex) characters of a hash.
+
+    ``digest`` is a request's :func:`request_digest`; ``salt`` tells apart several ids of
+    one request (the message, a tool call, a choice). At most 43 base-62 or 64 hex characters.
+    """
+    hashed = hashlib.sha256(f"{digest}#{salt}".encode()).digest()
+    if hex_:
+        return prefix + hashed.hex()[:length]
+    number = int.from_bytes(hashed, "big")
+    chars = []
+    for _ in range(length):
+        number, rest = divmod(number, 62)
+        chars.append(_BASE62[rest])
+    return prefix + "".join(chars)
 
 
 def _capitalised(word: str) -> str:
@@ -153,7 +183,7 @@ def encode_token(token: str) -> bytes:
     return encoded
 
 
-def _texts(content: Any) -> Iterable[str]:
+def content_texts(content: Any) -> Iterable[str]:
     """The text parts of one message's ``content`` (a string or a list of parts)."""
     if isinstance(content, str):
         yield content
@@ -168,5 +198,5 @@ def count_prompt_tokens(messages: Sequence[Any]) -> int:
     words = 0
     for message in messages:
         if isinstance(message, Mapping):
-            words += sum(len(text.split()) for text in _texts(message.get("content")))
+            words += sum(len(text.split()) for text in content_texts(message.get("content")))
     return max(words, 1)
