@@ -54,6 +54,7 @@ from .errors import (
     StreamTimeout,
     TransportError,
 )
+from .eventsource import event_source
 from .fanout import Fanout, LateSubscriberError
 from .operators import (
     accumulate,
@@ -131,6 +132,7 @@ __all__ = [
     "accumulate",
     "decode_json",
     "decode_stream",
+    "event_source",
     "extract_deltas",
     "from_async_iterable",
     "parse_ndjson",
