@@ -193,7 +193,7 @@ class ChatStream:
     async def text_deltas(self) -> AsyncIterator[str]:
         """Iterate only the text fragments of choice 0."""
         async for delta in self:
-            if type(delta) is TextDelta and delta.choice == 0:
+            if type(delta) is TextDelta and delta.choice == 0 and delta.text:
                 yield delta.text
 
 

@@ -88,7 +88,7 @@ async def _run(
     max_event_bytes: int | None,
 ) -> None:
     own = session is None
-    client = session or aiohttp.ClientSession()
+    client = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
     failures = 0
     try:
         while True:

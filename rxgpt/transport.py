@@ -35,6 +35,8 @@ from .errors import (
 __all__ = ["error_from_response", "map_exception", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
+#: Streams are long: rxgpt's own deadlines (rxgpt.Timeouts) apply, not aiohttp's 300 s.
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 
 
 def _status_error_class(status: int) -> type[HTTPStatusError]:
@@ -109,7 +111,7 @@ def request(
 
         async def run() -> None:
             own = session is None
-            client = session or aiohttp.ClientSession()
+            client = session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
             try:
                 async with client.request(method, url, data=body, headers=send_headers) as resp:
                     state.response = resp

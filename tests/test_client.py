@@ -43,13 +43,9 @@ from rxgpt import (
 )
 from rxgpt.mock import MockServer, generate_tokens
 
-try:  # retries (rxgpt.resilience) would re-send a failing request; the fault tests
-    # check what one request gives, so they ask for a single attempt when retries exist
-    from rxgpt.resilience import Retry
-
-    ONE_ATTEMPT: dict[str, Any] = {"retry": Retry(attempts=1)}
-except ImportError:  # pragma: no cover - before retries existed
-    ONE_ATTEMPT = {}
+# the fault tests check what ONE request gives: no retry (the fixture's client has none
+# either; this keeps them explicit should the fixture change)
+ONE_ATTEMPT: dict[str, Any] = {"retry": Retry(attempts=1)}
 
 TIMEOUT = 5
 TOKENS = 16
