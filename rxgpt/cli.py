@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token")
     serve.add_argument("--itl-ms", type=float, default=0.0, help="inter-token latency")
     serve.add_argument("--api-key", default=None, help="require this API key")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server-wide fault for every request, e.g. drop_after=5, status=429, "
+        "gzip=true, line_endings=crlf (JSON values; repeatable)",
+    )
     return parser
 
 
@@ -156,8 +164,21 @@ async def _chat(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .mock import MockConfig, run_server
 
+    faults: dict[str, Any] = {}
+    for item in args.fault:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"rxgpt serve: --fault expects KEY=VALUE, got {item!r}")
+        try:
+            faults[key] = json.loads(value)
+        except json.JSONDecodeError:
+            faults[key] = value
     config = MockConfig(
-        tokens=args.tokens, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, api_key=args.api_key
+        tokens=args.tokens,
+        ttft_ms=args.ttft_ms,
+        itl_ms=args.itl_ms,
+        api_key=args.api_key,
+        faults=faults,
     )
     with contextlib.suppress(KeyboardInterrupt):
         run_server(args.host, args.port, config)
