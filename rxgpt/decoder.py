@@ -77,8 +77,8 @@ class StreamDecoder:
     """
 
     __slots__ = (
-        "_feed_events",
         "_flush_incomplete",
+        "_heartbeats",
         "_index",
         "_marker",
         "_ndjson",
@@ -106,7 +106,7 @@ class StreamDecoder:
         self._ndjson: NDJSONDecoder | None = None
         if protocol in NDJSON_PROTOCOLS:
             self._ndjson = NDJSONDecoder(max_line_bytes=max_event_bytes)
-        self._feed_events = self._sse.feed_frames if heartbeats else self._sse.feed
+        self._heartbeats = heartbeats
         self._marker = DONE if protocol in DONE_MARKER_PROTOCOLS else None
         self._index = 0
         self.done = False
@@ -136,7 +136,7 @@ class StreamDecoder:
             self._lines(lines, out)
             return out
         try:
-            events = self._feed_events(data)
+            events = self._sse.feed_data(data, comments=self._heartbeats)
         except EventTooLarge as exc:
             self._events(exc.events, out)
             if self.error is None and not self.done:
@@ -146,29 +146,52 @@ class StreamDecoder:
         return out
 
     def _events(self, events: list[Any], out: list[Delta]) -> None:
+        # The hot loop: JSON parsing and the in-band error check are inlined here
+        # (see parse_json for the same logic as a function).
         marker = self._marker
+        proto = self._proto
         proto_feed = self._proto_feed
-        for event in events:
-            if type(event) is Comment:
-                out.append(Heartbeat(event.text))
-                continue
-            data = event.data
-            if data == marker:
-                self.done = True
-                return
-            try:
-                proto_feed(parse_json(data, self._index, event.event), out)
-            except StreamError as exc:
-                out.append(error_delta(exc))
-                self.error = exc
-                return
-            except RxgptError as exc:
-                self.error = exc
-                return
-            self._index += 1
-            if self._proto.ended:
-                self.done = True
-                return
+        check_end = proto.end_in_band
+        index = self._index
+        try:
+            for event in events:
+                if event.__class__ is str:  # a plain data event (SSEDecoder.feed_data)
+                    data = event
+                    kind = "message"
+                elif event.__class__ is Comment:
+                    out.append(Heartbeat(event[0]))
+                    continue
+                else:
+                    kind, data = event[0], event[1]
+                if data == marker:
+                    self.done = True
+                    return
+                try:
+                    obj = loads(data)
+                except JSONDecodeError:
+                    self.error = DecodeError("payload is not valid JSON", raw=data, index=index)
+                    return
+                if obj.__class__ is dict and (obj.get("error") or kind == "error"):
+                    error = obj.get("error")
+                    exc = StreamError(error if error else obj, index=index)
+                    out.append(error_delta(exc))
+                    self.error = exc
+                    return
+                try:
+                    proto_feed(obj, out)
+                except StreamError as exc:
+                    out.append(error_delta(exc))
+                    self.error = exc
+                    return
+                except RxgptError as exc:
+                    self.error = exc
+                    return
+                index += 1
+                if check_end and proto.ended:
+                    self.done = True
+                    return
+        finally:
+            self._index = index
 
     def _lines(self, lines: list[str], out: list[Delta]) -> None:
         proto_feed = self._proto_feed

@@ -13,7 +13,7 @@ line is kept between chunks, as a list of fragments joined once when its end arr
 from __future__ import annotations
 
 import codecs
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import EventTooLarge
 
@@ -57,6 +57,7 @@ class Comment(NamedTuple):
 
 
 _new_event = ServerSentEvent.__new__
+_Out = list[Any]  # what the internals append to: events, comments, bare data strings
 
 #: A line still waiting for its end may exceed ``max_event_bytes`` by this much: room for
 #: its field name, so that the limit means the same (the size of an event's data) however
@@ -94,6 +95,7 @@ class SSEDecoder:
         "_flush_incomplete",
         "_id_buf",
         "_limit",
+        "_plain",
         "_skip_lf",
         "_start",
         "_tail",
@@ -123,6 +125,7 @@ class SSEDecoder:
         self._limit = max_event_bytes
         self._flush_incomplete = flush_incomplete
         self._failed = False
+        self._plain = False  # feed_data: one-line data events as bare strings
         #: The last event ID string: committed at every blank line, even if nothing fires.
         self.last_event_id = last_event_id
         #: The last reconnection time accepted from a ``retry:`` field, in milliseconds.
@@ -134,12 +137,31 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Decode ``data`` and return the events it completed (comments dropped)."""
-        return self._feed(data, None)  # type: ignore[return-value]
+        return self._feed(data, None)
 
     def feed_frames(self, data: bytes) -> list[ServerSentEvent | Comment]:
         """Like :meth:`feed`, but comment lines are returned too, as :class:`Comment`."""
         frames: list[ServerSentEvent | Comment] = []
         return self._feed(data, frames)
+
+    def feed_data(
+        self, data: bytes, *, comments: bool = False
+    ) -> list[str | ServerSentEvent | Comment]:
+        """Like :meth:`feed` (or :meth:`feed_frames`), for pipelines that need only data.
+
+        The common event, a one-line ``data:`` without ``event:`` / ``id:`` / ``retry:``,
+        comes back as its data string alone (no event object is built); any other event
+        as a :class:`ServerSentEvent`. ``last_event_id`` is kept as usual.
+        """
+        self._plain = True
+        try:
+            frames: list[Any] = []
+            result: list[str | ServerSentEvent | Comment] = self._feed(
+                data, frames if comments else None
+            )
+            return result
+        finally:
+            self._plain = False
 
     def close(self, *, flush: bool = False) -> list[ServerSentEvent]:
         """Mark the end of the stream; the unterminated event is discarded.
@@ -170,9 +192,7 @@ class SSEDecoder:
 
     # -- internals --------------------------------------------------------------------
 
-    def _feed(
-        self, data: bytes, frames: list[ServerSentEvent | Comment] | None
-    ) -> list[ServerSentEvent | Comment]:
+    def _feed(self, data: bytes, frames: _Out | None) -> _Out:
         if self._failed:
             raise RuntimeError("SSEDecoder was closed or failed; create a new one")
         text = self._decode(data)
@@ -195,7 +215,7 @@ class SSEDecoder:
                 self._skip_lf = True
             text = text.replace("\r\n", "\n").replace("\r", "\n")
 
-        out: list[ServerSentEvent | Comment] = frames if frames is not None else []
+        out: list[Any] = frames if frames is not None else []
         if "\n" not in text:
             # Still inside one line: keep the fragment, join it once when the line ends.
             self._tail.append(text)
@@ -210,26 +230,75 @@ class SSEDecoder:
             self._tail = []
             self._tail_size = 0
 
+        if self._data or self._event or self._block_retry is not None:
+            # The text continues an event begun in an earlier chunk: finish it first.
+            end = text.find("\n\n")
+            if end < 0:
+                return self._blocks(text, out, frames)
+            self._lines(text[:end].split("\n"), out, frames)
+            self._dispatch(out)
+            text = text[end + 2 :]
+        # From here every event starts fresh. Split where a one-line `data: ` event can
+        # begin, so the common event costs one slice (its value) and one tuple.
+        parts = ("\n\n" + text).split("\n\ndata: ")
+        if len(parts) == 1:
+            return self._blocks(text, out, frames)
+        head = parts[0]
+        if len(head) > 2:
+            self._blocks(head[2:] + "\n\n", out, frames)
+        last = parts.pop()
+        if len(parts) > 1:  # complete events (each one dispatches: the id is committed)
+            limit = self._limit
+            plain = self._plain
+            _new = _new_event
+            append = out.append
+            last_id = self._id_buf
+            for part in parts[1:]:
+                if "\n" not in part:
+                    if limit is not None and _size(part) > limit:
+                        self._fail(_size(part), out)
+                    append(part if plain else _new(ServerSentEvent, "message", part, last_id, None))
+                else:
+                    self._blocks("data: " + part + "\n\n", out, frames)
+                    last_id = self._id_buf
+            self.last_event_id = last_id
+        return self._blocks("data: " + last, out, frames)
+
+    def _blocks(
+        self,
+        text: str,
+        out: _Out,
+        frames: _Out | None,
+    ) -> _Out:
+        """Decode LF-only ``text`` that starts at a line boundary; keep its unfinished line."""
         blocks = text.split("\n\n")
         last = blocks.pop()
         limit = self._limit
-        for block in blocks:
-            if (
-                block[:5] == "data:"
-                and not self._data
-                and not self._event
-                and self._block_retry is None
-                and "\n" not in block
-            ):
-                # Fast path: a one-line `data:` event, dispatched straight from the slice.
-                value = block[6:] if block[5:6] == " " else block[5:]
-                if limit is not None and _size(value) > limit:
-                    self._fail(_size(value), out)
-                self.last_event_id = self._id_buf
-                out.append(_new_event(ServerSentEvent, "message", value, self._id_buf, None))
-            else:
-                self._lines(block.split("\n"), out, frames)
+        if blocks:
+            if self._data or self._event or self._block_retry is not None:
+                # The first block continues an event begun in an earlier chunk.
+                self._lines(blocks[0].split("\n"), out, frames)
                 self._dispatch(out)
+                blocks = blocks[1:]
+            # Every block now starts a fresh event. Fast path: a one-line `data: ` event
+            # is dispatched straight from the slice; anything else takes the general path.
+            append = out.append
+            plain = self._plain
+            _new = _new_event
+            last_id = self._id_buf
+            for block in blocks:
+                if block.startswith("data: ") and "\n" not in block:
+                    value = block[6:]
+                    if limit is not None and _size(value) > limit:
+                        self._fail(_size(value), out)
+                    append(
+                        value if plain else _new(ServerSentEvent, "message", value, last_id, None)
+                    )
+                else:
+                    self._lines(block.split("\n"), out, frames)
+                    self._dispatch(out)
+                    last_id = self._id_buf
+            self.last_event_id = last_id
         if last:
             lines = last.split("\n")
             tail = lines.pop()
@@ -246,8 +315,8 @@ class SSEDecoder:
     def _lines(
         self,
         lines: list[str],
-        out: list[ServerSentEvent | Comment],
-        frames: list[ServerSentEvent | Comment] | None,
+        out: _Out,
+        frames: _Out | None,
     ) -> None:
         """Run the per-line algorithm (WHATWG §9.2.6) over complete lines."""
         for line in lines:
@@ -283,7 +352,7 @@ class SSEDecoder:
                 self.retry = self._block_retry = int(value)
             # any other field name is ignored
 
-    def _dispatch(self, out: list[ServerSentEvent | Comment]) -> None:
+    def _dispatch(self, out: _Out) -> None:
         """Handle a blank line: commit the id, fire the event if it has data, reset."""
         self.last_event_id = self._id_buf
         if self._data:
@@ -302,7 +371,7 @@ class SSEDecoder:
         self._event = ""
         self._block_retry = None
 
-    def _fail(self, size: int, out: list[ServerSentEvent | Comment]) -> None:
+    def _fail(self, size: int, out: _Out) -> None:
         self._failed = True
         self._tail = []
         self._data = []

@@ -51,6 +51,8 @@ def openai_usage(raw: dict[str, Any]) -> Usage:
         total_tokens=raw.get("total_tokens"),
         cached_input_tokens=cached,
         reasoning_tokens=completion_details.get("reasoning_tokens"),
+        cache_write_tokens=prompt_details.get("cache_write_tokens"),
+        cost=raw.get("cost"),
         raw=raw,
     )
 
@@ -92,25 +94,40 @@ class OpenAIChatDecoder:
 
     def feed(self, chunk: Any, out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
-        if type(chunk) is not dict:
+        if chunk.__class__ is not dict:
             return
+        choices = chunk.get("choices")
+        if choices and len(choices) == 1 and self._info:
+            # The common chunk: one choice whose delta is one text fragment, nothing else.
+            ch = choices[0]
+            delta = ch.get("delta")
+            if (
+                delta
+                and len(delta) == 1
+                and ch.get("finish_reason") is None
+                and ch.get("logprobs") is None
+                and len(ch) <= 4
+            ):
+                content = delta.get("content")
+                if content and content.__class__ is str and not chunk.get("usage"):
+                    out.append(TextDelta(ch.get("index", 0), content))
+                    return
+        self._chunk(chunk, choices, out)
+
+    def _chunk(self, chunk: dict[str, Any], choices: Any, out: list[Delta]) -> None:
+        """Any chunk: metadata, every choice's delta and extras, finish, usage."""
         if not self._info or chunk.get("system_fingerprint") != self._fingerprint:
             self._response_info(chunk, out)
-        choices = chunk.get("choices")
         if choices:
             for ch in choices:
                 i = ch.get("index", 0)
                 delta = ch.get("delta")
                 if delta:
-                    content = delta.get("content")
-                    if len(delta) == 1 and content and content.__class__ is str:
-                        out.append(TextDelta(i, content))  # the common chunk
-                    else:
-                        self._delta(i, delta, out)
+                    self._delta(i, delta, out)
                 logprobs = ch.get("logprobs")
                 if logprobs is not None:
                     out.append(LogprobsDelta(i, logprobs.get("content"), logprobs.get("refusal")))
-                if len(ch) > 4:
+                if "content_filter_results" in ch or "content_filter_offsets" in ch:
                     self._choice_extras(i, ch, out)
                 finish = ch.get("finish_reason")
                 if finish:
