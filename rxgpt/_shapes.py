@@ -73,11 +73,13 @@ def _openai_usage(c: Completion) -> dict[str, Any] | None:
     return out
 
 
-def _openai_tool(call: ToolCall) -> dict[str, Any]:
+def _openai_tool(call: ToolCall, native: bool) -> dict[str, Any]:
+    # Empty arguments from other protocols (a tool without parameters) become "{}".
+    arguments = call.arguments if native or call.arguments.strip() else "{}"
     return {
         "id": call.id,
         "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments},
+        "function": {"name": call.name, "arguments": arguments},
     }
 
 
@@ -85,10 +87,10 @@ def to_openai(c: Completion) -> dict[str, Any]:
     """The ``chat.completion`` object, for any protocol."""
     native = c.protocol == "openai-chat"
     result: dict[str, Any] = {
-        "id": c.id,
+        "id": c.id or "",
         "object": "chat.completion",
         "created": c.created if c.created is not None else 0,
-        "model": c.model,
+        "model": c.model or "",
         "system_fingerprint": None,
     }
     if native:
@@ -105,7 +107,7 @@ def to_openai(c: Completion) -> dict[str, Any]:
             message["reasoning_content"] = choice.reasoning
         calls = [call for call in choice.tool_calls if call.type == "function"]
         if calls:
-            message["tool_calls"] = [_openai_tool(call) for call in calls]
+            message["tool_calls"] = [_openai_tool(call, native) for call in calls]
         if native:
             finish = choice.raw_finish_reason
         else:
@@ -203,32 +205,48 @@ def to_anthropic(c: Completion) -> dict[str, Any]:
 # -- OpenAI Responses response --------------------------------------------------------
 
 
-def _responses_item(part: ContentPart) -> dict[str, Any]:
-    item: dict[str, Any] = copy.deepcopy(part.raw) if part.raw else {"type": part.kind}
-    kind = item.get("type", part.kind)
-    if kind == "message":
-        content = item.get("content") or []
-        texts = [p for p in content if p.get("type") == "output_text"]
-        if texts:
-            texts[0]["text"] = part.text or ""
-            for extra in texts[1:]:
-                extra["text"] = ""
-        elif part.text is not None:
-            item["content"] = [
-                {"type": "output_text", "annotations": [], "logprobs": [], "text": part.text}
-            ]
-    elif part.tool_call is not None and kind in ("function_call", "custom_tool_call"):
-        key = "arguments" if kind == "function_call" else "input"
-        item[key] = part.tool_call.arguments
-    elif kind == "reasoning" and part.reasoning is not None:
-        summary = item.get("summary") or []
-        if summary:
-            summary[0]["text"] = part.reasoning
-            for extra in summary[1:]:
-                extra["text"] = ""
-        else:
-            item["summary"] = [{"type": "summary_text", "text": part.reasoning}]
-    return item
+def _responses_items(parts: list[ContentPart]) -> list[dict[str, Any]]:
+    """Output items from content parts numbered ``output_index * 64 + sub_index``."""
+    from .protocols.openai_responses import PART_STRIDE
+
+    items: dict[int, dict[str, Any]] = {}
+    subs: dict[int, list[ContentPart]] = {}
+    for part in parts:
+        index, sub = divmod(part.part, PART_STRIDE)
+        if sub == 0 and part.raw:
+            items[index] = copy.deepcopy(part.raw)
+        subs.setdefault(index, []).append(part)
+    output = []
+    for index in sorted(set(items) | set(subs)):
+        item = items.get(index) or {"type": "message", "role": "assistant", "content": []}
+        members = subs.get(index, [])
+        kind = item.get("type")
+        if kind == "message":
+            content = item.setdefault("content", [])
+            for member in members:
+                if member.text is None:
+                    continue
+                sub = member.part % PART_STRIDE
+                while len(content) <= sub:
+                    content.append(
+                        {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+                    )
+                content[sub]["text"] = member.text
+        elif kind == "reasoning":
+            summary = item.setdefault("summary", [])
+            for member in members:
+                if member.reasoning is None:
+                    continue
+                sub = member.part % PART_STRIDE
+                while len(summary) <= sub:
+                    summary.append({"type": "summary_text", "text": ""})
+                summary[sub]["text"] = member.reasoning
+        for member in members:
+            call = member.tool_call
+            if call is not None and kind in ("function_call", "custom_tool_call"):
+                item["arguments" if kind == "function_call" else "input"] = call.arguments
+        output.append(item)
+    return output
 
 
 def to_responses(c: Completion) -> dict[str, Any]:
@@ -246,8 +264,8 @@ def to_responses(c: Completion) -> dict[str, Any]:
         result.update(copy.deepcopy(c.raw))
     choice = c.choices[0] if c.choices else None
     if choice is not None:
-        if choice.parts:
-            result["output"] = [_responses_item(part) for part in choice.parts]
+        if choice.parts and native:
+            result["output"] = _responses_items(choice.parts)
         else:
             output: list[dict[str, Any]] = []
             if choice.text is not None:

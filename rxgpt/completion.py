@@ -428,8 +428,9 @@ class Accumulator:
             self._logprobs(delta)
         elif isinstance(delta, FinishDelta):
             c = self._choice(delta.choice)
-            c.finish = delta.reason
-            c.raw_finish = delta.raw_reason
+            if c.finish is None:  # a finish is accepted once per choice
+                c.finish = delta.reason
+                c.raw_finish = delta.raw_reason
         elif isinstance(delta, UsageDelta):
             self.usage = delta.usage
         elif isinstance(delta, ResponseInfo):

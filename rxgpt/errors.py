@@ -262,7 +262,10 @@ class StreamError(RxgptError):
         self.index = index
         if isinstance(error, Mapping):
             msg = error.get("message") or error.get("error") or "provider error"
-            kind = error.get("type") or error.get("code") or error.get("status")
+            kind = error.get("type")
+            if kind in (None, "error"):  # Responses' flat shape; Gemini's gRPC status
+                status = error.get("status")
+                kind = status if isinstance(status, str) else error.get("code") or kind
         else:
             msg, kind = str(error), None
         self.error_type = str(kind) if kind is not None else None

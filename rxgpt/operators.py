@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
+from ._json import JSONDecodeError, loads
 from .completion import Accumulator, Completion, CompletionState, Snapshot
 from .decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
 from .deltas import Delta, Heartbeat
@@ -276,7 +277,20 @@ def parse_ndjson(*, max_line_bytes: int | None = None) -> Operator[bytes, Any]:
                     observer.on_error(error)
 
             def on_completed() -> None:
-                if not stopped and emit(decoder.close()):
+                nonlocal stopped
+                if stopped:
+                    return
+                rest = decoder.close()  # a last line without LF: complete only if it parses
+                if rest:
+                    try:
+                        loads(rest[0])
+                    except JSONDecodeError:
+                        stopped = True
+                        observer.on_error(
+                            StreamInterrupted(f"the body ended inside line {index}")
+                        )
+                        return
+                if emit(rest):
                     observer.on_completed()
 
             return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)

@@ -33,6 +33,7 @@ from ..deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
+from ..errors import StreamError
 
 __all__ = ["AnthropicDecoder", "anthropic_usage"]
 
@@ -78,6 +79,7 @@ class AnthropicDecoder:
             "message_delta": self._message_delta,
             "message_stop": self._message_stop,
             "ping": self._ping,
+            "error": self._error,
         }
 
     @property
@@ -181,3 +183,6 @@ class AnthropicDecoder:
 
     def _ping(self, event: dict[str, Any], out: list[Delta]) -> None:
         out.append(Heartbeat("ping"))
+
+    def _error(self, event: dict[str, Any], out: list[Delta]) -> None:
+        raise StreamError(event.get("error") or event)

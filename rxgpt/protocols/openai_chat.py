@@ -82,7 +82,15 @@ class OpenAIChatDecoder:
     ended = False
     eof_ok = False
 
-    __slots__ = ("_calls", "_content_seen", "_fingerprint", "_info", "_refusal_seen", "_roles")
+    __slots__ = (
+        "_calls",
+        "_content_seen",
+        "_fingerprint",
+        "_info",
+        "_refusal_seen",
+        "_refused",
+        "_roles",
+    )
 
     def __init__(self) -> None:
         self._info = False
@@ -90,6 +98,7 @@ class OpenAIChatDecoder:
         self._roles: dict[int, str] = {}
         self._content_seen: set[int] = set()
         self._refusal_seen: set[int] = set()
+        self._refused: set[int] = set()  # choices with a non-empty refusal
         self._calls: dict[int, _Calls] = {}
 
     def feed(self, chunk: Any, out: list[Delta]) -> None:
@@ -178,6 +187,7 @@ class OpenAIChatDecoder:
             out.append(TextDelta(i, ""))
         refusal = delta.get("refusal")
         if refusal:
+            self._refused.add(i)
             out.append(RefusalDelta(i, refusal))
         elif refusal == "" and i not in self._refusal_seen:
             self._refusal_seen.add(i)
@@ -263,4 +273,7 @@ class OpenAIChatDecoder:
             for index in calls.open:
                 out.append(ToolCallEnd(i, index))
             calls.open.clear()
-        out.append(FinishDelta(i, normalize_finish_reason(raw), raw))
+        reason = normalize_finish_reason(raw)
+        if reason == "stop" and i in self._refused:
+            reason = "refusal"
+        out.append(FinishDelta(i, reason, raw))

@@ -38,6 +38,17 @@ __all__ = ["OpenAIResponsesDecoder", "responses_usage"]
 
 _TOOL_ITEMS = {"function_call": "function", "custom_tool_call": "custom"}
 
+#: Parts of a choice are numbered ``output_index * PART_STRIDE + sub_index``: an output
+#: item is a part, and its content parts (or reasoning summary parts) are sub-parts.
+PART_STRIDE = 64
+
+
+def _part(event: dict[str, Any], sub: str | None = None) -> int:
+    index = event.get("output_index", 0) * PART_STRIDE
+    if sub is not None:
+        index += min(int(event.get(sub) or 0), PART_STRIDE - 1)
+    return int(index)
+
 
 def responses_usage(raw: dict[str, Any]) -> Usage:
     """Normalise a Responses ``usage`` object."""
@@ -68,6 +79,7 @@ class OpenAIResponsesDecoder:
         "_handlers",
         "_info",
         "_next_seq",
+        "_refused",
         "_tools",
         "ended",
         "gaps",
@@ -83,6 +95,7 @@ class OpenAIResponsesDecoder:
         self._info = False
         self._tools: dict[int, int] = {}  # output_index → tool-call index
         self._ended_tools: set[int] = set()
+        self._refused = False
         self._handlers: dict[str, Callable[[dict[str, Any], list[Delta]], None]] = {
             "response.created": self._lifecycle,
             "response.in_progress": self._lifecycle,
@@ -102,6 +115,7 @@ class OpenAIResponsesDecoder:
             "response.completed": self._completed,
             "response.incomplete": self._completed,
             "response.failed": self._failed,
+            "error": self._error,
         }
 
     @property
@@ -150,7 +164,7 @@ class OpenAIResponsesDecoder:
             out.append(ResponseInfo(raw=raw))
 
     def _item_added(self, event: dict[str, Any], out: list[Delta]) -> None:
-        part = event.get("output_index", 0)
+        part = _part(event)
         item = event.get("item") or {}
         kind = item.get("type", "")
         out.append(PartStart(0, part, kind, item))
@@ -172,7 +186,7 @@ class OpenAIResponsesDecoder:
                 out.append(ToolCallArguments(0, index, initial))
 
     def _item_done(self, event: dict[str, Any], out: list[Delta]) -> None:
-        part = event.get("output_index", 0)
+        part = _part(event)
         item = event.get("item") or {}
         kind = item.get("type", "")
         out.append(PartStart(0, part, kind, item))
@@ -187,25 +201,27 @@ class OpenAIResponsesDecoder:
     def _content_part(self, event: dict[str, Any], out: list[Delta]) -> None:
         content = event.get("part") or {}
         if content.get("type") == "output_text" and content.get("text"):
-            out.append(TextDelta(0, content["text"], event.get("output_index", 0)))
+            out.append(TextDelta(0, content["text"], _part(event, "content_index")))
 
     def _text(self, event: dict[str, Any], out: list[Delta]) -> None:
-        out.append(TextDelta(0, event.get("delta", ""), event.get("output_index", 0)))
+        out.append(TextDelta(0, event.get("delta", ""), _part(event, "content_index")))
         logprobs = event.get("logprobs")
         if logprobs:
             out.append(LogprobsDelta(0, logprobs, None))
 
     def _refusal(self, event: dict[str, Any], out: list[Delta]) -> None:
+        if event.get("delta"):
+            self._refused = True
         out.append(RefusalDelta(0, event.get("delta", "")))
 
     def _arguments(self, event: dict[str, Any], out: list[Delta]) -> None:
-        index = self._tools.get(event.get("output_index", 0))
+        index = self._tools.get(_part(event))
         fragment = event.get("delta")
         if index is not None and fragment:
             out.append(ToolCallArguments(0, index, fragment))
 
     def _arguments_done(self, event: dict[str, Any], out: list[Delta]) -> None:
-        index = self._tools.get(event.get("output_index", 0))
+        index = self._tools.get(_part(event))
         if index is not None and index not in self._ended_tools:
             self._ended_tools.add(index)
             final = event.get("arguments")
@@ -214,14 +230,14 @@ class OpenAIResponsesDecoder:
             out.append(ToolCallEnd(0, index, final if isinstance(final, str) else None))
 
     def _summary(self, event: dict[str, Any], out: list[Delta]) -> None:
-        out.append(ReasoningDelta(0, event.get("delta", ""), True, event.get("output_index", 0)))
+        out.append(ReasoningDelta(0, event.get("delta", ""), True, _part(event, "summary_index")))
 
     def _reasoning(self, event: dict[str, Any], out: list[Delta]) -> None:
-        out.append(ReasoningDelta(0, event.get("delta", ""), False, event.get("output_index", 0)))
+        out.append(ReasoningDelta(0, event.get("delta", ""), False, _part(event, "content_index")))
 
     def _annotation(self, event: dict[str, Any], out: list[Delta]) -> None:
         out.append(
-            AnnotationDelta(0, "annotation", event.get("annotation"), event.get("output_index", 0))
+            AnnotationDelta(0, "annotation", event.get("annotation"), _part(event, "content_index"))
         )
 
     def _completed(self, event: dict[str, Any], out: list[Delta]) -> None:
@@ -236,10 +252,15 @@ class OpenAIResponsesDecoder:
             neutral = {"max_output_tokens": "length", "content_filter": "content_filter"}
             out.append(FinishDelta(0, neutral.get(reason, "other"), reason))
         else:
-            out.append(FinishDelta(0, "tool_calls" if self._tools else "stop", status))
+            reason = "tool_calls" if self._tools else "refusal" if self._refused else "stop"
+            out.append(FinishDelta(0, reason, status))
         self.ended = True
 
     def _failed(self, event: dict[str, Any], out: list[Delta]) -> None:
         response = event.get("response") or {}
         out.append(ResponseInfo(raw=_response_raw(response)))
         raise StreamError(response.get("error") or {"message": "the response failed"})
+
+    def _error(self, event: dict[str, Any], out: list[Delta]) -> None:
+        # An error event without its `event: error` line (flat or nested shape).
+        raise StreamError(event.get("error") or event)
