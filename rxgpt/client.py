@@ -27,7 +27,22 @@ from .providers import get_provider
 from .resilience import Progress, Retry, Timeouts, resilient
 from .transport import request
 
-__all__ = ["ChatStream", "Client"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "USE_CLIENT_DEFAULT", "ChatStream", "Client"]
+
+#: The client's default bound on one event (or line): memory stays bounded against a
+#: hostile server. Pass ``max_event_bytes=None`` for no limit.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+class UseClientDefault:
+    """The type of :data:`USE_CLIENT_DEFAULT`: "not given", as distinct from None."""
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+#: Marks a per-call argument as not given, so the client's setting applies.
+USE_CLIENT_DEFAULT = UseClientDefault()
 
 
 class ChatStream:
@@ -217,7 +232,7 @@ class Client:
         provider: str = "openai",
         session: aiohttp.ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
-        max_event_bytes: int | None = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
     ) -> None:
@@ -273,7 +288,7 @@ class Client:
         model: str,
         messages: Sequence[Mapping[str, Any]],
         replay: ReplayPolicy = "all",
-        max_event_bytes: int | None = None,
+        max_event_bytes: int | UseClientDefault | None = USE_CLIENT_DEFAULT,
         heartbeats: bool = False,
         protocol: str | None = None,
         timeouts: Timeouts | None = None,
@@ -289,7 +304,11 @@ class Client:
         """
         req = self.provider.request(self.base_url, self._api_key, model, messages, params)
         headers = {**req.headers, **self._headers}
-        limit = max_event_bytes if max_event_bytes is not None else self.max_event_bytes
+        limit = (
+            self.max_event_bytes
+            if isinstance(max_event_bytes, UseClientDefault)
+            else max_event_bytes
+        )
 
         def make_source(flow: FlowControl, progress: Progress) -> Observable[bytes]:
             return request(

@@ -26,6 +26,7 @@ from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamI
 from .ndjson import NDJSONDecoder
 from .protocols import get_decoder
 from .sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
+from .transport import end_gracefully
 
 __all__ = [
     "accumulate",
@@ -123,7 +124,7 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
                 assert isinstance(event, ServerSentEvent)
                 if done is not None and event.data == done:
                     stopped = True
-                    observer.on_completed()
+                    end_gracefully(observer)
                     return
                 try:
                     item = json_item(event, index)
@@ -201,7 +202,7 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
                 out.clear()
                 if decoder.end_in_band and decoder.ended:
                     stopped = True
-                    observer.on_completed()
+                    end_gracefully(observer)
 
             def on_error(error: Exception) -> None:
                 if stopped:
@@ -286,9 +287,7 @@ def parse_ndjson(*, max_line_bytes: int | None = None) -> Operator[bytes, Any]:
                         loads(rest[0])
                     except JSONDecodeError:
                         stopped = True
-                        observer.on_error(
-                            StreamInterrupted(f"the body ended inside line {index}")
-                        )
+                        observer.on_error(StreamInterrupted(f"the body ended inside line {index}"))
                         return
                 if emit(rest):
                     observer.on_completed()
@@ -338,7 +337,7 @@ def decode_stream(
                     observer.on_error(decoder.error)
                 elif decoder.done:
                     stopped = True
-                    observer.on_completed()
+                    end_gracefully(observer)
 
             def on_error(error: Exception) -> None:
                 if not stopped:

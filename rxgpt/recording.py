@@ -9,6 +9,7 @@ feed it back through the pipeline in any chunking.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -16,16 +17,44 @@ from typing import IO, Any
 
 import reactivex
 from reactivex import Observable, abc
+from reactivex.disposable import Disposable
 
 from .errors import _SENSITIVE_HEADERS, redact, redact_value
 
 __all__ = ["record", "replay", "write_request"]
 
 
-def _redact_bytes(chunk: bytes) -> bytes:
-    text = chunk.decode("utf-8", "surrogateescape")
-    cleaned = redact(text)
-    return chunk if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
+class _RedactingWriter:
+    """Writes body chunks to a file with secrets removed, even when a read splits one.
+
+    Text is written up to the last line end; the unfinished line waits for the next
+    chunk (secrets never span lines in JSON payloads). A line longer than ``hold`` is
+    written except for its last ``hold`` characters, which is longer than any key.
+    """
+
+    hold = 512
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.pending = ""
+        self.decode = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode
+
+    def _write(self, text: str) -> None:
+        if text:
+            self.file.write(redact(text).encode("utf-8", "surrogateescape"))
+
+    def write(self, chunk: bytes) -> None:
+        text = self.pending + self.decode(chunk)
+        cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+        if cut == 0 and len(text) > 4 * self.hold:
+            cut = len(text) - self.hold
+        self._write(text[:cut])
+        self.pending = text[cut:]
+
+    def close(self) -> None:
+        self._write(self.pending + self.decode(b"", True))
+        self.pending = ""
+        self.file.flush()
 
 
 def record(file: IO[bytes]) -> Callable[[Observable[bytes]], Observable[bytes]]:
@@ -35,15 +64,27 @@ def record(file: IO[bytes]) -> Callable[[Observable[bytes]], Observable[bytes]]:
         def subscribe(
             observer: abc.ObserverBase[bytes], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            writer = _RedactingWriter(file)
+
             def on_next(chunk: bytes) -> None:
-                file.write(_redact_bytes(chunk))
+                writer.write(chunk)
                 observer.on_next(chunk)
 
+            def on_error(error: Exception) -> None:
+                writer.close()
+                observer.on_error(error)
+
             def on_completed() -> None:
-                file.flush()
+                writer.close()
                 observer.on_completed()
 
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+            subscription = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+            def dispose() -> None:
+                writer.close()
+                subscription.dispose()
+
+            return Disposable(dispose)
 
         return Observable(subscribe)
 

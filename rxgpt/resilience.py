@@ -25,7 +25,16 @@ from dataclasses import dataclass, field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .deltas import Delta, Heartbeat, PartStart, ResponseInfo, RoleDelta, TextDelta, UsageDelta
+from .deltas import (
+    Delta,
+    ErrorDelta,
+    Heartbeat,
+    PartStart,
+    ResponseInfo,
+    RoleDelta,
+    TextDelta,
+    UsageDelta,
+)
 from .errors import (
     HTTPStatusError,
     RxgptError,
@@ -42,7 +51,9 @@ logger = logging.getLogger("rxgpt")
 #: Called by the transport as a request progresses: "connected", then "first_byte".
 Progress = Callable[[str], None]
 
-_NOT_CONTENT = (ResponseInfo, RoleDelta, PartStart, UsageDelta)
+# Deltas that are not content: held back until content arrives (an ErrorDelta then
+# precedes the error; if the attempt is retried, they are dropped with it).
+_NOT_CONTENT = (ResponseInfo, RoleDelta, PartStart, UsageDelta, ErrorDelta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +95,19 @@ class Retry:
     def should_retry(self, error: BaseException) -> bool:
         """Whether ``error`` (raised before any content) is worth another attempt."""
         if isinstance(error, HTTPStatusError):
+            if "insufficient_quota" in (error.error_code, error.error_type):
+                return False  # never, whatever the server suggests
             hint = {k.lower(): v for k, v in error.headers.items()}.get("x-should-retry")
             if hint is not None:
                 return hint.strip().lower() == "true"
-            if "insufficient_quota" in (error.error_code, error.error_type):
-                return False
             return error.status in self.statuses or error.status >= 500
         if isinstance(error, StreamTimeout):
             return error.phase != "total"
         if isinstance(error, StreamError):
-            return error.retryable
+            return error.retryable and "insufficient_quota" not in (
+                error.error_type,
+                error.error.get("code") if isinstance(error.error, dict) else None,
+            )
         return isinstance(error, StreamInterrupted | TransportError)
 
     def delay(self, attempt: int, error: BaseException) -> float:

@@ -11,6 +11,7 @@ errors here, at one boundary, for the request and for the body alike.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,6 +36,24 @@ from .errors import (
 __all__ = ["error_from_response", "map_exception", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
+
+#: Set by decoding operators while they end the stream because its end signal arrived:
+#: a disposal that happens then is a normal end (drain the body, reuse the connection),
+#: any other one an abort (close the connection at once).
+ending_gracefully: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "rxgpt_ending_gracefully", default=False
+)
+
+
+def end_gracefully(observer: Any) -> None:
+    """``observer.on_completed()``, marked as the normal end of the stream."""
+    token = ending_gracefully.set(True)
+    try:
+        observer.on_completed()
+    finally:
+        ending_gracefully.reset(token)
+
+
 #: Streams are long: rxgpt's own deadlines (rxgpt.Timeouts) apply, not aiohttp's 300 s.
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
 
@@ -118,6 +137,9 @@ def request(
                     if state.closed:
                         resp.close()
                         return
+                    state.headers = True
+                    if progress is not None:
+                        progress("connected")
                     if resp.status >= 300:
                         raw = await _read_bounded(resp)
                         observer.on_error(error_from_response(resp.status, resp.headers, raw, url))
@@ -126,8 +148,6 @@ def request(
                     if error is not None:
                         observer.on_error(error)
                         return
-                    if progress is not None:
-                        progress("connected")
                     await _pump(resp, observer, gate, progress, state)
                     if state.graceful:
                         await _drain(resp, drain_bytes, drain_timeout)
@@ -144,7 +164,7 @@ def request(
                 observer.on_error(error)
             except Exception as error:
                 if not state.closed:
-                    observer.on_error(map_exception(error, url))
+                    observer.on_error(map_exception(error, url, mid_body=state.headers))
             finally:
                 if own:
                     await client.close()
@@ -155,8 +175,8 @@ def request(
             if state.closed:
                 return
             state.closed = True
-            if state.in_on_next:
-                state.graceful = True  # the consumer ended while handling a chunk
+            if state.in_on_next and ending_gracefully.get():
+                state.graceful = True  # the decoder saw the end signal: drain, then reuse
                 return
             if state.response is not None:
                 state.response.close()
@@ -176,10 +196,11 @@ class _ConsumerError(Exception):
 
 
 class _Subscription:
-    __slots__ = ("closed", "graceful", "in_on_next", "response")
+    __slots__ = ("closed", "graceful", "headers", "in_on_next", "response")
 
     def __init__(self) -> None:
         self.response: aiohttp.ClientResponse | None = None
+        self.headers = False
         self.closed = False
         self.graceful = False
         self.in_on_next = False
@@ -266,14 +287,18 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = _MAX_ERROR_BO
     return b"".join(parts)[:limit]
 
 
-def map_exception(error: BaseException, url: str) -> RxgptError:
-    """The typed rxgpt error for an aiohttp or socket exception."""
+def map_exception(error: BaseException, url: str, *, mid_body: bool = False) -> RxgptError:
+    """The typed rxgpt error for an aiohttp or socket exception.
+
+    ``mid_body``: the response headers had arrived, so a failure now (broken framing, a
+    reset) interrupted the body.
+    """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return StreamTimeout("connect", 0)
     if isinstance(error, aiohttp.ClientPayloadError):
         return StreamInterrupted(f"the connection broke mid-body: {error}")
     if isinstance(error, aiohttp.ServerDisconnectedError | ConnectionResetError):
         return StreamInterrupted(f"the server disconnected: {error!r}")
-    if isinstance(error, aiohttp.ClientError | OSError):
-        return TransportError(f"request to {url} failed: {error!r}")
+    if mid_body and isinstance(error, aiohttp.ClientError | OSError):
+        return StreamInterrupted(f"the body from {url} broke off: {error!r}")
     return TransportError(f"request to {url} failed: {error!r}")

@@ -1,0 +1,472 @@
+"""API keys never show: not in reprs, error messages, logs, DeltaLogger output or recordings.
+
+Servers here are hostile on purpose: they echo the key they received in error bodies,
+in-band errors, response headers and the stream itself. Two keys are used: one shaped
+like an OpenAI project key (caught by the patterns too) and an opaque gateway token
+(only known because the Client registered it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import reactivex
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from rxgpt import (
+    AuthenticationError,
+    ChatStream,
+    Client,
+    DecodeError,
+    Delta,
+    ErrorDelta,
+    HTTPStatusError,
+    RateLimitError,
+    Retry,
+    RxgptError,
+    StreamError,
+    StreamTimeout,
+    Timeouts,
+    TransportError,
+    decode_stream,
+    request,
+)
+from rxgpt.errors import redact
+from rxgpt.observers import DeltaLogger
+from rxgpt.recording import record, replay, write_request
+
+TIMEOUT = 5.0
+MODEL = "gpt-test"
+MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
+PROJECT_KEY = "sk-proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
+GATEWAY_KEY = "gw7Tok" + "QzXy9876543210LmNoPqRsTuVwXyZaBcDeFgHiJk"
+KEYS = [pytest.param(PROJECT_KEY, id="sk-proj"), pytest.param(GATEWAY_KEY, id="opaque")]
+ONE = Retry(attempts=1)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _server_side(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    name = code.co_filename if code is not None else ""
+    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name or task.get_name() == "raw-server"
+
+
+class Harness:
+    """Servers, a client session on an observable connector, and the leak check."""
+
+    def __init__(self, make_server: AiohttpServer) -> None:
+        self._make_server = make_server
+        self._baseline = set(asyncio.all_tasks())
+        self._raw: list[asyncio.Server] = []
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
+
+    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> str:
+        """Serve ``handler`` for OpenAI and Anthropic paths; returns the server's URL."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        app.router.add_post("/v1/messages", handler)
+        server = await self._make_server(app)
+        return str(server.make_url(""))
+
+    async def raw(self, answer: bytes) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            asyncio.get_running_loop().create_task(handle(reader, writer), name="raw-server")
+
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        self._raw.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    def client(self, url: str, key: str, **kwargs: Any) -> Client:
+        kwargs.setdefault("retry", ONE)
+        provider = kwargs.get("provider", "openai")
+        base = url + "/v1" if provider == "openai" else url
+        return Client(base, api_key=key, session=self.session, **kwargs)
+
+    async def settled(self, within: float = 2.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        connector = self.session.connector
+        assert isinstance(connector, aiohttp.TCPConnector)
+        current = asyncio.current_task()
+        while True:
+            tasks = {
+                task
+                for task in asyncio.all_tasks()
+                if task is not current
+                and task not in self._baseline
+                and not task.done()
+                and not _server_side(task)
+            }
+            if not tasks and not connector._acquired:
+                return
+            if loop.time() >= deadline:
+                raise AssertionError(f"leaked tasks {tasks}; acquired: {connector._acquired}")
+            await asyncio.sleep(0.005)
+
+    async def finish(self) -> None:
+        try:
+            await self.settled()
+        finally:
+            await self.session.close()
+            for raw in self._raw:
+                raw.close()
+                await raw.wait_closed()
+
+
+@pytest.fixture
+async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
+    harness = Harness(aiohttp_server)
+    yield harness
+    await harness.finish()
+
+
+def chat(client: Client, **params: Any) -> ChatStream:
+    return client.chat(model=MODEL, messages=MESSAGES, **params)
+
+
+def presented_key(request: web.Request) -> str:
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return request.headers.get("x-api-key") or bearer
+
+
+def assert_clean(key: str, *texts: object) -> None:
+    for text in texts:
+        shown = text if isinstance(text, str) else repr(text)
+        assert key not in shown, f"the API key leaked into: {shown[:300]!r}"
+        assert key[-20:] not in shown, f"part of the API key leaked into: {shown[:300]!r}"
+
+
+def assert_error_clean(key: str, error: BaseException) -> None:
+    assert_clean(key, str(error), repr(error), error.args)
+    if isinstance(error, RxgptError):
+        assert_clean(key, error.message, repr(error.partial))
+    if isinstance(error, HTTPStatusError):
+        assert_clean(key, error.body, error.url, json.dumps(error.error))
+        for name, value in error.headers.items():
+            if name.lower() in ("authorization", "x-api-key", "set-cookie"):
+                assert value == "***"
+    if isinstance(error, StreamError):
+        assert_clean(key, json.dumps(error.error))
+
+
+async def failure(stream: ChatStream) -> RxgptError:
+    try:
+        await asyncio.wait_for(stream.completion(), TIMEOUT)
+    except RxgptError as error:
+        return error
+    raise AssertionError("the stream did not fail")
+
+
+# --------------------------------------------------------------------------- echoing servers
+
+
+async def echo_401(request: web.Request) -> web.Response:
+    key = presented_key(request)
+    body = {
+        "error": {
+            "message": f"Incorrect API key provided: {key}. You sent 'Bearer {key}'.",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "param": f"x-api-key: {key}",
+        }
+    }
+    return web.json_response(
+        body, status=401, headers={"Authorization": f"Bearer {key}", "x-api-key": key}
+    )
+
+
+async def echo_429(request: web.Request) -> web.Response:
+    key = presented_key(request)
+    body = {"error": {"message": f"Rate limit for key {key}", "type": "rate_limit_error"}}
+    return web.json_response(body, status=429, headers={"retry-after-ms": "10"})
+
+
+async def echo_in_band(request: web.Request) -> web.StreamResponse:
+    key = presented_key(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    error = {"error": {"message": f"key {key} was revoked", "type": "server_error"}}
+    await response.write(b"data: " + json.dumps(error).encode() + b"\n\n")
+    await response.write_eof()
+    return response
+
+
+async def echo_garbage(request: web.Request) -> web.StreamResponse:
+    key = presented_key(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(f"data: not json, auth was Bearer {key} ({key})\n\n".encode())
+    await response.write_eof()
+    return response
+
+
+async def echo_html(request: web.Request) -> web.Response:
+    key = presented_key(request)
+    page = f"<html><body>Proxy error for api_key={key}; token {key}</body></html>"
+    return web.Response(text=page, content_type="text/html")
+
+
+async def headers_only(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await asyncio.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+HANDLERS = [
+    pytest.param(echo_401, AuthenticationError, id="401-echo"),
+    pytest.param(echo_429, RateLimitError, id="429-echo"),
+    pytest.param(echo_in_band, StreamError, id="in-band-echo"),
+    pytest.param(echo_garbage, DecodeError, id="garbage-echo"),
+    pytest.param(echo_html, DecodeError, id="html-echo"),
+    pytest.param(headers_only, StreamTimeout, id="timeout"),
+]
+
+
+# --------------------------------------------------------------------------- reprs and errors
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_key_is_not_in_the_clients_repr(key: str) -> None:
+    client = Client("http://127.0.0.1:9/v1", api_key=key)
+    assert_clean(key, repr(client), str(client), f"{client!r}")
+    assert "api_key=<set>" in repr(client)
+    anthropic = Client("http://127.0.0.1:9", api_key=key, provider="anthropic")
+    assert_clean(key, repr(anthropic))
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize(("handler", "kind"), HANDLERS)
+@pytest.mark.parametrize("key", KEYS)
+async def test_errors_never_show_the_key(
+    h: Harness,
+    key: str,
+    handler: Callable[[web.Request], Awaitable[Any]],
+    kind: type[RxgptError],
+    provider: str,
+) -> None:
+    url = await h.serve(handler)
+    client = h.client(url, key, provider=provider, timeouts=Timeouts(first_byte=0.1, idle=None))
+    stream = chat(client)
+    seen: list[Delta] = []
+    stream.subscribe(seen.append, lambda _: None)
+    error = await failure(stream)
+    assert isinstance(error, kind), repr(error)
+    assert_error_clean(key, error)
+    assert_clean(key, repr(stream.partial), repr(seen))
+    assert_clean(key, *[json.dumps(d.error) for d in seen if isinstance(d, ErrorDelta)])
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("key", KEYS)
+async def test_transport_errors_quoting_the_request_headers_hide_the_key(
+    h: Harness, key: str, provider: str
+) -> None:
+    """A broken body makes aiohttp raise an error whose repr holds the request headers."""
+    first = b'data: {"choices":[]}\n\n'
+    body = f"{len(first):x}\r\n".encode() + first + b"\r\nzz-not-a-size\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked"
+    url = await h.raw(head + b"\r\n\r\n" + body)
+    client = h.client(url, key, provider=provider)
+    error = await failure(chat(client))
+    assert isinstance(error, TransportError), repr(error)
+    assert_error_clean(key, error)
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_connection_errors_with_the_key_in_the_url_hide_it(h: Harness, key: str) -> None:
+    client = Client(f"http://127.0.0.1:9/v1?key={key}", api_key=key, session=h.session, retry=ONE)
+    error = await failure(chat(client))
+    assert isinstance(error, TransportError)
+    assert_error_clean(key, error)
+    assert "127.0.0.1:9" in str(error)
+
+
+def test_redact_covers_the_shapes_keys_travel_in() -> None:
+    Client("http://127.0.0.1:9", api_key=GATEWAY_KEY)  # registers the opaque key
+    texts = [
+        f"Authorization: Bearer {PROJECT_KEY}",
+        f"{{'x-api-key': '{PROJECT_KEY}'}}",
+        f'"api_key": "{PROJECT_KEY}"',
+        f"x-goog-api-key={PROJECT_KEY}",
+        f"plain {GATEWAY_KEY} inside",
+        f"url?key={GATEWAY_KEY}&x=1",
+    ]
+    for text in texts:
+        cleaned = redact(text)
+        assert PROJECT_KEY not in cleaned and GATEWAY_KEY not in cleaned, cleaned
+        assert "***" in cleaned
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_delta_logger_output_of_a_failing_stream_has_no_key(h: Harness, key: str) -> None:
+    url = await h.serve(echo_in_band)
+    client = h.client(url, key)
+    stream = chat(client)
+    out = io.StringIO()
+    stream.subscribe(DeltaLogger(out))
+    error = await failure(stream)
+    assert isinstance(error, StreamError)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[-1]["type"] == "end" and lines[-1]["state"] == "error"
+    assert any(line["type"] == "ErrorDelta" for line in lines)
+    assert "revoked" in out.getvalue()  # the message is there, only the key is masked
+    assert_clean(key, out.getvalue())
+
+    rejected = chat(h.client(await h.serve(echo_401), key))
+    out401 = io.StringIO()
+    rejected.subscribe(DeltaLogger(out401))
+    await failure(rejected)
+    assert "Incorrect API key" in out401.getvalue()
+    assert_clean(key, out401.getvalue())
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_debug_logs_of_a_retried_stream_have_no_key(
+    h: Harness, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    count = [0]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        count[0] += 1
+        if count[0] < 3:
+            return await echo_429(request)
+        return await echo_in_band(request)
+
+    url = await h.serve(handler)
+    client = h.client(url, key, retry=Retry(attempts=3, backoff=0.01))
+    caplog.set_level(logging.DEBUG)
+    stream = chat(client)
+    stream.subscribe(lambda _: None)  # no on_error: Rx re-raises; the fan-out logs it
+    error = await failure(stream)
+    assert isinstance(error, StreamError)
+    assert count[0] == 3
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2
+    assert any(r.exc_info for r in caplog.records)  # the subscriber's traceback is logged
+    assert_clean(key, caplog.text)
+    for log in caplog.records:
+        assert_clean(key, log.getMessage(), repr(log.args))
+
+
+# --------------------------------------------------------------------------- recordings
+
+
+async def _record_stream(
+    h: Harness, url: str, key: str, recording: Path, provider: str = "openai"
+) -> None:
+    client = h.client(url, key, provider=provider)
+    params = {"user": f"{key}", "metadata": {"api_key": key}}
+    req = client.provider.request(client.base_url, key, MODEL, MESSAGES, params)
+    write_request(
+        recording.with_suffix(".request.json"), url=req.url, headers=req.headers, body=req.body
+    )
+    done = asyncio.Event()
+    with recording.open("wb") as file:
+        source = request(req.url, json=req.body, headers=req.headers, session=h.session)
+        source.pipe(record(file), decode_stream(client.provider.protocol)).subscribe(
+            None, lambda _: done.set(), done.set
+        )
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+
+
+def echo_stream(split: int | None = None) -> Callable[[web.Request], Awaitable[Any]]:
+    """A stream whose events quote the key (``split``: the key arrives in two reads)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        key = presented_key(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        content = {"role": "assistant", "content": f"echo of {key} and Bearer {key}"}
+        event = b"data: " + json.dumps({"choices": [{"index": 0, "delta": content}]}).encode()
+        event += b"\n\n: debug key=" + key.encode() + b"\n\ndata: [DONE]\n\n"
+        cut = [len(event)] if split is None else [event.index(key.encode()) + split, len(event)]
+        start = 0
+        for end in cut:
+            await response.write(event[start:end])
+            await asyncio.sleep(0.05)  # separate network reads
+            start = end
+        await response.write_eof()
+        return response
+
+    return handler
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("key", KEYS)
+async def test_recordings_and_request_files_have_no_key(
+    h: Harness, key: str, provider: str, tmp_path: Path
+) -> None:
+    url = await h.serve(echo_stream())
+    recording = tmp_path / "stream.sse"
+    await _record_stream(h, url, key, recording, provider)
+
+    saved = json.loads(recording.with_suffix(".request.json").read_text())
+    lowered = {k.lower(): v for k, v in saved["headers"].items()}
+    masked = "authorization" if provider == "openai" else "x-api-key"
+    assert lowered[masked] == "***"
+    assert saved["body"]["model"] == MODEL
+    for path in (recording, recording.with_suffix(".request.json")):
+        assert_clean(key, path.read_bytes().decode("utf-8", "replace"))
+    assert recording.stat().st_size > 50  # something was recorded
+
+
+async def test_a_redacted_recording_still_replays(h: Harness, tmp_path: Path) -> None:
+    url = await h.serve(echo_stream())
+    recording = tmp_path / "stream.sse"
+    await _record_stream(h, url, PROJECT_KEY, recording)
+    deltas: list[Delta] = []
+    done = asyncio.Event()
+    replay(recording, chunk_size=5).pipe(decode_stream()).subscribe(
+        deltas.append, lambda _: done.set(), done.set
+    )
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    text = "".join(getattr(d, "text", "") for d in deltas)
+    assert text.startswith("echo of ")
+    assert PROJECT_KEY not in text and "***" in text
+
+
+async def test_a_key_split_across_network_reads_is_not_recorded(h: Harness, tmp_path: Path) -> None:
+    """The server writes the key in two pieces ("...sk-pr" / "oj-..."), 50 ms apart."""
+    key = PROJECT_KEY
+    url = await h.serve(echo_stream(split=5))
+    recording = tmp_path / "split.sse"
+    await _record_stream(h, url, key, recording)
+    assert_clean(key, recording.read_bytes().decode("utf-8", "replace"))
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("cut", [5, 20])
+def test_record_redacts_a_key_split_between_two_chunks(key: str, cut: int) -> None:
+    Client("http://127.0.0.1:9", api_key=key)  # registers the key
+    data = f"data: token {key} end\n\n".encode()
+    at = data.index(key.encode()) + cut
+    file = io.BytesIO()
+    passed: list[bytes] = []
+    reactivex.from_iterable([data[:at], data[at:]]).pipe(record(file)).subscribe(passed.append)
+    assert b"".join(passed) == data  # the pipeline itself gets the bytes untouched
+    assert_clean(key, file.getvalue().decode())
