@@ -390,7 +390,29 @@ class Accumulator:
             self._add_other(delta)
 
     def add_all(self, deltas: list[Delta]) -> None:
-        """Fold a batch of deltas."""
+        """Fold a batch of deltas (the result is the same as :meth:`add` for each).
+
+        A batch of text fragments of one choice and part (the bulk of a long answer) is
+        taken in one list comprehension, at about the cost of joining them.
+        """
+        if not deltas:
+            return
+        first = deltas[0]
+        if first.__class__ is TextDelta:
+            assert isinstance(first, TextDelta)
+            choice, part = first.choice, first.part
+            texts = [
+                d.text  # type: ignore[attr-defined]
+                for d in deltas
+                if d.__class__ is TextDelta and d.choice == choice and d.part == part  # type: ignore[attr-defined]
+            ]
+            if len(texts) == len(deltas):
+                self.add(first)
+                c = self._choices[choice]
+                assert c.text is not None
+                c.text.extend(texts[1:])
+                self.count += len(texts) - 1
+                return
         for delta in deltas:
             self.add(delta)
 
