@@ -402,9 +402,9 @@ class Accumulator:
             assert isinstance(first, TextDelta)
             choice, part = first.choice, first.part
             texts = [
-                d.text  # type: ignore[attr-defined]
+                d.text
                 for d in deltas
-                if d.__class__ is TextDelta and d.choice == choice and d.part == part  # type: ignore[attr-defined]
+                if d.__class__ is TextDelta and d.choice == choice and d.part == part
             ]
             if len(texts) == len(deltas):
                 self.add(first)
