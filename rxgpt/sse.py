@@ -66,7 +66,11 @@ _LINE_SLACK = 16
 
 
 def _size(text: str) -> int:
-    """UTF-8 size of ``text`` in bytes (O(1) for ASCII text)."""
+    """UTF-8 size of ``text`` in bytes (O(1) for ASCII text).
+
+    A text of at most ``limit >> 2`` characters is at most ``limit`` bytes, so hot paths
+    only call this for longer ones.
+    """
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -244,8 +248,11 @@ class SSEDecoder:
         if len(parts) == 1:
             return self._blocks(text, out, frames)
         head = parts[0]
-        if len(head) > 2:
-            self._blocks(head[2:] + "\n\n", out, frames)
+        if head:
+            # What precedes the first split, with the LFs the split took from the text:
+            # "\n\n" + P + "\n\n" when P is not empty; blank lines at the very start of
+            # the text otherwise (one LF taken when head is "\n", two when it is "\n\n").
+            self._blocks(head[2:] + "\n\n" if len(head) >= 2 else "\n", out, frames)
         last = parts.pop()
         if len(parts) > 1:  # complete events (each one dispatches: the id is committed)
             limit = self._limit
@@ -255,7 +262,7 @@ class SSEDecoder:
             last_id = self._id_buf
             for part in parts[1:]:
                 if "\n" not in part:
-                    if limit is not None and _size(part) > limit:
+                    if limit is not None and len(part) > limit >> 2 and _size(part) > limit:
                         self._fail(_size(part), out)
                     append(part if plain else _new(ServerSentEvent, "message", part, last_id, None))
                 else:
@@ -289,7 +296,7 @@ class SSEDecoder:
             for block in blocks:
                 if block.startswith("data: ") and "\n" not in block:
                     value = block[6:]
-                    if limit is not None and _size(value) > limit:
+                    if limit is not None and len(value) > limit >> 2 and _size(value) > limit:
                         self._fail(_size(value), out)
                     append(
                         value if plain else _new(ServerSentEvent, "message", value, last_id, None)

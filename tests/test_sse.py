@@ -287,6 +287,7 @@ assert len(_names) == len(set(_names)), "duplicate case names"
 def test_case_whole(name: str, data: bytes, expected: list[ServerSentEvent]) -> None:
     events, _ = feed_whole(data)
     assert events == expected
+    assert all(type(e) is ServerSentEvent for e in events)
 
 
 @pytest.mark.parametrize(("name", "data", "expected"), CASES, ids=_names)
@@ -304,14 +305,22 @@ def test_case_bytewise(name: str, data: bytes, expected: list[ServerSentEvent]) 
 def test_case_frames(name: str, data: bytes, expected: list[ServerSentEvent]) -> None:
     frames = frames_whole(data)
     assert [f for f in frames if isinstance(f, ServerSentEvent)] == expected
+    assert all(type(f) in (ServerSentEvent, Comment) for f in frames)
     assert frames_bytewise(data) == frames
 
 
 @pytest.mark.parametrize(("name", "data", "expected"), CASES, ids=_names)
 def test_case_every_two_way_split(name: str, data: bytes, expected: list[ServerSentEvent]) -> None:
+    _, whole = feed_whole(data)
     for i in range(len(data) + 1):
-        events, _ = feed_chunks([data[:i], b"", data[i:]])
-        assert events == expected, f"split at {i}: {data[:i]!r} | {data[i:]!r}"
+        events, dec = feed_chunks([data[:i], b"", data[i:]])
+        where = f"split at {i}: {data[:i]!r} | {data[i:]!r}"
+        assert events == expected, where
+        assert (dec.last_event_id, dec.retry, dec.comments) == (
+            whole.last_event_id,
+            whole.retry,
+            whole.comments,
+        ), where
 
 
 # --------------------------------------------------------------------------- decoder state
@@ -327,6 +336,9 @@ STATE_CASES: list[tuple[str, bytes, str, int | None, int]] = [
     ("id-reset", b"id: 1\n\nid:\n\n", "", None, 0),
     ("id-nul-ignored", b"id: 1\n\nid: \x00\n\n", "1", None, 0),
     ("id-lf-cr-end", b"id: 9\n\r", "9", None, 0),
+    ("id-only-block-then-partial-data", b"id: 1\n\ndata: ", "1", None, 0),
+    ("id-only-block-then-partial-event", b"id: 1\n\n\ndata: x\n", "1", None, 0),
+    ("id-only-block-crlf-then-partial", b"id: 1\r\n\r\ndata: x", "1", None, 0),
     ("retry-set", b"retry: 1500\n\n", "", 1500, 0),
     ("retry-leading-zero", b"retry: 02000\n\n", "", 2000, 0),
     ("retry-applies-without-dispatch", b"retry: 700\n", "", 700, 0),
@@ -351,6 +363,39 @@ def test_state(name: str, data: bytes, last_id: str, retry: int | None, comments
         assert events_dec.last_event_id == last_id
         assert events_dec.retry == retry
         assert events_dec.comments == comments
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "last_id", "retry", "comments"), STATE_CASES, ids=[c[0] for c in STATE_CASES]
+)
+def test_state_every_two_way_split(
+    name: str, data: bytes, last_id: str, retry: int | None, comments: int
+) -> None:
+    for i in range(len(data) + 1):
+        _, dec = feed_chunks([data[:i], data[i:]])
+        got = (dec.last_event_id, dec.retry, dec.comments)
+        assert got == (last_id, retry, comments), f"split at {i}: {data[:i]!r} | {data[i:]!r}"
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"id: 1\n", b"\ndata: "],
+        [b"id: 1\n", b"\n\ndata: x"],
+        [b"id: 1\r", b"\n\ndata: "],
+        [b"id: 1\n", b"\ndata: x\n"],
+    ],
+    ids=["lf", "two-blank-lines", "split-crlf", "complete-line"],
+)
+def test_id_only_block_committed_when_its_blank_line_starts_a_chunk(chunks: list[bytes]) -> None:
+    # 1.6 step 1: the blank line that ends the `id: 1` block commits the id, even though no
+    # event fires and the next event never completes.
+    dec = SSEDecoder()
+    for chunk in chunks:
+        assert dec.feed(chunk) == []
+    assert dec.last_event_id == "1"
+    assert dec.close() == []
+    assert dec.last_event_id == "1"
 
 
 def test_last_event_id_committed_at_blank_line_not_before() -> None:

@@ -26,6 +26,9 @@ FIXTURE_FILES = sorted(
 )
 FIXTURE_IDS = [str(p.relative_to(FIXTURES)) for p in FIXTURE_FILES]
 
+# A passing run of this file takes seconds; a failing one may spend a minute shrinking.
+pytestmark = pytest.mark.timeout(300)
+
 COMMON = settings(
     deadline=None,
     database=None,  # do not write .hypothesis/ into the project tree
@@ -142,6 +145,9 @@ def run(
     for chunk in chunks:
         out.extend(dec.feed_frames(chunk) if frames else dec.feed(chunk))
     out.extend(dec.close())
+    # (the value types are NamedTuples, so == alone would also accept bare tuples)
+    allowed = (ServerSentEvent, Comment) if frames else (ServerSentEvent,)
+    assert all(type(f) in allowed for f in out), [type(f) for f in out]
     return Result(out, dec.last_event_id, dec.retry, dec.comments)
 
 
@@ -153,6 +159,25 @@ def split(raw: bytes, points: list[int]) -> list[bytes]:
         prev = c
     chunks.append(raw[prev:])
     return chunks
+
+
+def check_incremental(chunks: list[bytes], *, frames: bool, last_event_id: str = "") -> None:
+    """After every feed call the decoder must be exactly where the reference is on the bytes
+    fed so far: same frames delivered (nothing held back, nothing early), same last event
+    ID, retry and comment count. (A CR at the end of the prefix is a complete line end for
+    both, so this holds at every cut.)"""
+    dec = SSEDecoder(last_event_id=last_event_id)
+    got: list[ServerSentEvent | Comment] = []
+    fed = b""
+    for i, chunk in enumerate(chunks):
+        got.extend(dec.feed_frames(chunk) if frames else dec.feed(chunk))
+        fed += chunk
+        ref = reference_decode(fed, last_event_id)
+        where = f"after chunk {i} of {chunks!r}"
+        assert got == (ref.frames if frames else ref.events), where
+        assert dec.last_event_id == ref.last_event_id, where
+        assert dec.retry == ref.retry, where
+        assert dec.comments == ref.comments, where
 
 
 def check_all_ways(raw: bytes, chunks: list[bytes], last_event_id: str = "") -> Result:
@@ -245,11 +270,21 @@ token_soup = st.lists(
 @st.composite
 def chunkings(draw: st.DrawFn, raw: bytes) -> list[bytes]:
     """Any way of cutting ``raw`` into chunks, empty chunks included."""
-    style = draw(st.sampled_from(["random", "random", "bytewise", "whole"]))
+    styles = ["random", "random", "random", "line-ends", "after-cr", "bytewise", "whole"]
+    style = draw(st.sampled_from(styles))
     if style == "bytewise":
         return [raw[i : i + 1] for i in range(len(raw))]
     if style == "whole":
         return [raw]
+    if style == "after-cr":  # every CR ends a chunk, then empty chunks: the split-CRLF cases
+        n_empty = draw(st.integers(0, 2))
+        chunks = []
+        for piece in re.split(rb"(?<=\r)", raw):
+            chunks += [piece] + [b""] * n_empty
+        return chunks
+    ends = [i + 1 for i, b in enumerate(raw) if b in b"\r\n"]
+    if style == "line-ends" and ends:  # chunks that start exactly at a line boundary
+        return split(raw, draw(st.lists(st.sampled_from(ends), max_size=10)))
     points = draw(st.lists(st.integers(0, len(raw)), max_size=min(30, len(raw) + 3)))
     return split(raw, points)
 
@@ -267,6 +302,7 @@ def test_sse_streams_any_chunking_matches_whole_and_reference(
 ) -> None:
     chunks = data.draw(chunkings(raw), label="chunks")
     check_all_ways(raw, chunks, seed)
+    check_incremental(chunks, frames=data.draw(st.booleans(), label="frames"), last_event_id=seed)
 
 
 @settings(COMMON, max_examples=300)
@@ -276,6 +312,7 @@ def test_token_soup_any_chunking_matches_whole_and_reference(
 ) -> None:
     chunks = data.draw(chunkings(raw), label="chunks")
     check_all_ways(raw, chunks)
+    check_incremental(chunks, frames=data.draw(st.booleans(), label="frames"))
 
 
 @settings(COMMON, max_examples=300)
@@ -349,6 +386,9 @@ def test_max_event_bytes_is_chunking_independent(
     limit, however the stream is chunked; every event before it is delivered exactly once."""
     raw = "".join("".join(f"data: {line}{eol}" for line in lines) + eol for lines in blocks)
     expected = [ServerSentEvent(data="\n".join(lines)) for lines in blocks]
+    if expected and data.draw(st.booleans(), label="limit near an event size"):
+        size = len(data.draw(st.sampled_from(expected)).data.encode())
+        limit = max(1, size + data.draw(st.sampled_from([-1, 0, 1])))
     first_over = next(
         (i for i, ev in enumerate(expected) if len(ev.data.encode()) > limit), None
     )
