@@ -22,7 +22,7 @@ from .completion import Accumulator, Completion
 from .deltas import Delta, TextDelta
 from .errors import StreamCancelled, register_secret
 from .fanout import Fanout, ReplayPolicy
-from .operators import decode_stream, partial_completion
+from .operators import decode_batches, partial_completion
 from .providers import get_provider
 from .resilience import Progress, Retry, Timeouts, resilient
 from .transport import request
@@ -69,18 +69,20 @@ class ChatStream:
     ) -> None:
         self.protocol = protocol
         self._flow = FlowControl()
-        decode = decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+        decode = decode_batches(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
 
-        def attempt(progress: Progress) -> Observable[Delta]:
+        def attempt(progress: Progress) -> Observable[list[Delta]]:
             return make_source(self._flow, progress).pipe(decode)
 
-        deltas = resilient(attempt, timeouts=timeouts, retry=retry)
-        self._fanout: Fanout[Delta] = Fanout(deltas, replay=replay)
+        # One push per network read: the accumulator takes each batch at once, other
+        # subscribers get the deltas one by one.
+        batches = resilient(attempt, timeouts=timeouts, retry=retry)
+        self._fanout: Fanout[Delta] = Fanout(batches, replay=replay, batched=True)
         self._acc = Accumulator(protocol)
         self._result: Completion | None = None
         self._error: BaseException | None = None
         self._finished: asyncio.Event | None = None
-        self._fanout.subscribe(self._acc.add, self._on_error, self._on_completed)
+        self._fanout.subscribe_batches(self._acc.add_all, self._on_error, self._on_completed)
 
     # -- Rx access --------------------------------------------------------------------
 

@@ -36,10 +36,11 @@ def _log_subscriber_error(error: BaseException, observer: Any) -> None:
 
 
 class _Entry:
-    __slots__ = ("observer",)
+    __slots__ = ("batches", "observer")
 
-    def __init__(self, observer: abc.ObserverBase[Any]) -> None:
+    def __init__(self, observer: abc.ObserverBase[Any], batches: bool = False) -> None:
         self.observer = observer
+        self.batches = batches  # receives lists of items rather than items
 
 
 class Fanout(Generic[_T]):
@@ -47,19 +48,24 @@ class Fanout(Generic[_T]):
 
     ``observable`` (or :meth:`pipe`) gives an :class:`~reactivex.Observable` view: each
     subscription to it attaches a subscriber. The source is subscribed exactly once.
+    With ``batched=True`` the source emits *lists* of items (one per network read, say):
+    subscribers still get items one by one, and :meth:`subscribe_batches` attaches a
+    subscriber that takes each list at once.
     """
 
     def __init__(
         self,
-        source: Observable[_T],
+        source: Observable[Any],
         *,
         replay: ReplayPolicy = 0,
         on_subscriber_error: Callable[[BaseException, Any], None] | None = None,
+        batched: bool = False,
     ) -> None:
         if replay != "all" and (not isinstance(replay, int) or replay < 0):
             raise ValueError("replay must be a non-negative int or 'all'")
         self._source = source
         self._replay = replay
+        self._batched = batched
         self._buffer: deque[_T] | None = None
         if replay == "all":
             self._buffer = deque()
@@ -99,19 +105,42 @@ class Fanout(Generic[_T]):
         """Attach a subscriber (an observer or callbacks); returns its disposable."""
         return self.observable.subscribe(on_next, on_error, on_completed)
 
+    def subscribe_batches(
+        self,
+        on_batch: Callable[[list[_T]], None],
+        on_error: Callable[[Exception], None] | None = None,
+        on_completed: Callable[[], None] | None = None,
+    ) -> abc.DisposableBase:
+        """Attach a subscriber that takes a list of items at a time (``batched`` mode)."""
+        if not self._batched:
+            raise ValueError("subscribe_batches() needs a Fanout(..., batched=True)")
+
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            return self._subscribe(observer, scheduler, batches=True)
+
+        return Observable(subscribe).subscribe(on_batch, on_error, on_completed)
+
     def _subscribe(
-        self, observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+        self,
+        observer: abc.ObserverBase[Any],
+        scheduler: abc.SchedulerBase | None = None,
+        batches: bool = False,
     ) -> abc.DisposableBase:
         if self._connected and self._buffer is None:
             raise LateSubscriberError(
                 "this stream is already connected; subscribe before connect() or create "
                 "the Fanout with replay=N or replay='all'"
             )
-        entry = _Entry(observer)
+        entry = _Entry(observer, batches)
         try:
-            if self._buffer is not None:
-                for item in list(self._buffer):
-                    observer.on_next(item)
+            if self._buffer:
+                if batches:
+                    observer.on_next(list(self._buffer))
+                else:
+                    for item in list(self._buffer):
+                        observer.on_next(item)
             if self._terminal is not None:
                 kind, error = self._terminal
                 if kind == "error" and error is not None:
@@ -165,7 +194,10 @@ class Fanout(Generic[_T]):
         except Exception:  # a broken reporter must not break the stream either
             logger.exception("rxgpt: on_subscriber_error raised")
 
-    def _on_next(self, item: _T) -> None:
+    def _on_next(self, item: Any) -> None:
+        if self._batched:
+            self._on_batch(item)
+            return
         if self._buffer is not None:
             self._buffer.append(item)
         entries = self._entries
@@ -179,6 +211,20 @@ class Fanout(Generic[_T]):
         for entry in tuple(entries):
             try:
                 entry.observer.on_next(item)
+            except Exception as error:
+                self._fail(entry, error)
+
+    def _on_batch(self, batch: list[Any]) -> None:
+        if self._buffer is not None:
+            self._buffer.extend(batch)
+        for entry in tuple(self._entries):
+            observer = entry.observer
+            try:
+                if entry.batches:
+                    observer.on_next(batch)
+                else:
+                    for item in batch:
+                        observer.on_next(item)
             except Exception as error:
                 self._fail(entry, error)
 

@@ -30,6 +30,7 @@ from .transport import end_gracefully
 
 __all__ = [
     "accumulate",
+    "decode_batches",
     "decode_json",
     "decode_stream",
     "extract_deltas",
@@ -310,12 +311,36 @@ def decode_stream(
 
     Same items and errors as the three stages, at the cost of one stage.
     """
+    return _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, False)
 
+
+def decode_batches(
+    protocol: str = "openai-chat",
+    *,
+    heartbeats: bool = False,
+    max_event_bytes: int | None = None,
+    flush_incomplete: bool = False,
+) -> Operator[bytes, list[Delta]]:
+    """Like :func:`decode_stream`, but one list of deltas per network read.
+
+    For consumers that can take a batch at once (``Accumulator.add_all``): one push per
+    read instead of one per delta. Empty batches are not emitted.
+    """
+    return _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, True)
+
+
+def _stream_decoder(
+    protocol: str,
+    heartbeats: bool,
+    max_event_bytes: int | None,
+    flush_incomplete: bool,
+    batches: bool,
+) -> Operator[bytes, Any]:
     get_decoder(protocol)  # fail fast on an unknown name
 
-    def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
+    def _decode_stream(source: Observable[bytes]) -> Observable[Any]:
         def subscribe(
-            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             decoder = StreamDecoder(
                 protocol,
@@ -326,12 +351,19 @@ def decode_stream(
             feed = decoder.feed
             stopped = False
 
+            def emit(deltas: list[Delta]) -> None:
+                if batches:
+                    if deltas:
+                        observer.on_next(deltas)
+                else:
+                    for delta in deltas:
+                        observer.on_next(delta)
+
             def on_next(chunk: bytes) -> None:
                 nonlocal stopped
                 if stopped:
                     return
-                for delta in feed(chunk):
-                    observer.on_next(delta)
+                emit(feed(chunk))
                 if decoder.error is not None:
                     stopped = True
                     observer.on_error(decoder.error)
@@ -346,8 +378,7 @@ def decode_stream(
             def on_completed() -> None:
                 if stopped:
                     return
-                for delta in decoder.close():
-                    observer.on_next(delta)
+                emit(decoder.close())
                 if decoder.error is not None:
                     observer.on_error(decoder.error)
                 else:

@@ -143,21 +143,26 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _has_content(batch: list[Delta]) -> bool:
+    return any(delta.__class__ is not Heartbeat for delta in batch)
+
+
 def resilient(
-    make_attempt: Callable[[Progress], Observable[Delta]],
+    make_attempt: Callable[[Progress], Observable[list[Delta]]],
     *,
     timeouts: Timeouts | None = None,
     retry: Retry | None = None,
-) -> Observable[Delta]:
-    """One stream of deltas out of as many attempts as ``retry`` allows, under deadlines.
+) -> Observable[list[Delta]]:
+    """One stream of delta batches out of as many attempts as ``retry`` allows.
 
-    ``make_attempt(progress)`` returns the deltas of one request; its transport calls
-    ``progress("connected")`` and ``progress("first_byte")``. Subscribe on a running loop.
+    ``make_attempt(progress)`` returns the batches of deltas of one request (see
+    :func:`~rxgpt.operators.decode_batches`); its transport calls ``progress("connected")``
+    and ``progress("first_byte")``. Deadlines apply per phase. Subscribe on a running loop.
     """
     limits = timeouts or Timeouts(connect=None, idle=None)
 
     def subscribe(
-        observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[list[Delta]], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         return _Run(make_attempt, limits, retry, observer).start()
 
@@ -169,10 +174,10 @@ class _Run:
 
     def __init__(
         self,
-        make_attempt: Callable[[Progress], Observable[Delta]],
+        make_attempt: Callable[[Progress], Observable[list[Delta]]],
         timeouts: Timeouts,
         retry: Retry | None,
-        observer: abc.ObserverBase[Delta],
+        observer: abc.ObserverBase[list[Delta]],
     ) -> None:
         self.make_attempt = make_attempt
         self.timeouts = timeouts
@@ -279,30 +284,33 @@ class _Run:
 
     # -- items ------------------------------------------------------------------------
 
-    def _on_next(self, attempt: int, delta: Delta) -> None:
+    def _on_next(self, attempt: int, batch: list[Delta]) -> None:
         if attempt != self.attempt or self.finished:
             return
-        cls = type(delta)
         if self.content:
-            if self.idle_armed and cls is not Heartbeat:
+            if self.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
                 self.last_content = self.loop.time()
-            self.observer.on_next(delta)
+            self.observer.on_next(batch)
             return
-        if cls is Heartbeat:
-            self.observer.on_next(delta)
-        elif isinstance(delta, _NOT_CONTENT) or (cls is TextDelta and not delta.text):  # type: ignore[attr-defined]
-            self.prefix.append(delta)
-        else:
-            self.content = True
-            if self.idle_armed:
-                self.last_content = self.loop.time()
-            self._flush_prefix()
-            self.observer.on_next(delta)
+        # Before the first content delta: hold metadata back, pass heartbeats on.
+        for n, delta in enumerate(batch):
+            cls = delta.__class__
+            if cls is Heartbeat:
+                self.observer.on_next([delta])
+            elif isinstance(delta, _NOT_CONTENT) or (cls is TextDelta and not delta.text):  # type: ignore[attr-defined]
+                self.prefix.append(delta)
+            else:
+                self.content = True
+                if self.idle_armed:
+                    self.last_content = self.loop.time()
+                prefix, self.prefix = self.prefix, []
+                self.observer.on_next(prefix + batch[n:])
+                return
 
     def _flush_prefix(self) -> None:
         prefix, self.prefix = self.prefix, []
-        for held in prefix:
-            self.observer.on_next(held)
+        if prefix:
+            self.observer.on_next(prefix)
 
     def _on_completed(self, attempt: int) -> None:
         if attempt != self.attempt or self.finished:
