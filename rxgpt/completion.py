@@ -351,11 +351,21 @@ class Accumulator:
     built. ``count`` is the number of deltas added (heartbeats excluded).
     """
 
-    __slots__ = ("_annotations", "_choices", "_info", "_meta", "_protocol", "count", "usage")
+    __slots__ = (
+        "_annotations",
+        "_choices",
+        "_info",
+        "_last",
+        "_meta",
+        "_protocol",
+        "count",
+        "usage",
+    )
 
     def __init__(self, protocol: str = "openai-chat") -> None:
         self._protocol = protocol
         self._choices: dict[int, _ChoiceState] = {}
+        self._last: _ChoiceState | None = None  # the choice of the previous delta
         self._info: dict[str, Any] = {}  # the provider's top-level fields, as sent
         self._meta: dict[str, Any] = {}  # id, model, created
         self._annotations: list[dict[str, Any]] = []
@@ -371,21 +381,25 @@ class Accumulator:
     def add(self, delta: Delta) -> None:
         """Fold one delta into the state."""
         self.count += 1
-        cls = type(delta)
+        cls = delta.__class__
         if cls is TextDelta:
-            assert isinstance(delta, TextDelta)
-            c = self._choices.get(delta.choice) or self._choice(delta.choice)
-            if c.text is not None and delta.part == c.text_part:
-                c.text.append(delta.text)
+            text: TextDelta = delta  # type: ignore[assignment]
+            c = self._last
+            if c is None or c.index != text.choice:
+                c = self._last = self._choice(text.choice)
+            if c.text_part == text.part:
+                c.text.append(text.text)  # type: ignore[union-attr]
             else:
-                c.add_text(delta)
+                c.add_text(text)
         elif cls is ToolCallArguments:
-            assert isinstance(delta, ToolCallArguments)
-            tools = self._choice(delta.choice).tools
-            tool = tools.get(delta.index)
+            fragment: ToolCallArguments = delta  # type: ignore[assignment]
+            c = self._last
+            if c is None or c.index != fragment.choice:
+                c = self._last = self._choice(fragment.choice)
+            tool = c.tools.get(fragment.index)
             if tool is None:
-                tool = tools[delta.index] = _ToolState(delta.index, None, "", "function")
-            tool.args.append(delta.arguments)
+                tool = c.tools[fragment.index] = _ToolState(fragment.index, None, "", "function")
+            tool.args.append(fragment.arguments)
         else:
             self._add_other(delta)
 

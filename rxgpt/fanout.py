@@ -35,12 +35,36 @@ def _log_subscriber_error(error: BaseException, observer: Any) -> None:
     logger.error("rxgpt: a subscriber raised and was detached: %r", error, exc_info=error)
 
 
-class _Entry:
-    __slots__ = ("batches", "observer")
+def _ignore() -> None:
+    pass
 
-    def __init__(self, observer: abc.ObserverBase[Any], batches: bool = False) -> None:
+
+def _unhandled(error: Exception) -> None:
+    raise error  # reported as this subscriber's failure, like Rx's default handler
+
+
+class _Entry:
+    """One subscriber: its three callbacks (an Rx observer's methods, or plain callables)."""
+
+    __slots__ = ("batches", "observer", "on_completed", "on_error", "on_next")
+
+    def __init__(
+        self,
+        observer: Any,
+        on_next: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+        batches: bool = False,
+    ) -> None:
         self.observer = observer
+        self.on_next = on_next
+        self.on_error = on_error
+        self.on_completed = on_completed
         self.batches = batches  # receives lists of items rather than items
+
+    @classmethod
+    def of(cls, observer: abc.ObserverBase[Any], batches: bool = False) -> _Entry:
+        return cls(observer, observer.on_next, observer.on_error, observer.on_completed, batches)
 
 
 class Fanout(Generic[_T]):
@@ -102,8 +126,20 @@ class Fanout(Generic[_T]):
         on_error: Callable[[Exception], None] | None = None,
         on_completed: Callable[[], None] | None = None,
     ) -> abc.DisposableBase:
-        """Attach a subscriber (an observer or callbacks); returns its disposable."""
-        return self.observable.subscribe(on_next, on_error, on_completed)
+        """Attach a subscriber (an observer or callbacks); returns its disposable.
+
+        Plain callbacks are called directly, with no Rx observer wrapped around them.
+        """
+        if on_next is None or isinstance(on_next, abc.ObserverBase):
+            return self.observable.subscribe(on_next, on_error, on_completed)
+        entry = _Entry(on_next, on_next, on_error or _unhandled, on_completed or _ignore)
+        try:
+            return self._attach(entry)
+        except LateSubscriberError as error:
+            if on_error is None:
+                raise
+            on_error(error)  # as Rx does: the subscriber's error handler gets it
+            return Disposable()
 
     def subscribe_batches(
         self,
@@ -114,13 +150,8 @@ class Fanout(Generic[_T]):
         """Attach a subscriber that takes a list of items at a time (``batched`` mode)."""
         if not self._batched:
             raise ValueError("subscribe_batches() needs a Fanout(..., batched=True)")
-
-        def subscribe(
-            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            return self._subscribe(observer, scheduler, batches=True)
-
-        return Observable(subscribe).subscribe(on_batch, on_error, on_completed)
+        entry = _Entry(on_batch, on_batch, on_error or _unhandled, on_completed or _ignore, True)
+        return self._attach(entry)
 
     def _subscribe(
         self,
@@ -128,25 +159,27 @@ class Fanout(Generic[_T]):
         scheduler: abc.SchedulerBase | None = None,
         batches: bool = False,
     ) -> abc.DisposableBase:
+        return self._attach(_Entry.of(observer, batches))
+
+    def _attach(self, entry: _Entry) -> abc.DisposableBase:
         if self._connected and self._buffer is None:
             raise LateSubscriberError(
                 "this stream is already connected; subscribe before connect() or create "
                 "the Fanout with replay=N or replay='all'"
             )
-        entry = _Entry(observer, batches)
         try:
             if self._buffer:
-                if batches:
-                    observer.on_next(list(self._buffer))
+                if entry.batches:
+                    entry.on_next(list(self._buffer))
                 else:
                     for item in list(self._buffer):
-                        observer.on_next(item)
+                        entry.on_next(item)
             if self._terminal is not None:
                 kind, error = self._terminal
                 if kind == "error" and error is not None:
-                    observer.on_error(error)
+                    entry.on_error(error)
                 else:
-                    observer.on_completed()
+                    entry.on_completed()
                 return Disposable()
         except Exception as exc:  # a late subscriber failed on the replay: isolate it too
             self._fail(entry, exc)
@@ -204,13 +237,13 @@ class Fanout(Generic[_T]):
         if len(entries) == 1:
             entry = entries[0]
             try:
-                entry.observer.on_next(item)
+                entry.on_next(item)
             except Exception as error:
                 self._fail(entry, error)
             return
         for entry in tuple(entries):
             try:
-                entry.observer.on_next(item)
+                entry.on_next(item)
             except Exception as error:
                 self._fail(entry, error)
 
@@ -218,13 +251,13 @@ class Fanout(Generic[_T]):
         if self._buffer is not None:
             self._buffer.extend(batch)
         for entry in tuple(self._entries):
-            observer = entry.observer
+            on_next = entry.on_next
             try:
                 if entry.batches:
-                    observer.on_next(batch)
+                    on_next(batch)
                 else:
                     for item in batch:
-                        observer.on_next(item)
+                        on_next(item)
             except Exception as error:
                 self._fail(entry, error)
 
@@ -232,7 +265,7 @@ class Fanout(Generic[_T]):
         self._terminal = ("error", error)
         for entry in tuple(self._entries):
             try:
-                entry.observer.on_error(error)
+                entry.on_error(error)
             except Exception as exc:
                 self._fail(entry, exc)
         self._entries.clear()
@@ -241,7 +274,7 @@ class Fanout(Generic[_T]):
         self._terminal = ("completed", None)
         for entry in tuple(self._entries):
             try:
-                entry.observer.on_completed()
+                entry.on_completed()
             except Exception as exc:
                 self._fail(entry, exc)
         self._entries.clear()
