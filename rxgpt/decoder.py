@@ -77,6 +77,7 @@ class StreamDecoder:
     """
 
     __slots__ = (
+        "_feed_many",
         "_flush_incomplete",
         "_heartbeats",
         "_index",
@@ -102,6 +103,7 @@ class StreamDecoder:
         self._flush_incomplete = flush_incomplete
         self._proto = get_decoder(protocol)
         self._proto_feed = self._proto.feed
+        self._feed_many = getattr(self._proto, "feed_many", None)
         self._sse = SSEDecoder(max_event_bytes=max_event_bytes)
         self._ndjson: NDJSONDecoder | None = None
         if protocol in NDJSON_PROTOCOLS:
@@ -146,52 +148,68 @@ class StreamDecoder:
         return out
 
     def _events(self, events: list[Any], out: list[Delta]) -> None:
-        # The hot loop: JSON parsing and the in-band error check are inlined here
-        # (see parse_json for the same logic as a function).
+        # The hot loop: JSON parsing and the in-band error check are inlined here (see
+        # parse_json for the same logic as a function); the parsed payloads go to the
+        # protocol decoder as one batch.
         marker = self._marker
-        proto = self._proto
-        proto_feed = self._proto_feed
-        check_end = proto.end_in_band
         index = self._index
+        batch: list[Any] = []
+        append = batch.append
+        stop: RxgptError | None = None
+        for event in events:
+            if event.__class__ is str:  # a plain data event (SSEDecoder.feed_data)
+                data = event
+                kind = "message"
+            elif event.__class__ is Comment:
+                self._feed_batch(batch, out)  # keep heartbeats in order
+                batch = []
+                append = batch.append
+                out.append(Heartbeat(event[0]))
+                continue
+            else:
+                kind, data = event[0], event[1]
+            if data == marker:
+                self._feed_batch(batch, out)
+                self.done = True
+                self._index = index
+                return
+            try:
+                obj = loads(data)
+            except JSONDecodeError:
+                stop = DecodeError("payload is not valid JSON", raw=data, index=index)
+                break
+            if obj.__class__ is dict and (obj.get("error") or kind == "error"):
+                error = obj.get("error")
+                stop = StreamError(error if error else obj, index=index)
+                break
+            append(obj)
+            index += 1
+        self._index = index
+        self._feed_batch(batch, out)
+        if stop is not None and self.error is None and not self.done:
+            if isinstance(stop, StreamError):
+                out.append(error_delta(stop))
+            self.error = stop
+
+    def _feed_batch(self, batch: list[Any], out: list[Delta]) -> None:
+        """Give parsed payloads to the protocol decoder; stop at its end signal."""
+        if not batch or self.done or self.error is not None:
+            return
+        proto = self._proto
         try:
-            for event in events:
-                if event.__class__ is str:  # a plain data event (SSEDecoder.feed_data)
-                    data = event
-                    kind = "message"
-                elif event.__class__ is Comment:
-                    out.append(Heartbeat(event[0]))
-                    continue
-                else:
-                    kind, data = event[0], event[1]
-                if data == marker:
+            if not proto.end_in_band and self._feed_many is not None:
+                self._feed_many(batch, out)
+                return
+            for obj in batch:
+                self._proto_feed(obj, out)
+                if proto.end_in_band and proto.ended:
                     self.done = True
                     return
-                try:
-                    obj = loads(data)
-                except JSONDecodeError:
-                    self.error = DecodeError("payload is not valid JSON", raw=data, index=index)
-                    return
-                if obj.__class__ is dict and (obj.get("error") or kind == "error"):
-                    error = obj.get("error")
-                    exc = StreamError(error if error else obj, index=index)
-                    out.append(error_delta(exc))
-                    self.error = exc
-                    return
-                try:
-                    proto_feed(obj, out)
-                except StreamError as exc:
-                    out.append(error_delta(exc))
-                    self.error = exc
-                    return
-                except RxgptError as exc:
-                    self.error = exc
-                    return
-                index += 1
-                if check_end and proto.ended:
-                    self.done = True
-                    return
-        finally:
-            self._index = index
+        except StreamError as exc:
+            out.append(error_delta(exc))
+            self.error = exc
+        except RxgptError as exc:
+            self.error = exc
 
     def _lines(self, lines: list[str], out: list[Delta]) -> None:
         proto_feed = self._proto_feed

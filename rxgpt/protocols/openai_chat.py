@@ -123,6 +123,28 @@ class OpenAIChatDecoder:
                     return
         self._chunk(chunk, choices, out)
 
+    def feed_many(self, chunks: list[Any], out: list[Delta]) -> None:
+        """:meth:`feed` for a batch of chunks: the common chunk is handled inline."""
+        append = out.append
+        for chunk in chunks:
+            if chunk.__class__ is dict and self._info:
+                choices = chunk.get("choices")
+                if choices and len(choices) == 1:
+                    ch = choices[0]
+                    delta = ch.get("delta")
+                    if (
+                        delta
+                        and len(delta) == 1
+                        and ch.get("finish_reason") is None
+                        and ch.get("logprobs") is None
+                        and len(ch) <= 4
+                    ):
+                        content = delta.get("content")
+                        if content and content.__class__ is str and not chunk.get("usage"):
+                            append(TextDelta(ch.get("index", 0), content))
+                            continue
+            self.feed(chunk, out)
+
     def _chunk(self, chunk: dict[str, Any], choices: Any, out: list[Delta]) -> None:
         """Any chunk: metadata, every choice's delta and extras, finish, usage."""
         if not self._info or chunk.get("system_fingerprint") != self._fingerprint:
