@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --report docs/benchmark-latest.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rxgpt tests benchmarks

@@ -5,6 +5,7 @@ Options:
     --quick         tiny inputs and one or two rounds (a smoke run, numbers meaningless)
     --json          print one JSON document on stdout (the tables go to stderr)
     --save FILE     also write the JSON document to FILE
+    --report FILE   also write the Markdown report (all tables and targets) to FILE
     --plot FILE     where to draw the SSE plot (default docs/performance.png; on unless
                     --quick); --no-plot to skip it
     --profile       instead of benchmarking, print cProfile summaries of rxgpt's workloads
@@ -74,6 +75,11 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny inputs (a smoke run)")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON to FILE")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write the Markdown report to FILE (make bench: docs/benchmark-latest.md)",
+    )
     plot = parser.add_mutually_exclusive_group()
     plot.add_argument(
         "--plot",
@@ -133,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     info = machine_info()
-    print(_header(info, args.quick), file=out, flush=True)
+    report: list[str] = []
+
+    def emit(text: str) -> None:
+        report.append(text)
+        print(text, file=out, flush=True)
+
+    emit(_header(info, args.quick))
     results: list[BenchResult] = []
     start = time.perf_counter()
     for name in names:
@@ -141,13 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = BENCHMARKS[name](args.quick)
         results.append(result)
         for table in result.tables:
-            print(table, file=out, flush=True)
+            emit(table)
         progress(f"== {name} done in {result.seconds:.1f} s")
     targets = [target for result in results for target in result.targets]
     if targets:
-        print("## Targets\n\n" + format_targets(targets) + "\n", file=out, flush=True)
+        emit("## Targets\n\n" + format_targets(targets) + "\n")
     total = time.perf_counter() - start
-    print(f"Total time: {total:.0f} s\n", file=out, flush=True)
+    emit(f"Total time: {total:.0f} s\n")
+    if args.report:
+        Path(args.report).write_text("\n".join(report), encoding="utf-8")
+        progress(f"report written to {args.report}")
 
     plot_path: Path | None = None
     sse = next((r for r in results if r.name == "sse"), None)

@@ -56,7 +56,7 @@ class Comment(NamedTuple):
     text: str
 
 
-_new_event = ServerSentEvent.__new__
+_tuple_new = tuple.__new__  # builds a ServerSentEvent without NamedTuple's Python __new__
 _Out = list[Any]  # what the internals append to: events, comments, bare data strings
 
 #: A line still waiting for its end may exceed ``max_event_bytes`` by this much: room for
@@ -101,6 +101,7 @@ class SSEDecoder:
         "_limit",
         "_plain",
         "_skip_lf",
+        "_special",
         "_start",
         "_tail",
         "_tail_size",
@@ -118,6 +119,7 @@ class SSEDecoder:
     ) -> None:
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self._start = True  # no text decoded yet: a leading BOM is still to be stripped
+        self._special = True  # _start, _skip_lf or _failed is set: see _prelude
         self._skip_lf = False  # the last chunk ended in CR: drop one LF that starts the next
         self._tail: list[str] = []  # fragments of the unfinished last line
         self._tail_size = 0
@@ -191,32 +193,40 @@ class SSEDecoder:
         self._data = []
         self._event = ""
         self._block_retry = None
-        self._failed = True
+        self._failed = self._special = True
         return out  # type: ignore[return-value]
 
     # -- internals --------------------------------------------------------------------
 
-    def _feed(self, data: bytes, frames: _Out | None) -> _Out:
+    def _prelude(self, text: str) -> str:
+        """The rare states, checked through one flag: failed, a BOM to strip, an LF to skip."""
         if self._failed:
             raise RuntimeError("SSEDecoder was closed or failed; create a new one")
-        text = self._decode(data)
         if not text:
-            return frames if frames is not None else []
+            return text
         if self._start:
             self._start = False
             if text[0] == "\ufeff":
                 text = text[1:]
                 if not text:
-                    return frames if frames is not None else []
+                    self._special = self._skip_lf
+                    return text
         if self._skip_lf:
             self._skip_lf = False
             if text[0] == "\n":
                 text = text[1:]
-                if not text:
-                    return frames if frames is not None else []
+        self._special = False
+        return text
+
+    def _feed(self, data: bytes, frames: _Out | None) -> _Out:
+        text = self._decode(data)
+        if self._special:
+            text = self._prelude(text)
+        if not text:
+            return frames if frames is not None else []
         if "\r" in text:
             if text[-1] == "\r":
-                self._skip_lf = True
+                self._skip_lf = self._special = True
             text = text.replace("\r\n", "\n").replace("\r", "\n")
 
         out: list[Any] = frames if frames is not None else []
@@ -228,25 +238,32 @@ class SSEDecoder:
                 if self._tail_size > self._limit + _LINE_SLACK:
                     self._fail(self._tail_size, out)
             return out
-        if self._tail:
-            self._tail.append(text)
-            text = "".join(self._tail)
-            self._tail = []
-            self._tail_size = 0
-
         if self._data or self._event or self._block_retry is not None:
             # The text continues an event begun in an earlier chunk: finish it first.
+            if self._tail:
+                self._tail.append(text)
+                text = "".join(self._tail)
+                self._tail = []
+                self._tail_size = 0
             end = text.find("\n\n")
             if end < 0:
                 return self._blocks(text, out, frames)
             self._lines(text[:end].split("\n"), out, frames)
             self._dispatch(out)
-            text = text[end + 2 :]
+            text = "\n\n" + text[end + 2 :]
+        elif self._tail:
+            # Join the unfinished line from earlier chunks with this text, once.
+            text = "".join(["\n\n", *self._tail, text])
+            self._tail = []
+            self._tail_size = 0
+        else:
+            text = "\n\n" + text
         # From here every event starts fresh. Split where a one-line `data: ` event can
-        # begin, so the common event costs one slice (its value) and one tuple.
-        parts = ("\n\n" + text).split("\n\ndata: ")
+        # begin, so the common event costs one slice (its value) and one tuple. (The
+        # text now starts with "\n\n", so an event at its very start splits too.)
+        parts = text.split("\n\ndata: ")
         if len(parts) == 1:
-            return self._blocks(text, out, frames)
+            return self._blocks(text[2:], out, frames)
         head = parts[0]
         if head:
             # What precedes the first split, with the LFs the split took from the text:
@@ -257,18 +274,35 @@ class SSEDecoder:
         if len(parts) > 1:  # complete events (each one dispatches: the id is committed)
             limit = self._limit
             plain = self._plain
-            _new = _new_event
-            append = out.append
             last_id = self._id_buf
-            for part in parts[1:]:
+            mids = parts[1:]
+            _new = _tuple_new
+            append = out.append
+            for part in mids:
                 if "\n" not in part:
                     if limit is not None and len(part) > limit >> 2 and _size(part) > limit:
                         self._fail(_size(part), out)
-                    append(part if plain else _new(ServerSentEvent, "message", part, last_id, None))
+                    append(
+                        part if plain else _new(ServerSentEvent, ("message", part, last_id, None))
+                    )
                 else:
                     self._blocks("data: " + part + "\n\n", out, frames)
                     last_id = self._id_buf
-            self.last_event_id = last_id
+            if mids:
+                self.last_event_id = last_id
+        if last[-2:] == "\n\n" and "\n" not in last[:-2]:
+            # The text ends with a complete one-line event (one event per read: common).
+            value = last[:-2]
+            limit = self._limit
+            if limit is not None and len(value) > limit >> 2 and _size(value) > limit:
+                self._fail(_size(value), out)
+            self.last_event_id = self._id_buf
+            out.append(
+                value
+                if self._plain
+                else _tuple_new(ServerSentEvent, ("message", value, self._id_buf, None))
+            )
+            return out
         return self._blocks("data: " + last, out, frames)
 
     def _blocks(
@@ -291,7 +325,7 @@ class SSEDecoder:
             # is dispatched straight from the slice; anything else takes the general path.
             append = out.append
             plain = self._plain
-            _new = _new_event
+            _new = _tuple_new
             last_id = self._id_buf
             for block in blocks:
                 if block.startswith("data: ") and "\n" not in block:
@@ -299,7 +333,7 @@ class SSEDecoder:
                     if limit is not None and len(value) > limit >> 2 and _size(value) > limit:
                         self._fail(_size(value), out)
                     append(
-                        value if plain else _new(ServerSentEvent, "message", value, last_id, None)
+                        value if plain else _new(ServerSentEvent, ("message", value, last_id, None))
                     )
                 else:
                     self._lines(block.split("\n"), out, frames)
@@ -365,12 +399,9 @@ class SSEDecoder:
         if self._data:
             data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
             out.append(
-                _new_event(
+                _tuple_new(
                     ServerSentEvent,
-                    self._event or "message",
-                    data,
-                    self._id_buf,
-                    self._block_retry,
+                    (self._event or "message", data, self._id_buf, self._block_retry),
                 )
             )
             self._data = []
@@ -379,7 +410,7 @@ class SSEDecoder:
         self._block_retry = None
 
     def _fail(self, size: int, out: _Out) -> None:
-        self._failed = True
+        self._failed = self._special = True
         self._tail = []
         self._data = []
         error = EventTooLarge(size, self._limit or 0)
