@@ -54,6 +54,7 @@ from .common import (
     Case,
     Check,
     Peer,
+    Target,
     compare_items,
     event_loop,
     fmt_ratio,
@@ -507,6 +508,50 @@ def run_spec(spec: SSECaseSpec, loop: asyncio.AbstractEventLoop) -> Case:
     )
 
 
+def _speedup(case: Case | None, peer: str, at_least: float) -> Target | None:
+    """rxgpt at least ``at_least`` times faster than ``peer`` on ``case``."""
+    if case is None:
+        return None
+    ratio = case.peer(peer).ratio  # peer time ÷ rxgpt time
+    return Target(
+        f"sse {case.name}: ≥ {at_least:g}× {peer}",
+        f"rxgpt's decoding time ÷ {peer}'s (target: at most 1/{at_least:g})",
+        round(1 / at_least, 4),
+        1 / ratio if ratio else None,
+    )
+
+
+def _doubling(big: list[Case], name: str) -> float | None:
+    times = [case.peer(name).median for case in big]
+    ratios = [b / a for a, b in itertools.pairwise(times) if a and b]
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+
+
+def targets(cases: list[Case], big: list[Case]) -> list[Target]:
+    """The issue's SSE decoding targets."""
+    by_name = {case.name: case for case in cases}
+    random_reads = by_name.get("chat-random-reads")
+    per_read = by_name.get("chat-event-per-read")
+    wanted = [
+        _speedup(random_reads, "httpx-sse iter_sse", 2.5),
+        _speedup(random_reads, "openai SSEDecoder.iter_bytes", 4),
+        _speedup(per_read, "httpx-sse iter_sse", 2),
+        _speedup(per_read, "openai SSEDecoder.iter_bytes", 2),
+        _speedup(big[-1] if big else None, "sseclient-py", 10),
+    ]
+    out = [target for target in wanted if target is not None]
+    if len(big) > 1:
+        out.append(
+            Target(
+                "sse big line: linear",
+                "rxgpt's time ratio per doubling of the line (2 = linear, 4 = quadratic)",
+                2.8,
+                _doubling(big, REFERENCE),
+            )
+        )
+    return out
+
+
 def growth_table(big: list[Case]) -> str:
     """Time per peer for the big-line sizes, with the doubling ratio (2 = linear, 4 = quadratic)."""
     sizes = [case.nbytes for case in big]
@@ -548,6 +593,7 @@ def run(quick: bool = False) -> BenchResult:
     result.tables.extend(format_case(case) for case in main)
     result.tables.append(growth_table(big))
     result.tables.append(_summary(main))
+    result.targets.extend(targets(result.cases, big))
     result.extra["plotted_cases"] = [case.name for case in main]
     result.seconds = time.perf_counter() - start
     return result
