@@ -13,6 +13,7 @@ the chunk also held something bad, it returns the good deltas and sets :attr:`er
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from ._json import JSONDecodeError, loads
@@ -148,7 +149,22 @@ class StreamDecoder:
         return out
 
     def _events(self, events: list[Any], out: list[Delta]) -> None:
-        # The hot loop: JSON parsing and the in-band error check are inlined here (see
+        if self._feed_many is not None and events and self._marker not in events:
+            # The common read: only plain data events, all JSON objects, no error among
+            # them. Parsed and screened with C-level map; any surprise takes the loop.
+            try:
+                objs = list(map(loads, events))
+                screened = not any(map(dict.__contains__, objs, repeat("error")))
+            except JSONDecodeError:  # (includes TypeError: a non-str event or payload)
+                screened = False
+            if screened:
+                self._index += len(objs)
+                self._feed_batch(objs, out)
+                return
+        self._events_loop(events, out)
+
+    def _events_loop(self, events: list[Any], out: list[Delta]) -> None:
+        # The general loop: JSON parsing and the in-band error check are inlined here (see
         # parse_json for the same logic as a function); the parsed payloads go to the
         # protocol decoder as one batch.
         marker = self._marker

@@ -87,6 +87,9 @@ class Fanout(Generic[_T]):
     ) -> None:
         if replay != "all" and (not isinstance(replay, int) or replay < 0):
             raise ValueError("replay must be a non-negative int or 'all'")
+        batches = getattr(source, "batches", None)  # a DeltaStream: take its batches
+        if not batched and isinstance(batches, Observable):
+            source, batched = batches, True
         self._source = source
         self._replay = replay
         self._batched = batched

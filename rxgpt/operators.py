@@ -311,7 +311,12 @@ def decode_stream(
 
     Same items and errors as the three stages, at the cost of one stage.
     """
-    return _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, False)
+    batched = _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, True)
+
+    def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
+        return DeltaStream(batched(source))
+
+    return _decode_stream
 
 
 def decode_batches(
@@ -327,6 +332,29 @@ def decode_batches(
     read instead of one per delta. Empty batches are not emitted.
     """
     return _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, True)
+
+
+class DeltaStream(Observable[Delta]):
+    """The observable :func:`decode_stream` returns: deltas, one by one.
+
+    ``batches`` is the same stream as one list per network read; :func:`accumulate`
+    applied directly to it subscribes there (operator fusion: one call per read).
+    """
+
+    def __init__(self, batches: Observable[list[Delta]]) -> None:
+        def subscribe(
+            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(batch: list[Delta]) -> None:
+                for delta in batch:
+                    observer.on_next(delta)
+
+            return batches.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        super().__init__(subscribe)
+        self.batches = batches
 
 
 def _stream_decoder(
@@ -420,6 +448,11 @@ def accumulate(
                     observer.on_next(partial)
                     observer.on_completed()
 
+            if isinstance(source, DeltaStream):
+                # Operator fusion: take the decoder's per-read batches directly.
+                return source.batches.subscribe(
+                    acc.add_all, on_error, on_completed, scheduler=scheduler
+                )
             return source.subscribe(acc.add, on_error, on_completed, scheduler=scheduler)
 
         return Observable(subscribe)

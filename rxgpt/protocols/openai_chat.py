@@ -126,8 +126,9 @@ class OpenAIChatDecoder:
     def feed_many(self, chunks: list[Any], out: list[Delta]) -> None:
         """:meth:`feed` for a batch of chunks: the common chunk is handled inline."""
         append = out.append
+        info = self._info
         for chunk in chunks:
-            if chunk.__class__ is dict and self._info:
+            if info and chunk.__class__ is dict:
                 choices = chunk.get("choices")
                 if choices and len(choices) == 1:
                     ch = choices[0]
@@ -144,6 +145,7 @@ class OpenAIChatDecoder:
                             append(TextDelta(ch.get("index", 0), content))
                             continue
             self.feed(chunk, out)
+            info = self._info
 
     def _chunk(self, chunk: dict[str, Any], choices: Any, out: list[Delta]) -> None:
         """Any chunk: metadata, every choice's delta and extras, finish, usage."""
