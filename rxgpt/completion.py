@@ -406,29 +406,32 @@ class Accumulator:
     def add_all(self, deltas: list[Delta]) -> None:
         """Fold a batch of deltas (the result is the same as :meth:`add` for each).
 
-        A batch of text fragments of one choice and part (the bulk of a long answer) is
-        taken in one list comprehension, at about the cost of joining them.
+        A batch of text fragments continuing the text of the previous delta's choice and
+        part (the bulk of a long answer) is taken in one list comprehension.
         """
         if not deltas:
             return
         first = deltas[0]
-        if first.__class__ is TextDelta:
-            assert isinstance(first, TextDelta)
-            choice, part = first.choice, first.part
+        c = self._last
+        if (
+            first.__class__ is TextDelta
+            and c is not None
+            and c.index == first.choice
+            and c.text_part == first.part
+        ):
+            choice, part = c.index, c.text_part
             texts = [
                 d.text
                 for d in deltas
                 if d.__class__ is TextDelta and d.choice == choice and d.part == part
             ]
             if len(texts) == len(deltas):
-                self.add(first)
-                c = self._choices[choice]
-                assert c.text is not None
-                c.text.extend(texts[1:])
-                self.count += len(texts) - 1
+                c.text.extend(texts)  # type: ignore[union-attr]
+                self.count += len(texts)
                 return
+        add = self.add
         for delta in deltas:
-            self.add(delta)
+            add(delta)
 
     def _add_other(self, delta: Delta) -> None:
         if isinstance(delta, RefusalDelta):

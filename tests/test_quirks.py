@@ -1184,12 +1184,10 @@ def _consistent(partial: Any, final: Any) -> bool:
     if isinstance(final, bool) or final is None:
         return partial is final
     if isinstance(final, int | float):
-        # an unfinished number shows its longest valid prefix (12.5 → 12 on the way)
-        return (
-            isinstance(partial, int | float)
-            and not isinstance(partial, bool)
-            and (partial == final or json.dumps(final).startswith(json.dumps(partial)))
-        )
+        # An unfinished number shows the value of its longest valid prefix, which may be
+        # any number (12.5 → 12 on the way; 1.5e-38 → 1.5e-3, i.e. 0.0015): only its type
+        # is fixed. Finished numbers are checked exactly by the final comparison.
+        return isinstance(partial, int | float) and not isinstance(partial, bool)
     return False
 
 
