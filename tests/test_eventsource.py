@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import Harness, harness_fixture
 
 from rxgpt import (
     DecodeError,
@@ -120,62 +120,18 @@ def forever(*blocks: bytes) -> Behaviour:
     return behaviour
 
 
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name
+class ScriptHarness(Harness):
+    """The shared harness whose ``serve`` answers /events from a :class:`Script`."""
 
-
-class Harness:
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
-
-    async def serve(self, *behaviours: Behaviour) -> tuple[str, Script]:
+    async def serve(self, *behaviours: Behaviour) -> tuple[str, Script]:  # type: ignore[override]
         script = Script(list(behaviours))
         app = web.Application()
         app.router.add_route("*", "/events", script.handle)
-        server = await self._make_server(app)
+        server = await self.start(app)
         return str(server.make_url("/events")), script
 
-    def leaks(self) -> tuple[set[asyncio.Task[Any]], int]:
-        current = asyncio.current_task()
-        tasks = {
-            task
-            for task in asyncio.all_tasks()
-            if task is not current
-            and task not in self._baseline
-            and not task.done()
-            and not _server_side(task)
-        }
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        return tasks, len(connector._acquired)
 
-    async def settled(self, within: float = 1.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            tasks, acquired = self.leaks()
-            if not tasks and not acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired connections: {acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            await self.session.close()
-
-
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
+h = harness_fixture(ScriptHarness, settle_within=1.0)
 
 
 class Events:

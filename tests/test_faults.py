@@ -11,16 +11,27 @@ that raise are isolated and reported.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import (
+    MESSAGES,
+    MODEL,
+    TIMEOUT,
+    Harness,
+    Recorder,
+    Seen,
+    chat,
+    full_stream,
+    harness_fixture,
+    headers_only,
+    never_answers,
+    prepared,
+    text_of,
+)
 from reactivex import Observer
 from reactivex import operators as ops
 
@@ -44,226 +55,15 @@ from rxgpt import (
     decode_stream,
     request,
 )
-from rxgpt.mock import MockServer, generate_tokens
+from rxgpt.mock import generate_tokens
 
-TIMEOUT = 5.0
-MODEL = "gpt-test"
-MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 KEY = "sk-test-faults-0123456789abcdef"
 TOKENS = 16
 WORDS = generate_tokens(MESSAGES, MODEL, TOKENS)
 TEXT = "".join(WORDS)
-ONE = Retry(attempts=1)
+FULL = full_stream(WORDS)
 
-
-# --------------------------------------------------------------------------- harness
-
-
-@dataclass
-class Seen:
-    """What a server saw: requests (with the client's port), ends, cancellations."""
-
-    peers: list[int] = field(default_factory=list)
-    ended: int = 0
-    cancelled: int = 0
-
-    @property
-    def requests(self) -> int:
-        return len(self.peers)
-
-    @property
-    def connections(self) -> int:
-        """Distinct TCP connections (client ports) the requests came on."""
-        return len(set(self.peers))
-
-    async def wait_requests(self, count: int = 1, within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within):
-            while self.requests < count:
-                await asyncio.sleep(0.005)
-
-    async def wait_ended(self, count: int = 1, within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within):
-            while self.ended < count:
-                await asyncio.sleep(0.005)
-
-
-def _track(seen: Seen) -> Any:
-    @web.middleware
-    async def track(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        seen.peers.append(peer[1] if peer else -1)
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            seen.cancelled += 1
-            raise
-        finally:
-            seen.ended += 1
-
-    return track
-
-
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name
-
-
-class Harness:
-    """Servers, a client session on an observable connector, and the leak check."""
-
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self._mocks: list[MockServer] = []
-        self._session: aiohttp.ClientSession | None = None
-        self.limit = 10
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.limit)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-    @property
-    def connector(self) -> aiohttp.TCPConnector:
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        return connector
-
-    @property
-    def pooled(self) -> int:
-        """Idle connections kept for reuse."""
-        return sum(len(conns) for conns in self.connector._conns.values())
-
-    async def mock(self, **config: Any) -> tuple[MockServer, Seen]:
-        seen = Seen()
-        server = MockServer(**config)
-        server.app.middlewares.append(_track(seen))
-        await server.start()
-        self._mocks.append(server)
-        return server, seen
-
-    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> tuple[str, Seen]:
-        """Serve ``handler`` at /v1/chat/completions; returns the base URL (…/v1)."""
-        seen = Seen()
-        app = web.Application(middlewares=[_track(seen)])
-        app.router.add_post("/v1/chat/completions", handler)
-        server = await self._make_server(app)
-        return str(server.make_url("/v1")), seen
-
-    def client(self, base_url: str, **kwargs: Any) -> Client:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("retry", ONE)
-        return Client(base_url, session=self.session, **kwargs)
-
-    def leaks(self) -> tuple[set[asyncio.Task[Any]], int]:
-        current = asyncio.current_task()
-        tasks = {
-            task
-            for task in asyncio.all_tasks()
-            if task is not current
-            and task not in self._baseline
-            and not task.done()
-            and not _server_side(task)
-        }
-        acquired = len(self.connector._acquired) if self._session is not None else 0
-        return tasks, acquired
-
-    async def settled(self, within: float = 2.0) -> None:
-        """No client task left and no acquired connection, within ``within`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            tasks, acquired = self.leaks()
-            if not tasks and not acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired connections: {acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            if self._session is not None:
-                await self._session.close()
-            for server in self._mocks:
-                await server.close()
-
-
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
-
-
-def chat(client: Client, **params: Any) -> ChatStream:
-    return client.chat(model=MODEL, messages=MESSAGES, **params)
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(d.text for d in deltas if isinstance(d, TextDelta) and d.choice == 0)
-
-
-class Recorder:
-    """A subscriber keeping its deltas and terminal; ``wait_texts`` waits for content."""
-
-    def __init__(self, stream: ChatStream) -> None:
-        self.items: list[Delta] = []
-        self.errors: list[Exception] = []
-        self.completed = 0
-        stream.subscribe(self.items.append, self.errors.append, self._done)
-
-    def _done(self) -> None:
-        self.completed += 1
-
-    async def wait_texts(self, count: int) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while sum(isinstance(d, TextDelta) and bool(d.text) for d in self.items) < count:
-                await asyncio.sleep(0.005)
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-FULL = (
-    chunk({"role": "assistant", "content": ""})
-    + b"".join(chunk({"content": w}) for w in WORDS)
-    + chunk({}, "stop")
-    + b"data: [DONE]\n\n"
-)
-
-
-async def prepared(request: web.Request, content_type: str = "text/event-stream") -> Any:
-    await request.read()
-    response = web.StreamResponse(headers={"Content-Type": content_type})
-    await response.prepare(request)
-    return response
-
-
-async def never_answers(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
-
-
-async def headers_only(request: web.Request) -> web.StreamResponse:
-    await prepared(request)
-    await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
+h = harness_fixture(key=KEY)
 
 
 # --------------------------------------------------------------------------- failures leak nothing

@@ -16,219 +16,43 @@ import json
 import random
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import (
+    MESSAGES,
+    MODEL,
+    TIMEOUT,
+    Harness,
+    chat,
+    chunk,
+    failure,
+    full_stream,
+    harness_fixture,
+)
 
 import rxgpt
 from rxgpt import (
-    ChatStream,
     Client,
     DecodeError,
     EventTooLarge,
     Retry,
-    RxgptError,
     StreamError,
     StreamInterrupted,
     StreamTimeout,
     TransportError,
 )
-from rxgpt.mock import MockServer, generate_tokens
+from rxgpt.mock import generate_tokens
 
-TIMEOUT = 5.0
-MODEL = "gpt-test"
-MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 KEY = "sk-test-hostile-0123456789abcdef"
 TOKENS = 12
 WORDS = generate_tokens(MESSAGES, MODEL, TOKENS)
 TEXT = "".join(WORDS)
 MiB = 1024 * 1024
+FULL = full_stream(WORDS)
 
-
-# --------------------------------------------------------------------------- harness
-
-
-@dataclass
-class Seen:
-    requests: int = 0
-    ended: int = 0
-
-    async def wait_ended(self, count: int = 1, within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within):
-            while self.ended < count:
-                await asyncio.sleep(0.005)
-
-
-def _track(seen: Seen) -> Any:
-    @web.middleware
-    async def track(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        seen.requests += 1
-        try:
-            return await handler(request)
-        finally:
-            seen.ended += 1
-
-    return track
-
-
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name or task.get_name() == "raw-server"
-
-
-class Harness:
-    """Servers, a client session on an observable connector, and the leak check."""
-
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self._mocks: list[MockServer] = []
-        self._raw: list[asyncio.Server] = []
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
-
-    @property
-    def connector(self) -> aiohttp.TCPConnector:
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        return connector
-
-    @property
-    def pooled(self) -> int:
-        return sum(len(conns) for conns in self.connector._conns.values())
-
-    async def mock(self, **config: Any) -> tuple[MockServer, Seen]:
-        seen = Seen()
-        server = MockServer(**config)
-        server.app.middlewares.append(_track(seen))
-        await server.start()
-        self._mocks.append(server)
-        return server, seen
-
-    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> tuple[str, Seen]:
-        """Serve ``handler`` at /v1/chat/completions; returns the base URL (…/v1)."""
-        seen = Seen()
-        app = web.Application(middlewares=[_track(seen)])
-        app.router.add_post("/v1/chat/completions", handler)
-        server = await self._make_server(app)
-        return str(server.make_url("/v1")), seen
-
-    async def raw(self, answer: bytes | list[bytes], *, close: bool = True) -> tuple[str, Seen]:
-        """A raw TCP server that reads the request and writes ``answer`` as is.
-
-        A list is written piece by piece, a moment apart (separate network reads).
-        """
-        pieces = answer if isinstance(answer, list) else [answer]
-        seen = Seen()
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            seen.requests += 1
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                for n, piece in enumerate(pieces):
-                    if n:
-                        await asyncio.sleep(0.05)
-                    writer.write(piece)
-                    await writer.drain()
-                if not close:
-                    await reader.read()  # until the client goes away
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
-                seen.ended += 1
-
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            asyncio.get_running_loop().create_task(handle(reader, writer), name="raw-server")
-
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        self._raw.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", seen
-
-    def client(self, base_url: str, **kwargs: Any) -> Client:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("retry", Retry(attempts=1))
-        return Client(base_url, session=self.session, **kwargs)
-
-    def leaks(self) -> tuple[set[asyncio.Task[Any]], int]:
-        current = asyncio.current_task()
-        tasks = {
-            task
-            for task in asyncio.all_tasks()
-            if task is not current
-            and task not in self._baseline
-            and not task.done()
-            and not _server_side(task)
-        }
-        return tasks, len(self.connector._acquired)
-
-    async def settled(self, within: float = 2.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            tasks, acquired = self.leaks()
-            if not tasks and not acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired connections: {acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            await self.session.close()
-            for server in self._mocks:
-                await server.close()
-            for raw in self._raw:
-                raw.close()
-                await raw.wait_closed()
-
-
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
-
-
-def chat(client: Client, **params: Any) -> ChatStream:
-    return client.chat(model=MODEL, messages=MESSAGES, **params)
-
-
-async def failure(stream: ChatStream) -> RxgptError:
-    """The stream's error; anything but an RxgptError (or a hang) fails the test."""
-    try:
-        await asyncio.wait_for(stream.completion(), TIMEOUT)
-    except RxgptError as error:
-        return error
-    raise AssertionError("the stream did not fail")
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-FULL = (
-    chunk({"role": "assistant", "content": ""})
-    + b"".join(chunk({"content": w}) for w in WORDS)
-    + chunk({}, "stop")
-    + b"data: [DONE]\n\n"
-)
+h = harness_fixture(key=KEY)
 
 
 def body_handler(

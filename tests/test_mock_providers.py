@@ -60,16 +60,7 @@ def user(content: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- fixtures, helpers
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(tokens=TOKENS) as running:
-        yield running
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+# ``server`` (a MockServer of 12 tokens) and ``session`` come from conftest.py.
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +48,7 @@ CHUNK_KEYS = [
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(tokens=TOKENS) as running:
-        yield running
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+# ``server`` (a MockServer of 12 tokens) and ``session`` come from conftest.py.
 
 
 def chat(content: str = "Tell me about streams, please", **extra: Any) -> dict[str, Any]:

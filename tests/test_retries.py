@@ -10,26 +10,37 @@ that the connector holds no acquired connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
-import json
 import logging
 import math
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import (
+    CHAT_PATH,
+    MESSAGES,
+    MESSAGES_PATH,
+    MODEL,
+    ROLE,
+    TIMEOUT,
+    Harness,
+    Recorder,
+    chat,
+    full_stream,
+    harness_fixture,
+    write_sse,
+)
 
 from rxgpt import (
     AuthenticationError,
     ChatStream,
     Client,
-    Delta,
     ErrorDelta,
     HTTPStatusError,
     RateLimitError,
@@ -44,198 +55,19 @@ from rxgpt import (
     Timeouts,
     TransportError,
 )
-from rxgpt.mock import MockServer, generate_tokens
+from rxgpt.mock import generate_tokens
 from rxgpt.resilience import retry_after
 
-TIMEOUT = 5.0
 SLACK = 0.5  # how much later than asked a retry may start
 EPS = 0.005
-MODEL = "gpt-test"
-MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 KEY = "sk-test-retries-0123456789abcdef"
 TOKENS = 8
 WORDS = generate_tokens(MESSAGES, MODEL, TOKENS)
 TEXT = "".join(WORDS)
 FAST = Retry(attempts=3, backoff=0.01, jitter=0)
+FULL = full_stream(WORDS)
 
-
-# --------------------------------------------------------------------------- harness
-
-
-@dataclass
-class Seen:
-    """What a server saw: arrival times (loop clock and wall clock), ends."""
-
-    arrivals: list[float] = field(default_factory=list)
-    wall: list[float] = field(default_factory=list)
-    ended: int = 0
-
-    @property
-    def requests(self) -> int:
-        return len(self.arrivals)
-
-    @property
-    def gaps(self) -> list[float]:
-        return [b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)]
-
-    async def wait_requests(self, count: int, within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within):
-            while self.requests < count:
-                await asyncio.sleep(0.005)
-
-
-def _track(seen: Seen) -> Any:
-    @web.middleware
-    async def track(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        seen.arrivals.append(asyncio.get_running_loop().time())
-        seen.wall.append(time.time())
-        try:
-            return await handler(request)
-        finally:
-            seen.ended += 1
-
-    return track
-
-
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name or task.get_name() == "raw-server"
-
-
-class Harness:
-    """Servers, a client session on an observable connector, and the leak check."""
-
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self._mocks: list[MockServer] = []
-        self._raw: list[asyncio.Server] = []
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
-
-    async def mock(self, **config: Any) -> tuple[MockServer, Seen]:
-        seen = Seen()
-        server = MockServer(**config)
-        server.app.middlewares.append(_track(seen))
-        await server.start()
-        self._mocks.append(server)
-        return server, seen
-
-    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> tuple[str, Seen]:
-        """Serve ``handler`` at /v1/chat/completions and /v1/messages."""
-        seen = Seen()
-        app = web.Application(middlewares=[_track(seen)])
-        app.router.add_post("/v1/chat/completions", handler)
-        app.router.add_post("/v1/messages", handler)
-        server = await self._make_server(app)
-        return str(server.make_url("")), seen
-
-    async def raw(self, handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]) -> int:
-        """A raw TCP server (its connection tasks are named "raw-server"); returns its port."""
-
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            asyncio.get_running_loop().create_task(handle(reader, writer), name="raw-server")
-
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        self._raw.append(server)
-        port: int = server.sockets[0].getsockname()[1]
-        return port
-
-    def client(self, base_url: str, **kwargs: Any) -> Client:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("retry", FAST)
-        return Client(base_url, session=self.session, **kwargs)
-
-    def leaks(self) -> tuple[set[asyncio.Task[Any]], int]:
-        current = asyncio.current_task()
-        tasks = {
-            task
-            for task in asyncio.all_tasks()
-            if task is not current
-            and task not in self._baseline
-            and not task.done()
-            and not _server_side(task)
-        }
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        return tasks, len(connector._acquired)
-
-    async def settled(self, within: float = 2.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            tasks, acquired = self.leaks()
-            if not tasks and not acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired connections: {acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            await self.session.close()
-            for server in self._mocks:
-                await server.close()
-            for raw in self._raw:
-                raw.close()
-                await raw.wait_closed()
-
-
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
-
-
-def chat(client: Client, **params: Any) -> ChatStream:
-    return client.chat(model=MODEL, messages=MESSAGES, **params)
-
-
-class Recorder:
-    """A subscriber keeping every delta and its terminal."""
-
-    def __init__(self, stream: ChatStream) -> None:
-        self.items: list[Delta] = []
-        self.errors: list[Exception] = []
-        self.completed = 0
-        stream.subscribe(self.items.append, self.errors.append, self._done)
-
-    def _done(self) -> None:
-        self.completed += 1
-
-    def count(self, kind: type) -> int:
-        return sum(isinstance(d, kind) for d in self.items)
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-ROLE = chunk({"role": "assistant", "content": ""})
-FULL = ROLE + b"".join(chunk({"content": w}) for w in WORDS) + chunk({}, "stop")
-FULL += b"data: [DONE]\n\n"
-
-
-async def write_sse(request: web.Request, *parts: bytes) -> web.StreamResponse:
-    await request.read()
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    for part in parts:
-        await response.write(part)
-    await response.write_eof()
-    return response
+h = harness_fixture(key=KEY, retry=FAST, base="", paths=(CHAT_PATH, MESSAGES_PATH))
 
 
 def failing_then_ok(
@@ -264,6 +96,17 @@ async def fail(stream: ChatStream, kind: type[RxgptError] = RxgptError) -> Any:
 # --------------------------------------------------------------------------- success after failures
 
 
+def _unstamped(items: list[Any]) -> list[Any]:
+    """The deltas with ResponseInfo's creation time left out."""
+    out = []
+    for item in items:
+        if isinstance(item, ResponseInfo):
+            raw = {k: v for k, v in item.raw.items() if k != "created"}
+            item = dataclasses.replace(item, created=None, raw=raw)
+        out.append(item)
+    return out
+
+
 async def test_fail_first_two_then_the_third_attempt_succeeds_without_duplicates(
     h: Harness,
 ) -> None:
@@ -282,7 +125,9 @@ async def test_fail_first_two_then_the_third_attempt_succeeds_without_duplicates
     assert result.text == TEXT
     assert got.count(ResponseInfo) == 1
     assert got.count(RoleDelta) == 1
-    assert got.items == clean.items  # what a subscriber sees is a clean run's deltas
+    # what a subscriber sees is a clean run's deltas (the server stamps `created` with the
+    # clock, so the two runs may differ there when a second boundary falls between them)
+    assert _unstamped(got.items) == _unstamped(clean.items)
     assert got.completed == 1 and got.errors == []
     assert result.deltas == len(clean.items)
 
@@ -514,7 +359,7 @@ async def test_connection_closed_without_an_answer_is_retried(h: Harness) -> Non
         await reader.read(1)  # the request started; close without a status line
         writer.close()
 
-    port = await h.raw(hang_up)
+    port = await h.raw_server(hang_up)
     client = h.client(f"http://127.0.0.1:{port}/v1")
     error = await fail(chat(client), TransportError)
     assert isinstance(error, StreamInterrupted)

@@ -12,19 +12,29 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import reactivex
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import (
+    CHAT_PATH,
+    MESSAGES,
+    MESSAGES_PATH,
+    MODEL,
+    ONE,
+    TIMEOUT,
+    Handler,
+    Harness,
+    chat,
+    failure,
+    harness_fixture,
+)
 
 from rxgpt import (
     AuthenticationError,
-    ChatStream,
     Client,
     DecodeError,
     Delta,
@@ -44,105 +54,34 @@ from rxgpt.errors import redact
 from rxgpt.observers import DeltaLogger
 from rxgpt.recording import record, replay, write_request
 
-TIMEOUT = 5.0
-MODEL = "gpt-test"
-MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 PROJECT_KEY = "sk-proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
 GATEWAY_KEY = "gw7Tok" + "QzXy9876543210LmNoPqRsTuVwXyZaBcDeFgHiJk"
 KEYS = [pytest.param(PROJECT_KEY, id="sk-proj"), pytest.param(GATEWAY_KEY, id="opaque")]
-ONE = Retry(attempts=1)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name or task.get_name() == "raw-server"
+class KeyHarness(Harness):
+    """The shared harness; ``serve`` and ``raw`` return the server's URL, and ``client``
+    takes the key to present (adding /v1 for OpenAI)."""
 
-
-class Harness:
-    """Servers, a client session on an observable connector, and the leak check."""
-
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self._raw: list[asyncio.Server] = []
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
-
-    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> str:
+    async def serve(self, handler: Handler) -> str:  # type: ignore[override]
         """Serve ``handler`` for OpenAI and Anthropic paths; returns the server's URL."""
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", handler)
-        app.router.add_post("/v1/messages", handler)
-        server = await self._make_server(app)
-        return str(server.make_url(""))
+        url, _ = await super().serve(handler)
+        return url
 
-    async def raw(self, answer: bytes) -> str:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(answer)
-                await writer.drain()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.close()
+    async def raw(self, answer: bytes) -> str:  # type: ignore[override]
+        url, _ = await super().raw(answer)
+        return url
 
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            asyncio.get_running_loop().create_task(handle(reader, writer), name="raw-server")
-
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-        self._raw.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-    def client(self, url: str, key: str, **kwargs: Any) -> Client:
-        kwargs.setdefault("retry", ONE)
+    def client(self, url: str, key: str, **kwargs: Any) -> Client:  # type: ignore[override]
         provider = kwargs.get("provider", "openai")
         base = url + "/v1" if provider == "openai" else url
-        return Client(base, api_key=key, session=self.session, **kwargs)
-
-    async def settled(self, within: float = 2.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        current = asyncio.current_task()
-        while True:
-            tasks = {
-                task
-                for task in asyncio.all_tasks()
-                if task is not current
-                and task not in self._baseline
-                and not task.done()
-                and not _server_side(task)
-            }
-            if not tasks and not connector._acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired: {connector._acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            await self.session.close()
-            for raw in self._raw:
-                raw.close()
-                await raw.wait_closed()
+        return super().client(base, api_key=key, **kwargs)
 
 
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
-
-
-def chat(client: Client, **params: Any) -> ChatStream:
-    return client.chat(model=MODEL, messages=MESSAGES, **params)
+h = harness_fixture(KeyHarness, base="", paths=(CHAT_PATH, MESSAGES_PATH))
 
 
 def presented_key(request: web.Request) -> str:
@@ -168,14 +107,6 @@ def assert_error_clean(key: str, error: BaseException) -> None:
                 assert value == "***"
     if isinstance(error, StreamError):
         assert_clean(key, json.dumps(error.error))
-
-
-async def failure(stream: ChatStream) -> RxgptError:
-    try:
-        await asyncio.wait_for(stream.completion(), TIMEOUT)
-    except RxgptError as error:
-        return error
-    raise AssertionError("the stream did not fail")
 
 
 # --------------------------------------------------------------------------- echoing servers

@@ -269,7 +269,7 @@ CASES: list[tuple[str, bytes, list[ServerSentEvent]]] = [
     ),
     (
         "anthropic-like",
-        b"event: message_start\ndata: {}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n",
+        b'event: message_start\ndata: {}\n\nevent: ping\ndata: {"type": "ping"}\n\n',
         [E("message_start", "{}"), E("ping", '{"type": "ping"}')],
     ),
     (

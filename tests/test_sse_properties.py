@@ -137,9 +137,7 @@ def test_reference_decoder_sanity() -> None:
 # --------------------------------------------------------------------------- running the decoder
 
 
-def run(
-    chunks: list[bytes], *, frames: bool = False, **kw: object
-) -> Result:
+def run(chunks: list[bytes], *, frames: bool = False, **kw: object) -> Result:
     dec = SSEDecoder(**kw)  # type: ignore[arg-type]
     out: list[ServerSentEvent | Comment] = []
     for chunk in chunks:
@@ -317,9 +315,7 @@ def test_token_soup_any_chunking_matches_whole_and_reference(
 
 @settings(COMMON, max_examples=300)
 @given(raw=st.binary(max_size=300), data=st.data())
-def test_random_bytes_never_raise_and_rechunk_identically(
-    raw: bytes, data: st.DataObject
-) -> None:
+def test_random_bytes_never_raise_and_rechunk_identically(raw: bytes, data: st.DataObject) -> None:
     chunks = data.draw(chunkings(raw), label="chunks")
     check_all_ways(raw, chunks)
 
@@ -389,9 +385,7 @@ def test_max_event_bytes_is_chunking_independent(
     if expected and data.draw(st.booleans(), label="limit near an event size"):
         size = len(data.draw(st.sampled_from(expected)).data.encode())
         limit = max(1, size + data.draw(st.sampled_from([-1, 0, 1])))
-    first_over = next(
-        (i for i, ev in enumerate(expected) if len(ev.data.encode()) > limit), None
-    )
+    first_over = next((i for i, ev in enumerate(expected) if len(ev.data.encode()) > limit), None)
     chunks = data.draw(chunkings(raw.encode()), label="chunks")
     dec = SSEDecoder(max_event_bytes=limit)
     got: list[ServerSentEvent] = []

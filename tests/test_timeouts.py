@@ -11,15 +11,28 @@ is left behind and that the connector holds no acquired connection.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
+from helpers import (
+    CHAT_PATH,
+    DONE,
+    FINISH,
+    MESSAGES,
+    MESSAGES_PATH,
+    MODEL,
+    ROLE,
+    TIMEOUT,
+    Harness,
+    chat,
+    chunk,
+    harness_fixture,
+    headers_only,
+    never_answers,
+)
+from helpers import prepared as sse_response
 
 from rxgpt import (
     ChatStream,
@@ -32,180 +45,21 @@ from rxgpt import (
     Timeouts,
     TransportError,
 )
-from rxgpt.mock import MockServer, generate_tokens
+from rxgpt.mock import generate_tokens
 
-TIMEOUT = 5.0  # a bug fails instead of hanging
 SLACK = 0.5  # how much later than its bound a deadline may fire
 EPS = 0.002  # the idle timer re-arms lazily with 1 ms granularity; clocks differ by µs
-MODEL = "gpt-test"
-MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 KEY = "sk-test-timeouts-0123456789abcdef"
 WORDS = generate_tokens(MESSAGES, MODEL, 40)
 
-
-# --------------------------------------------------------------------------- harness
-
-
-@dataclass
-class Seen:
-    """What a server saw: request arrival times (loop clock), ends, cancellations."""
-
-    arrivals: list[float] = field(default_factory=list)
-    ended: int = 0
-    cancelled: int = 0
-
-    @property
-    def requests(self) -> int:
-        return len(self.arrivals)
-
-    async def wait_ended(self, count: int = 1, within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within):
-            while self.ended < count:
-                await asyncio.sleep(0.005)
-
-
-def _track(seen: Seen) -> Any:
-    @web.middleware
-    async def track(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        seen.arrivals.append(asyncio.get_running_loop().time())
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            seen.cancelled += 1
-            raise
-        finally:
-            seen.ended += 1
-
-    return track
-
-
-def _server_side(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = code.co_filename if code is not None else ""
-    return "/aiohttp/web_" in name or "/rxgpt/mock/" in name
-
-
-class Harness:
-    """Servers, a client session on an observable connector, and the leak check."""
-
-    def __init__(self, make_server: AiohttpServer) -> None:
-        self._make_server = make_server
-        self._baseline = set(asyncio.all_tasks())
-        self._mocks: list[MockServer] = []
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
-
-    async def mock(self, **config: Any) -> tuple[MockServer, Seen]:
-        seen = Seen()
-        server = MockServer(**config)
-        server.app.middlewares.append(_track(seen))
-        await server.start()
-        self._mocks.append(server)
-        return server, seen
-
-    async def serve(self, handler: Callable[[web.Request], Awaitable[Any]]) -> tuple[str, Seen]:
-        """Serve ``handler`` at /v1/chat/completions; returns the base URL."""
-        seen = Seen()
-        app = web.Application(middlewares=[_track(seen)])
-        app.router.add_post("/v1/chat/completions", handler)
-        app.router.add_post("/v1/messages", handler)
-        server = await self._make_server(app)
-        return str(server.make_url("/v1")), seen
-
-    def client(self, base_url: str, **kwargs: Any) -> Client:
-        kwargs.setdefault("api_key", KEY)
-        kwargs.setdefault("retry", Retry(attempts=1))
-        return Client(base_url, session=self.session, **kwargs)
-
-    def leaks(self) -> tuple[set[asyncio.Task[Any]], int]:
-        current = asyncio.current_task()
-        tasks = {
-            task
-            for task in asyncio.all_tasks()
-            if task is not current
-            and task not in self._baseline
-            and not task.done()
-            and not _server_side(task)
-        }
-        connector = self.session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        return tasks, len(connector._acquired)
-
-    async def settled(self, within: float = 2.0) -> None:
-        """No client task left and no acquired connection, within ``within`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            tasks, acquired = self.leaks()
-            if not tasks and not acquired:
-                return
-            if loop.time() >= deadline:
-                raise AssertionError(f"leaked tasks {tasks}; acquired connections: {acquired}")
-            await asyncio.sleep(0.005)
-
-    async def finish(self) -> None:
-        try:
-            await self.settled()
-        finally:
-            await self.session.close()
-            for server in self._mocks:
-                await server.close()
-
-
-@pytest.fixture
-async def h(aiohttp_server: AiohttpServer) -> AsyncIterator[Harness]:
-    harness = Harness(aiohttp_server)
-    yield harness
-    await harness.finish()
-
-
-def chat(client: Client, **params: Any) -> ChatStream:
-    return client.chat(model=MODEL, messages=MESSAGES, **params)
+h = harness_fixture(key=KEY, paths=(CHAT_PATH, MESSAGES_PATH))
 
 
 def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-ROLE = chunk({"role": "assistant", "content": ""})
-FINISH = chunk({}, "stop")
-DONE = b"data: [DONE]\n\n"
-
-
-async def sse_response(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await response.prepare(request)
-    return response
-
-
 # --------------------------------------------------------------------------- handlers
-
-
-async def never_answers(request: web.Request) -> web.StreamResponse:
-    """Accepts the request and never sends the response headers."""
-    await request.read()
-    await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
-
-
-async def headers_only(request: web.Request) -> web.StreamResponse:
-    """Answers 200 with headers, then never sends a body byte."""
-    await sse_response(request)
-    await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
 
 
 async def keepalives_forever(request: web.Request) -> web.StreamResponse:
