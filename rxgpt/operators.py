@@ -25,10 +25,12 @@ from .deltas import Delta, Heartbeat
 from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
 from .ndjson import NDJSONDecoder
 from .protocols import get_decoder
-from .sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
+from .sse import Comment, IncompleteEvent, SSEDecoder
 from .transport import end_gracefully
 
 __all__ = [
+    "BatchedStream",
+    "DeltaStream",
     "accumulate",
     "decode_batches",
     "decode_json",
@@ -42,6 +44,54 @@ __all__ = [
 _A = TypeVar("_A")
 _B = TypeVar("_B")
 Operator = Callable[[Observable[_A]], Observable[_B]]
+
+
+class BatchedStream(Observable[_A]):
+    """An observable of items that also exposes them as one list per network read.
+
+    Every rxgpt stage returns one: subscribers get items one by one as usual, while the
+    next rxgpt stage (and :func:`accumulate`, :class:`~rxgpt.Fanout`) subscribes to
+    ``batches`` instead, so a chain pays one call per read and stage, not per item
+    (operator fusion; the items, their order and the errors are the same).
+    """
+
+    def __init__(self, batches: Observable[list[_A]]) -> None:
+        def subscribe(
+            observer: abc.ObserverBase[_A], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(batch: list[_A]) -> None:
+                for item in batch:
+                    observer.on_next(item)
+
+            return batches.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        super().__init__(subscribe)
+        self.batches = batches
+
+
+#: The name :func:`decode_stream`'s result had first; the same class.
+DeltaStream = BatchedStream
+
+
+def _batches_of(source: Observable[Any]) -> Observable[list[Any]]:
+    """``source`` as lists: its own batches when it has them, else one item per list."""
+    batches = getattr(source, "batches", None)
+    if isinstance(batches, Observable):
+        return batches
+
+    def subscribe(
+        observer: abc.ObserverBase[list[Any]], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return source.subscribe(
+            lambda item: observer.on_next([item]),
+            observer.on_error,
+            observer.on_completed,
+            scheduler=scheduler,
+        )
+
+    return Observable(subscribe)
 
 
 def parse_sse(
@@ -62,7 +112,7 @@ def parse_sse(
 
     def _parse_sse(source: Observable[bytes]) -> Observable[Any]:
         def subscribe(
-            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[list[Any]], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             decoder = SSEDecoder(max_event_bytes=max_event_bytes)
             feed = decoder.feed_frames if heartbeats else decoder.feed
@@ -76,22 +126,23 @@ def parse_sse(
                     items: list[Any] = feed(chunk)
                 except EventTooLarge as exc:
                     stopped = True
-                    for item in exc.events:
-                        observer.on_next(item)
+                    if exc.events:
+                        observer.on_next(list(exc.events))
                     observer.on_error(exc)
                     return
-                for item in items:
-                    observer.on_next(item)
+                if items:
+                    observer.on_next(items)
 
             def on_completed() -> None:
                 if not stopped:
-                    for item in decoder.close(flush=flush_incomplete):
-                        observer.on_next(item)
+                    items = decoder.close(flush=flush_incomplete)
+                    if items:
+                        observer.on_next(list(items))
                     observer.on_completed()
 
             return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
 
-        return Observable(subscribe)
+        return BatchedStream(Observable(subscribe))
 
     return _parse_sse
 
@@ -109,37 +160,46 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
     """
 
     def _decode_json(source: Observable[Any]) -> Observable[Any]:
+        batches = _batches_of(source)
+
         def subscribe(
-            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[list[Any]], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             index = 0
             stopped = False
 
-            def on_next(event: ServerSentEvent | Comment) -> None:
+            def on_next(events: list[Any]) -> None:
                 nonlocal index, stopped
                 if stopped:
                     return
-                if type(event) is Comment:
-                    observer.on_next(event)
-                    return
-                assert isinstance(event, ServerSentEvent)
-                if done is not None and event.data == done:
-                    stopped = True
-                    end_gracefully(observer)
-                    return
-                try:
-                    item = json_item(event, index)
-                except RxgptError as exc:
-                    stopped = True
-                    if isinstance(event, IncompleteEvent) and isinstance(exc, DecodeError):
-                        # a last event cut off by the end of the body: truncation
-                        exc = MissingDone(f"the body ended inside event {index}")
-                        if done is None:
-                            exc = StreamInterrupted(f"the body ended inside event {index}")
-                    observer.on_error(exc)
-                    return
-                index += 1
-                observer.on_next(item)
+                out: list[Any] = []
+                for event in events:
+                    if type(event) is Comment:
+                        out.append(event)
+                        continue
+                    if done is not None and event.data == done:
+                        stopped = True
+                        if out:
+                            observer.on_next(out)
+                        end_gracefully(observer)
+                        return
+                    try:
+                        item = json_item(event, index)
+                    except RxgptError as exc:
+                        stopped = True
+                        if isinstance(event, IncompleteEvent) and isinstance(exc, DecodeError):
+                            # a last event cut off by the end of the body: truncation
+                            exc = MissingDone(f"the body ended inside event {index}")
+                            if done is None:
+                                exc = StreamInterrupted(f"the body ended inside event {index}")
+                        if out:
+                            observer.on_next(out)
+                        observer.on_error(exc)
+                        return
+                    index += 1
+                    out.append(item)
+                if out:
+                    observer.on_next(out)
 
             def on_error(error: Exception) -> None:
                 if not stopped:
@@ -155,9 +215,9 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
                         MissingDone(f"the body ended without data: {done} ({index} events)")
                     )
 
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            return batches.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
 
-        return Observable(subscribe)
+        return BatchedStream(Observable(subscribe))
 
     return _decode_json
 
@@ -172,35 +232,46 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
     get_decoder(protocol)  # fail fast on an unknown name
 
     def _extract_deltas(source: Observable[Any]) -> Observable[Delta]:
+        batches = _batches_of(source)
+
         def subscribe(
-            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[list[Delta]], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             decoder = get_decoder(protocol)
             feed = decoder.feed
-            out: list[Delta] = []
+            feed_many = getattr(decoder, "feed_many", None)
             stopped = False
 
-            def on_next(item: Any) -> None:
+            def on_next(items: list[Any]) -> None:
                 nonlocal stopped
                 if stopped:
                     return
-                if type(item) is Comment:
-                    observer.on_next(Heartbeat(item.text))
-                    return
+                out: list[Delta] = []
                 try:
-                    feed(item, out)
+                    if (
+                        feed_many is not None
+                        and not decoder.end_in_band
+                        and not [1 for item in items if item.__class__ is Comment]
+                    ):
+                        feed_many(items, out)
+                    else:
+                        for item in items:
+                            if item.__class__ is Comment:
+                                out.append(Heartbeat(item.text))
+                                continue
+                            feed(item, out)
+                            if decoder.end_in_band and decoder.ended:
+                                break
                 except RxgptError as exc:
                     stopped = True
-                    for delta in out:
-                        observer.on_next(delta)
-                    out.clear()
                     if isinstance(exc, StreamError):
-                        observer.on_next(error_delta(exc))
+                        out.append(error_delta(exc))
+                    if out:
+                        observer.on_next(out)
                     observer.on_error(exc)
                     return
-                for delta in out:
-                    observer.on_next(delta)
-                out.clear()
+                if out:
+                    observer.on_next(out)
                 if decoder.end_in_band and decoder.ended:
                     stopped = True
                     end_gracefully(observer)
@@ -212,7 +283,7 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
                     on_completed()
                     return
                 if isinstance(error, StreamError):
-                    observer.on_next(error_delta(error))
+                    observer.on_next([error_delta(error)])
                 observer.on_error(error)
 
             def on_completed() -> None:
@@ -225,9 +296,9 @@ def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
                 else:
                     observer.on_completed()
 
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            return batches.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
 
-        return Observable(subscribe)
+        return BatchedStream(Observable(subscribe))
 
     return _extract_deltas
 
@@ -314,7 +385,7 @@ def decode_stream(
     batched = _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, True)
 
     def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
-        return DeltaStream(batched(source))
+        return BatchedStream(batched(source))
 
     return _decode_stream
 
@@ -332,29 +403,6 @@ def decode_batches(
     read instead of one per delta. Empty batches are not emitted.
     """
     return _stream_decoder(protocol, heartbeats, max_event_bytes, flush_incomplete, True)
-
-
-class DeltaStream(Observable[Delta]):
-    """The observable :func:`decode_stream` returns: deltas, one by one.
-
-    ``batches`` is the same stream as one list per network read; :func:`accumulate`
-    applied directly to it subscribes there (operator fusion: one call per read).
-    """
-
-    def __init__(self, batches: Observable[list[Delta]]) -> None:
-        def subscribe(
-            observer: abc.ObserverBase[Delta], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            def on_next(batch: list[Delta]) -> None:
-                for delta in batch:
-                    observer.on_next(delta)
-
-            return batches.subscribe(
-                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-            )
-
-        super().__init__(subscribe)
-        self.batches = batches
 
 
 def _stream_decoder(
@@ -448,11 +496,10 @@ def accumulate(
                     observer.on_next(partial)
                     observer.on_completed()
 
-            if isinstance(source, DeltaStream):
-                # Operator fusion: take the decoder's per-read batches directly.
-                return source.batches.subscribe(
-                    acc.add_all, on_error, on_completed, scheduler=scheduler
-                )
+            batches = getattr(source, "batches", None)
+            if isinstance(batches, Observable):
+                # Operator fusion: take the previous stage's per-read batches directly.
+                return batches.subscribe(acc.add_all, on_error, on_completed, scheduler=scheduler)
             return source.subscribe(acc.add, on_error, on_completed, scheduler=scheduler)
 
         return Observable(subscribe)
