@@ -14,6 +14,7 @@ caller's thread, with no scheduler hop per item. They work on any source: a list
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
@@ -25,7 +26,7 @@ from .deltas import Delta, Heartbeat
 from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
 from .ndjson import NDJSONDecoder
 from .protocols import get_decoder
-from .sse import Comment, IncompleteEvent, SSEDecoder
+from .sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
 from .transport import end_gracefully
 
 __all__ = [
@@ -172,6 +173,22 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
                 nonlocal index, stopped
                 if stopped:
                     return
+                if not [
+                    1 for e in events if e.__class__ is not ServerSentEvent or e[0] != "message"
+                ]:
+                    # The common read: plain message events, no marker, all JSON objects,
+                    # no error among them: parsed and screened with C-level map.
+                    datas = [e[1] for e in events]
+                    if done not in datas:
+                        try:
+                            objs = list(map(loads, datas))
+                            screened = not any(map(dict.__contains__, objs, repeat("error")))
+                        except JSONDecodeError:  # (includes TypeError: not an object)
+                            screened = False
+                        if screened:
+                            index += len(objs)
+                            observer.on_next(objs)
+                            return
                 out: list[Any] = []
                 for event in events:
                     if type(event) is Comment:
