@@ -28,6 +28,11 @@ __all__ = ["DONE", "MissingDone", "StreamDecoder", "error_delta", "json_item", "
 #: The data of the event that ends an OpenAI-style stream.
 DONE = "[DONE]"
 
+#: Protocols that may send an error document outside the SSE framing (python-genai's
+#: decoder handles the same case).
+UNFRAMED_ERROR_PROTOCOLS = frozenset({"gemini"})
+_MAX_UNFRAMED = 64 * 1024
+
 
 def _is_json(text: str) -> bool:
     try:
@@ -106,6 +111,8 @@ class StreamDecoder:
         self._proto_feed = self._proto.feed
         self._feed_many = getattr(self._proto, "feed_many", None)
         self._sse = SSEDecoder(max_event_bytes=max_event_bytes)
+        if protocol in UNFRAMED_ERROR_PROTOCOLS:
+            self._sse.unknown_lines = []
         self._ndjson: NDJSONDecoder | None = None
         if protocol in NDJSON_PROTOCOLS:
             self._ndjson = NDJSONDecoder(max_line_bytes=max_event_bytes)
@@ -146,7 +153,27 @@ class StreamDecoder:
                 self.error = exc
             return out
         self._events(events, out)
+        if self._sse.unknown_lines:
+            self._unframed(self._sse.unknown_lines, out)
         return out
+
+    def _unframed(self, lines: list[str], out: list[Delta]) -> None:
+        """Gemini sends some errors as pretty-printed JSON outside the SSE framing."""
+        text = "\n".join(lines)
+        if len(text) > _MAX_UNFRAMED:
+            lines.clear()  # not an error document: do not keep it
+            return
+        try:
+            obj = loads(text)
+        except JSONDecodeError:
+            return  # not complete yet: wait for more lines
+        lines.clear()
+        if isinstance(obj, list) and obj and isinstance(obj[0], dict):
+            obj = obj[0]
+        if isinstance(obj, dict) and obj.get("error") and self.error is None and not self.done:
+            exc = StreamError(obj["error"], index=self._index)
+            out.append(error_delta(exc))
+            self.error = exc
 
     def _events(self, events: list[Any], out: list[Delta]) -> None:
         if self._feed_many is not None and events and self._marker not in events:

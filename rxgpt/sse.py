@@ -108,6 +108,7 @@ class SSEDecoder:
         "comments",
         "last_event_id",
         "retry",
+        "unknown_lines",
     )
 
     def __init__(
@@ -138,6 +139,9 @@ class SSEDecoder:
         self.retry: int | None = None
         #: How many comment lines (heartbeats) have been seen.
         self.comments = 0
+        #: Set to a list to collect the lines the algorithm ignores (unknown field names,
+        #: unframed text): for providers that send errors outside the SSE framing.
+        self.unknown_lines: list[str] | None = None
 
     # -- public API -------------------------------------------------------------------
 
@@ -389,9 +393,12 @@ class SSEDecoder:
             elif name == "id":
                 if "\0" not in value:
                     self._id_buf = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                self.retry = self._block_retry = int(value)
-            # any other field name is ignored
+            elif name == "retry":
+                if value.isascii() and value.isdigit():
+                    self.retry = self._block_retry = int(value)
+            elif self.unknown_lines is not None:
+                # any other field name is ignored; kept only when asked (see unknown_lines)
+                self.unknown_lines.append(line)
 
     def _dispatch(self, out: _Out) -> None:
         """Handle a blank line: commit the id, fire the event if it has data, reset."""
