@@ -187,7 +187,6 @@ def _runs(fragments: list[str], runs: list[tuple[int, int]]) -> dict[int, str]:
 class _ToolState:
     __slots__ = (
         "args",
-        "done",
         "fed",
         "final",
         "id",
@@ -208,7 +207,6 @@ class _ToolState:
         self.part = -1
         self.args: list[str] = []
         self.final: str | None = None
-        self.done = False
         self.parser: PartialJSON | None = None  # made on first partial read
         self.fed = 0  # fragments already given to the parser
 
@@ -459,10 +457,8 @@ class Accumulator:
                 tool.part = delta.part
         elif isinstance(delta, ToolCallEnd):
             tool = self._choice(delta.choice).tools.get(delta.index)
-            if tool is not None:
-                tool.done = True
-                if delta.arguments is not None:
-                    tool.final = delta.arguments
+            if tool is not None and delta.arguments is not None:
+                tool.final = delta.arguments
         elif isinstance(delta, LogprobsDelta):
             self._logprobs(delta)
         elif isinstance(delta, FinishDelta):

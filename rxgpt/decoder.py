@@ -191,9 +191,8 @@ class StreamDecoder:
         self._events_loop(events, out)
 
     def _events_loop(self, events: list[Any], out: list[Delta]) -> None:
-        # The general loop: JSON parsing and the in-band error check are inlined here (see
-        # parse_json for the same logic as a function); the parsed payloads go to the
-        # protocol decoder as one batch.
+        # The general loop (comments, named events, the marker, errors): the parsed
+        # payloads go to the protocol decoder as one batch.
         marker = self._marker
         index = self._index
         batch: list[Any] = []
@@ -217,15 +216,10 @@ class StreamDecoder:
                 self._index = index
                 return
             try:
-                obj = loads(data)
-            except JSONDecodeError:
-                stop = DecodeError("payload is not valid JSON", raw=data, index=index)
+                append(parse_json(data, index, kind))
+            except RxgptError as exc:
+                stop = exc
                 break
-            if obj.__class__ is dict and (obj.get("error") or kind == "error"):
-                error = obj.get("error")
-                stop = StreamError(error if error else obj, index=index)
-                break
-            append(obj)
             index += 1
         self._index = index
         self._feed_batch(batch, out)

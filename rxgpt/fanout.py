@@ -91,7 +91,6 @@ class Fanout(Generic[_T]):
         if not batched and isinstance(batches, Observable):
             source, batched = batches, True
         self._source = source
-        self._replay = replay
         self._batched = batched
         self._buffer: deque[_T] | None = None
         if replay == "all":

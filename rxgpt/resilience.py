@@ -288,7 +288,7 @@ class _Run:
         if attempt != self.attempt or self.finished:
             return
         if self.content:
-            if self.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
+            if self.idle_armed and _has_content(batch):
                 self.last_content = self.loop.time()
             self.observer.on_next(batch)
             return
