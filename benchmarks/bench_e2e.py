@@ -1,6 +1,6 @@
 """Benchmark 3 — end to end: N concurrent streams from a real server, client CPU per event.
 
-The server is rxgpt's embedded mock (``python -m rxgpt.cli serve``) in a **separate
+The server is rxgpt's embedded mock (``python -m rxgpt._cli serve``) in a **separate
 process**, so the client's CPU is measured alone: no delays (``--itl-ms 0``), one event per
 ``write``, answers of ``tokens`` tokens (role chunk, one chunk per token, finish chunk,
 ``[DONE]``: tokens + 3 events per stream). For each concurrency N the three clients run in
@@ -163,7 +163,7 @@ def _free_port() -> int:
 def mock_server(
     tokens: int, *, itl_ms: float = 0.0, timeout: float = 30.0
 ) -> Iterator[MockServerProcess]:
-    """Start ``python -m rxgpt.cli serve`` on a free port; wait for ``/health``; stop it after.
+    """Start ``python -m rxgpt._cli serve`` on a free port; wait for ``/health``; stop it after.
 
     ``itl_ms`` spaces the events of each stream (0: no delay at all).
     """
@@ -173,7 +173,7 @@ def mock_server(
             [
                 sys.executable,
                 "-m",
-                "rxgpt.cli",
+                "rxgpt",
                 "serve",
                 "--host",
                 "127.0.0.1",

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from rxgpt.sse import SSEDecoder as RxSSEDecoder
+from rxgpt._sse import SSEDecoder as RxSSEDecoder
 
 from .bodies import (
     DONE,

@@ -8,9 +8,9 @@ The public API is re-exported here; see ``docs/`` for the concepts and the opera
 from __future__ import annotations
 
 from ._json import BACKEND as JSON_BACKEND
-from .aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
-from .client import ChatStream, Client
-from .completion import (
+from ._aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
+from ._client import ChatStream, Client
+from ._completion import (
     Accumulator,
     Choice,
     Completion,
@@ -19,8 +19,8 @@ from .completion import (
     Snapshot,
     ToolCall,
 )
-from .decoder import DONE, StreamDecoder
-from .deltas import (
+from ._decoder import DONE, StreamDecoder
+from ._deltas import (
     FINISH_REASONS,
     AnnotationDelta,
     Delta,
@@ -41,7 +41,7 @@ from .deltas import (
     Usage,
     UsageDelta,
 )
-from .errors import (
+from ._errors import (
     AuthenticationError,
     DecodeError,
     EventTooLarge,
@@ -54,9 +54,9 @@ from .errors import (
     StreamTimeout,
     TransportError,
 )
-from .eventsource import event_source
-from .fanout import Fanout, LateSubscriberError
-from .operators import (
+from ._eventsource import event_source
+from ._fanout import Fanout, LateSubscriberError
+from ._operators import (
     accumulate,
     decode_json,
     decode_stream,
@@ -65,11 +65,11 @@ from .operators import (
     parse_sse,
     snapshots,
 )
-from .partial_json import PartialJSON, PartialJSONError, parse_partial
-from .providers import PROVIDERS, Provider
-from .resilience import Retry, Timeouts
-from .sse import Comment, ServerSentEvent, SSEDecoder
-from .transport import request
+from ._partial_json import PartialJSON, PartialJSONError, parse_partial
+from ._providers import PROVIDERS, Provider
+from ._resilience import Retry, Timeouts
+from ._sse import Comment, ServerSentEvent, SSEDecoder
+from ._transport import request
 
 __version__ = "0.1.0"
 

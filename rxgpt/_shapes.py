@@ -12,7 +12,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .completion import Choice, Completion, ContentPart, ToolCall
+    from ._completion import Choice, Completion, ContentPart, ToolCall
 
 __all__ = ["to_anthropic", "to_openai", "to_responses"]
 
@@ -38,7 +38,7 @@ _ANTHROPIC_STOP = {
 
 def _partial(arguments: str) -> Any:
     """Tool input as the anthropic SDK builds it: complete values only (jiter mode "on")."""
-    from .partial_json import parse_partial
+    from ._partial_json import parse_partial
 
     if not arguments.strip():
         return {}
@@ -207,7 +207,7 @@ def to_anthropic(c: Completion) -> dict[str, Any]:
 
 def _responses_items(parts: list[ContentPart]) -> list[dict[str, Any]]:
     """Output items from content parts numbered ``output_index * 64 + sub_index``."""
-    from .protocols.openai_responses import PART_STRIDE
+    from ._protocols.openai_responses import PART_STRIDE
 
     items: dict[int, dict[str, Any]] = {}
     subs: dict[int, list[ContentPart]] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rxgpt.cli import main
+from rxgpt._cli import main
 from rxgpt.mock import MockServer, generate_tokens
 
 PROMPT = "Explain server-sent events in one paragraph."
@@ -85,7 +85,7 @@ async def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "rxgpt.cli",
+        "rxgpt",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

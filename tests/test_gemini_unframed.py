@@ -8,8 +8,8 @@ import pytest
 import reactivex
 
 from rxgpt import StreamError, accumulate, decode_stream
-from rxgpt.decoder import StreamDecoder
-from rxgpt.sse import SSEDecoder
+from rxgpt._decoder import StreamDecoder
+from rxgpt._sse import SSEDecoder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "composed" / "gemini.sse"
 FIRST_CHUNK = FIXTURE.read_bytes().split(b"\r\n\r\n")[1] + b"\r\n\r\n"  # "Let me look that up"

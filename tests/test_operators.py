@@ -1,4 +1,4 @@
-"""Each Rx operator of rxgpt.operators on its own, then bad inputs through the whole pipeline.
+"""Each Rx operator of rxgpt._operators on its own, then bad inputs through the whole pipeline.
 
 Sources are ``reactivex.from_iterable``: they run synchronously inside ``subscribe``, so
 every list below is complete when ``subscribe`` returns.
@@ -42,7 +42,7 @@ from rxgpt import (
     parse_sse,
     snapshots,
 )
-from rxgpt.decoder import MissingDone
+from rxgpt._decoder import MissingDone
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded" / "openai-chat"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rxgpt.partial_json import PartialJSON, PartialJSONError, parse_partial
+from rxgpt._partial_json import PartialJSON, PartialJSONError, parse_partial
 
 NOTHING: Any = object()  # the ``default`` passed to value(): "no value yet"
 FIXTURES = Path(__file__).parent / "fixtures"

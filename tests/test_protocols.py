@@ -45,8 +45,8 @@ from rxgpt import (
     parse_ndjson,
     parse_sse,
 )
-from rxgpt.completion import Accumulator
-from rxgpt.protocols import DONE_MARKER_PROTOCOLS, OpenAIResponsesDecoder
+from rxgpt._completion import Accumulator
+from rxgpt._protocols import DONE_MARKER_PROTOCOLS, OpenAIResponsesDecoder
 
 COMPOSED = Path(__file__).parent / "fixtures" / "composed"
 

@@ -38,7 +38,7 @@ from rxgpt import (
     parse_ndjson,
     parse_sse,
 )
-from rxgpt.protocols import DONE_MARKER_PROTOCOLS
+from rxgpt._protocols import DONE_MARKER_PROTOCOLS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST = settings(max_examples=25, deadline=None)

@@ -56,7 +56,7 @@ from rxgpt import (
     TransportError,
 )
 from rxgpt.mock import generate_tokens
-from rxgpt.resilience import retry_after
+from rxgpt._resilience import retry_after
 
 SLACK = 0.5  # how much later than asked a retry may start
 EPS = 0.005

@@ -11,8 +11,8 @@ import dataclasses
 
 import pytest
 
-from rxgpt.errors import DecodeError, EventTooLarge
-from rxgpt.sse import Comment, ServerSentEvent, SSEDecoder
+from rxgpt._errors import DecodeError, EventTooLarge
+from rxgpt._sse import Comment, ServerSentEvent, SSEDecoder
 
 E = ServerSentEvent
 BOM = b"\xef\xbb\xbf"

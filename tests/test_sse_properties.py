@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxgpt.errors import EventTooLarge
-from rxgpt.sse import Comment, ServerSentEvent, SSEDecoder
+from rxgpt._errors import EventTooLarge
+from rxgpt._sse import Comment, ServerSentEvent, SSEDecoder
 
 BOM = b"\xef\xbb\xbf"
 FIXTURES = Path(__file__).parent / "fixtures"

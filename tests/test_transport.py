@@ -1,4 +1,4 @@
-"""Tests of rxgpt.transport.request: a cold observable of response body chunks.
+"""Tests of rxgpt._transport.request: a cold observable of response body chunks.
 
 Every test talks to a real aiohttp server on 127.0.0.1 (rxgpt's MockServer, or a small
 custom handler through pytest-aiohttp's ``aiohttp_server`` when the server side has to be
@@ -159,7 +159,7 @@ def free_port() -> int:
 
 
 def transport_tasks() -> set[asyncio.Task[Any]]:
-    """Tasks started by rxgpt.transport that have not finished."""
+    """Tasks started by rxgpt._transport that have not finished."""
     return {
         task
         for task in asyncio.all_tasks()

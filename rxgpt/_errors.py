@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .completion import Completion
+    from ._completion import Completion
 
 __all__ = [
     "AuthenticationError",

@@ -12,8 +12,8 @@ from typing import IO, Any
 
 from reactivex import Observer
 
-from .deltas import Delta, Heartbeat, TextDelta, UsageDelta, delta_to_dict
-from .errors import redact
+from ._deltas import Delta, Heartbeat, TextDelta, UsageDelta, delta_to_dict
+from ._errors import redact
 
 __all__ = ["DeltaLogger", "StreamMetrics", "TextPrinter"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..deltas import (
+from .._deltas import (
     AnnotationDelta,
     Delta,
     FinishDelta,
@@ -32,7 +32,7 @@ from ..deltas import (
     Usage,
     UsageDelta,
 )
-from ..errors import DecodeError, StreamError
+from .._errors import DecodeError, StreamError
 
 __all__ = ["OpenAIResponsesDecoder", "responses_usage"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 from typing import Any, NamedTuple
 
-from .errors import EventTooLarge
+from ._errors import EventTooLarge
 
 __all__ = ["Comment", "IncompleteEvent", "SSEDecoder", "ServerSentEvent"]
 
@@ -84,7 +84,7 @@ class SSEDecoder:
     without its blank line is discarded, as the specification requires.
 
     ``max_event_bytes`` bounds memory: when the line still waiting for its end, or the
-    event being built, grows past it, :class:`~rxgpt.errors.EventTooLarge` is raised
+    event being built, grows past it, :class:`~rxgpt._errors.EventTooLarge` is raised
     (its ``events`` holds the events completed earlier in the same call).
     ``last_event_id`` seeds the last event ID, for a decoder built on reconnection.
     """

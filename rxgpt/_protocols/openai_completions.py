@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..deltas import (
+from .._deltas import (
     Delta,
     FinishDelta,
     LogprobsDelta,

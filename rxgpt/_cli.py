@@ -17,11 +17,11 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import IO, Any
 
-from .client import Client
-from .completion import Completion
-from .errors import RxgptError, redact
-from .observers import DeltaLogger, StreamMetrics, TextPrinter
-from .providers import PROVIDERS, get_provider
+from ._client import Client
+from ._completion import Completion
+from ._errors import RxgptError, redact
+from ._observers import DeltaLogger, StreamMetrics, TextPrinter
+from ._providers import PROVIDERS, get_provider
 
 __all__ = ["main"]
 
@@ -196,5 +196,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .deltas import (
+from ._deltas import (
     Delta,
     ErrorDelta,
     Heartbeat,
@@ -35,7 +35,7 @@ from .deltas import (
     TextDelta,
     UsageDelta,
 )
-from .errors import (
+from ._errors import (
     HTTPStatusError,
     RxgptError,
     StreamError,
@@ -156,7 +156,7 @@ def resilient(
     """One stream of delta batches out of as many attempts as ``retry`` allows.
 
     ``make_attempt(progress)`` returns the batches of deltas of one request (see
-    :func:`~rxgpt.operators.decode_batches`); its transport calls ``progress("connected")``
+    :func:`~rxgpt._operators.decode_batches`); its transport calls ``progress("connected")``
     and ``progress("first_byte")``. Deadlines apply per phase. Subscribe on a running loop.
     """
     limits = timeouts or Timeouts(connect=None, idle=None)

@@ -20,8 +20,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._json import dumps, loads
-from .aio import FlowControl, current_flow
-from .errors import (
+from ._aio import FlowControl, current_flow
+from ._errors import (
     AuthenticationError,
     DecodeError,
     HTTPStatusError,

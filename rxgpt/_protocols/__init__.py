@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..deltas import Delta
+from .._deltas import Delta
 from .anthropic import AnthropicDecoder
 from .gemini import GeminiDecoder
 from .ollama import OllamaDecoder

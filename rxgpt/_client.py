@@ -3,7 +3,7 @@
 A :class:`ChatStream` is lazy and hot: subscribers (Rx observers, ``async for`` loops, the
 built-in accumulator) attach first, and the request is sent when the stream starts (on
 :meth:`ChatStream.start`, the first ``async for`` step, or ``await completion()``).
-One HTTP request feeds every subscriber through a :class:`~rxgpt.fanout.Fanout`; with the
+One HTTP request feeds every subscriber through a :class:`~rxgpt._fanout.Fanout`; with the
 default ``replay="all"`` a subscriber that arrives later still sees every delta.
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 import aiohttp
 from reactivex import Observable, abc
 
-from .aio import FlowControl, ObservableIterator
-from .completion import Accumulator, Completion
-from .deltas import Delta, TextDelta
-from .errors import StreamCancelled, register_secret
-from .fanout import Fanout, ReplayPolicy
-from .operators import decode_batches, partial_completion
-from .providers import get_provider
-from .resilience import Progress, Retry, Timeouts, resilient
-from .transport import request
+from ._aio import FlowControl, ObservableIterator
+from ._completion import Accumulator, Completion
+from ._deltas import Delta, TextDelta
+from ._errors import StreamCancelled, register_secret
+from ._fanout import Fanout, ReplayPolicy
+from ._operators import decode_batches, partial_completion
+from ._providers import get_provider
+from ._resilience import Progress, Retry, Timeouts, resilient
+from ._transport import request
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "USE_CLIENT_DEFAULT", "ChatStream", "Client"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._json import loads
-from .deltas import (
+from ._deltas import (
     AnnotationDelta,
     Delta,
     ErrorDelta,
@@ -32,10 +32,10 @@ from .deltas import (
     Usage,
     UsageDelta,
 )
-from .partial_json import PartialJSON
+from ._partial_json import PartialJSON
 
 if TYPE_CHECKING:
-    from .errors import RxgptError
+    from ._errors import RxgptError
 
 __all__ = [
     "Accumulator",
@@ -74,10 +74,10 @@ class ToolCall:
     def partial_arguments(self) -> Any:
         """The arguments parsed tolerantly: what is there so far, even if cut off.
 
-        Raises :class:`~rxgpt.partial_json.PartialJSONError` (a ValueError) if the text
+        Raises :class:`~rxgpt._partial_json.PartialJSONError` (a ValueError) if the text
         can never become valid JSON.
         """
-        from .partial_json import parse_partial
+        from ._partial_json import parse_partial
 
         return parse_partial(self.arguments, {}) if self.arguments.strip() else {}
 
@@ -512,7 +512,7 @@ class Accumulator:
         """Tool call ``index``'s arguments parsed so far, while they stream.
 
         Incremental: each call parses only the fragments that arrived since the previous
-        one. Raises :class:`~rxgpt.partial_json.PartialJSONError` on text that can never
+        one. Raises :class:`~rxgpt._partial_json.PartialJSONError` on text that can never
         become valid JSON.
         """
         c = self._choices.get(choice)

@@ -19,7 +19,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .errors import _SENSITIVE_HEADERS, redact, redact_value
+from ._errors import _SENSITIVE_HEADERS, redact, redact_value
 
 __all__ = ["record", "replay", "write_request"]
 

@@ -1,8 +1,8 @@
 """EventSource-style streams for generic SSE servers: reconnect and resume by event ID.
 
 Strategy: the browser's EventSource processing model (WHATWG HTML §9.2.3), as an
-observable of :class:`~rxgpt.sse.ServerSentEvent`. One task per subscription connects,
-decodes with :class:`~rxgpt.sse.SSEDecoder`, and when the body ends or the connection
+observable of :class:`~rxgpt._sse.ServerSentEvent`. One task per subscription connects,
+decodes with :class:`~rxgpt._sse.SSEDecoder`, and when the body ends or the connection
 drops, waits the reconnection time (the server's last ``retry:``, else ``retry_ms``) and
 connects again, sending ``Last-Event-ID`` so the server can resume after the last event
 it committed. A non-2xx answer (or a body that is not ``text/event-stream``) fails the
@@ -21,9 +21,9 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._json import dumps
-from .errors import DecodeError, RxgptError, TransportError
-from .sse import ServerSentEvent, SSEDecoder
-from .transport import error_from_response, map_exception
+from ._errors import DecodeError, RxgptError, TransportError
+from ._sse import ServerSentEvent, SSEDecoder
+from ._transport import error_from_response, map_exception
 
 __all__ = ["event_source"]
 

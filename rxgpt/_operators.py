@@ -2,8 +2,8 @@
 
 Each operator is a curried function returning ``Callable[[Observable], Observable]`` for
 ``source.pipe(...)``, as in ``reactivex.operators``. They are thin wrappers over the
-sans-IO cores (:class:`~rxgpt.sse.SSEDecoder`, the protocol decoders,
-:class:`~rxgpt.completion.Accumulator`): items are pushed on through synchronously in the
+sans-IO cores (:class:`~rxgpt._sse.SSEDecoder`, the protocol decoders,
+:class:`~rxgpt._completion.Accumulator`): items are pushed on through synchronously in the
 caller's thread, with no scheduler hop per item. They work on any source: a list via
 ``reactivex.from_iterable``, the aiohttp transport, a recording.
 
@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 from reactivex import Observable, abc
 
 from ._json import JSONDecodeError, loads
-from .completion import Accumulator, Completion, CompletionState, Snapshot
-from .decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
-from .deltas import Delta, Heartbeat
-from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
-from .ndjson import NDJSONDecoder
-from .protocols import get_decoder
-from .sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
-from .transport import end_gracefully
+from ._completion import Accumulator, Completion, CompletionState, Snapshot
+from ._decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
+from ._deltas import Delta, Heartbeat
+from ._errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from ._ndjson import NDJSONDecoder
+from ._protocols import get_decoder
+from ._sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
+from ._transport import end_gracefully
 
 __all__ = [
     "BatchedStream",
@@ -101,11 +101,11 @@ def parse_sse(
     max_event_bytes: int | None = None,
     flush_incomplete: bool = False,
 ) -> Operator[bytes, Any]:
-    """Frame raw body chunks into :class:`~rxgpt.sse.ServerSentEvent` items.
+    """Frame raw body chunks into :class:`~rxgpt._sse.ServerSentEvent` items.
 
     Events are emitted as soon as their blank line arrives; an unterminated final event
     is dropped at completion (WHATWG). With ``heartbeats=True`` comment lines are also
-    emitted, as :class:`~rxgpt.sse.Comment`. ``max_event_bytes`` bounds the memory one
+    emitted, as :class:`~rxgpt._sse.Comment`. ``max_event_bytes`` bounds the memory one
     event may take: past it the stream fails with :class:`~rxgpt.EventTooLarge`, after
     the events that were complete. ``flush_incomplete=True`` (for servers that omit the
     last blank line) dispatches a final unterminated event instead of dropping it.
@@ -157,7 +157,7 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
     completes without the marker the stream fails with :class:`~rxgpt.StreamInterrupted`
     (protocols that end otherwise, like Anthropic's, treat that as a normal end in
     :func:`extract_deltas`); pass ``done=None`` for streams that have no marker.
-    :class:`~rxgpt.sse.Comment` items (heartbeats) pass through unchanged.
+    :class:`~rxgpt._sse.Comment` items (heartbeats) pass through unchanged.
     """
 
     def _decode_json(source: Observable[Any]) -> Observable[Any]:
@@ -240,7 +240,7 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
 def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
     """Turn parsed stream items of ``protocol`` into neutral :class:`~rxgpt.Delta` items.
 
-    Heartbeats (:class:`~rxgpt.sse.Comment`) become :class:`~rxgpt.Heartbeat` deltas.
+    Heartbeats (:class:`~rxgpt._sse.Comment`) become :class:`~rxgpt.Heartbeat` deltas.
     Protocols whose end signal is in the data (Anthropic ``message_stop``...) complete when
     it arrives and fail with :class:`~rxgpt.StreamInterrupted` if the source ends first.
     """

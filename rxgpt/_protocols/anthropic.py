@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._json import dumps
-from ..deltas import (
+from .._deltas import (
     AnnotationDelta,
     Delta,
     FinishDelta,
@@ -33,7 +33,7 @@ from ..deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
-from ..errors import StreamError
+from .._errors import StreamError
 
 __all__ = ["AnthropicDecoder", "anthropic_usage"]
 

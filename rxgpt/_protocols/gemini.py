@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._json import dumps
-from ..deltas import (
+from .._deltas import (
     AnnotationDelta,
     Delta,
     FinishDelta,

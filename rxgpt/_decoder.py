@@ -17,11 +17,11 @@ from itertools import repeat
 from typing import Any
 
 from ._json import JSONDecodeError, loads
-from .deltas import Delta, ErrorDelta, Heartbeat
-from .errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
-from .ndjson import NDJSONDecoder
-from .protocols import DONE_MARKER_PROTOCOLS, NDJSON_PROTOCOLS, get_decoder
-from .sse import Comment, ServerSentEvent, SSEDecoder
+from ._deltas import Delta, ErrorDelta, Heartbeat
+from ._errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from ._ndjson import NDJSONDecoder
+from ._protocols import DONE_MARKER_PROTOCOLS, NDJSON_PROTOCOLS, get_decoder
+from ._sse import Comment, ServerSentEvent, SSEDecoder
 
 __all__ = ["DONE", "MissingDone", "StreamDecoder", "error_delta", "json_item", "parse_json"]
 
@@ -72,7 +72,7 @@ def error_delta(error: StreamError) -> ErrorDelta:
 class StreamDecoder:
     """Sans-IO decoder of a whole streamed response: ``feed(bytes) -> list[Delta]``.
 
-    ``protocol`` picks the provider decoder (see :data:`rxgpt.protocols.PROTOCOLS`) and
+    ``protocol`` picks the provider decoder (see :data:`rxgpt._protocols.PROTOCOLS`) and
     the framing (NDJSON for "ollama", SSE otherwise). ``heartbeats=True`` turns SSE
     comments into :class:`~rxgpt.Heartbeat` deltas. ``flush_incomplete=True`` accepts a
     final event whose blank line never came if its data is JSON (or the marker): for

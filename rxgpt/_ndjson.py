@@ -8,7 +8,7 @@ complete, so a character split across reads is safe. ``max_line_bytes`` bounds m
 
 from __future__ import annotations
 
-from .errors import EventTooLarge
+from ._errors import EventTooLarge
 
 __all__ = ["NDJSONDecoder"]
 
