@@ -7,9 +7,9 @@ The public API is re-exported here; see ``docs/`` for the concepts and the opera
 
 from __future__ import annotations
 
-from ._json import BACKEND as JSON_BACKEND
 from ._aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
-from ._client import ChatStream, Client
+from ._chat_stream import ChatStream
+from ._client import Client
 from ._completion import (
     Accumulator,
     Choice,
@@ -56,6 +56,7 @@ from ._errors import (
 )
 from ._eventsource import event_source
 from ._fanout import Fanout, LateSubscriberError
+from ._json import BACKEND as JSON_BACKEND
 from ._operators import (
     accumulate,
     decode_json,

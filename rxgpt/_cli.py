@@ -19,9 +19,10 @@ from typing import IO, Any
 
 from ._client import Client
 from ._completion import Completion
-from ._errors import RxgptError, redact
+from ._errors import RxgptError
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, get_provider
+from ._secrets import redact
 
 __all__ = ["main"]
 

@@ -21,9 +21,10 @@ Exception tree::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._secrets import SENSITIVE_HEADERS, redact, redact_value
 
 if TYPE_CHECKING:
     from ._completion import Completion
@@ -40,46 +41,7 @@ __all__ = [
     "StreamInterrupted",
     "StreamTimeout",
     "TransportError",
-    "redact",
-    "redact_value",
 ]
-
-_SECRET_PATTERNS = [
-    re.compile(r"(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"((?:Bearer|bearer)\s+)[^\s'\"]+"),
-    re.compile(
-        r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I
-    ),
-]
-_registered_secrets: set[str] = set()
-
-
-def register_secret(secret: str | None) -> None:
-    """Remember ``secret`` (an API key) so :func:`redact` removes it wherever it appears."""
-    if secret and len(secret) >= 6:
-        _registered_secrets.add(secret)
-
-
-def redact(text: str) -> str:
-    """Return ``text`` with API keys and bearer tokens replaced by ``***``."""
-    for secret in _registered_secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1***", text)
-    return text
-
-
-def redact_value(value: Any) -> Any:
-    """:func:`redact` applied to every string inside ``value`` (dicts, lists)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {k: redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
-    return value
-
 
 class RxgptError(Exception):
     """Base class of every error rxgpt raises on purpose."""
@@ -118,7 +80,7 @@ class HTTPStatusError(RxgptError):
     ) -> None:
         self.status = status
         self.headers: dict[str, str] = {
-            k: ("***" if k.lower() in _SENSITIVE_HEADERS else v) for k, v in (headers or {}).items()
+            k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in (headers or {}).items()
         }
         self.error: dict[str, Any] | None = redact_value(error) if error is not None else None
         self.body = redact(body)
@@ -156,7 +118,6 @@ class HTTPStatusError(RxgptError):
         return str(value) if value is not None else None
 
 
-_SENSITIVE_HEADERS = {"authorization", "x-api-key", "api-key", "x-goog-api-key", "set-cookie"}
 
 
 class AuthenticationError(HTTPStatusError):

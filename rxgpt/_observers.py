@@ -13,7 +13,7 @@ from typing import IO, Any
 from reactivex import Observer
 
 from ._deltas import Delta, Heartbeat, TextDelta, UsageDelta, delta_to_dict
-from ._errors import redact
+from ._secrets import redact
 
 __all__ = ["DeltaLogger", "StreamMetrics", "TextPrinter"]
 

@@ -19,7 +19,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._errors import _SENSITIVE_HEADERS, redact, redact_value
+from ._secrets import SENSITIVE_HEADERS, redact, redact_value
 
 __all__ = ["record", "replay", "write_request"]
 
@@ -96,7 +96,7 @@ def write_request(
 ) -> None:
     """Store a request as JSON beside its recording, secrets removed."""
     safe_headers = {
-        k: ("***" if k.lower() in _SENSITIVE_HEADERS else redact(v)) for k, v in headers.items()
+        k: ("***" if k.lower() in SENSITIVE_HEADERS else redact(v)) for k, v in headers.items()
     }
     record_ = {"url": redact(url), "headers": safe_headers, "body": redact_value(body)}
     Path(path).write_text(json.dumps(record_, ensure_ascii=False, indent=2), encoding="utf-8")

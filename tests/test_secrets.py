@@ -50,7 +50,7 @@ from rxgpt import (
     decode_stream,
     request,
 )
-from rxgpt._errors import redact
+from rxgpt._secrets import redact
 from rxgpt._observers import DeltaLogger
 from rxgpt._recording import record, replay, write_request
 

@@ -1,0 +1,195 @@
+"""A :class:`ChatStream`: one streamed answer, shared by every subscriber, awaited for its result.
+
+A :class:`ChatStream` is lazy and hot: subscribers (Rx observers, ``async for`` loops, the
+built-in accumulator) attach first, and the request is sent when the stream starts (on
+:meth:`ChatStream.start`, the first ``async for`` step, or ``await completion()``).
+One HTTP request feeds every subscriber through a :class:`~rxgpt.Fanout`; with the
+default ``replay="all"`` a subscriber that arrives later still sees every delta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from reactivex import Observable, abc
+
+from ._aio import FlowControl, ObservableIterator
+from ._completion import Accumulator, Completion
+from ._deltas import Delta, TextDelta
+from ._errors import StreamCancelled
+from ._fanout import Fanout, ReplayPolicy
+from ._operators import decode_batches, partial_completion
+from ._resilience import Progress, Retry, Timeouts, resilient
+
+__all__ = ["ChatStream"]
+
+
+class ChatStream:
+    """One streamed chat completion: subscribe, iterate, or await its result.
+
+    - ``stream.subscribe(on_next, ...)`` / ``stream.pipe(op, ...)``: Rx access to the
+      :class:`~rxgpt.Delta` items (attach before or after start; see ``replay``).
+    - ``async for delta in stream``: backpressured iteration; leaving the loop early or
+      cancelling the task cancels the request.
+    - ``await stream.completion()`` / ``await stream.text()``: the final result; errors are
+      raised with ``error.partial`` holding what arrived before them.
+    """
+
+    def __init__(
+        self,
+        make_source: Callable[[FlowControl, Progress], Observable[bytes]],
+        *,
+        protocol: str = "openai-chat",
+        replay: ReplayPolicy = "all",
+        max_event_bytes: int | None = None,
+        heartbeats: bool = False,
+        timeouts: Timeouts | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self._flow = FlowControl()
+        decode = decode_batches(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+
+        def attempt(progress: Progress) -> Observable[list[Delta]]:
+            return make_source(self._flow, progress).pipe(decode)
+
+        # One push per network read: the accumulator takes each batch at once, other
+        # subscribers get the deltas one by one.
+        batches = resilient(attempt, timeouts=timeouts, retry=retry)
+        self._fanout: Fanout[Delta] = Fanout(batches, replay=replay, batched=True)
+        self._acc = Accumulator(protocol)
+        self._result: Completion | None = None
+        self._error: BaseException | None = None
+        self._finished: asyncio.Event | None = None
+        self._fanout.subscribe_batches(self._acc.add_all, self._on_error, self._on_completed)
+
+    # -- Rx access --------------------------------------------------------------------
+
+    @property
+    def observable(self) -> Observable[Delta]:
+        """The deltas as an observable (each subscription attaches to the one request)."""
+        return self._fanout.observable
+
+    def subscribe(
+        self,
+        on_next: abc.ObserverBase[Delta] | Callable[[Delta], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        on_completed: Callable[[], None] | None = None,
+    ) -> abc.DisposableBase:
+        """Attach a subscriber to the deltas."""
+        return self._fanout.subscribe(on_next, on_error, on_completed)
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        """``stream.observable.pipe(*operators)``."""
+        return self._fanout.pipe(*operators)
+
+    @property
+    def subscriber_errors(self) -> list[BaseException]:
+        """Exceptions raised by subscribers (each subscriber was detached and reported)."""
+        return self._fanout.subscriber_errors
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the request (idempotent). Call from within a running event loop."""
+        if self._finished is None:
+            self._finished = asyncio.Event()
+            if self._result is not None or self._error is not None:
+                self._finished.set()
+        if not self._fanout.connected and not self.done:
+            self._fanout.connect()
+
+    @property
+    def done(self) -> bool:
+        """True once the stream ended (completed, failed or cancelled)."""
+        return self._result is not None or self._error is not None
+
+    def cancel(self) -> None:
+        """Stop now: close the response; the result becomes a "cancelled" partial."""
+        if self.done:
+            return
+        error = StreamCancelled("the stream was cancelled")
+        self._result = self._acc.completion("cancelled", error)
+        error.partial = self._result
+        self._error = error
+        self._fanout.dispose(error)
+        if self._finished is not None:
+            self._finished.set()
+
+    async def aclose(self) -> None:
+        """Cancel the stream if it is still running."""
+        self.cancel()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+    def _on_completed(self) -> None:
+        self._result = self._acc.completion("complete")
+        if self._finished is not None:
+            self._finished.set()
+
+    def _on_error(self, error: Exception) -> None:
+        if self._error is not None:
+            return  # already cancelled
+        self._result = partial_completion(self._acc, error)
+        self._error = error
+        if self._finished is not None:
+            self._finished.set()
+
+    # -- results ----------------------------------------------------------------------
+
+    @property
+    def partial(self) -> Completion:
+        """What has been accumulated so far (the final result once done)."""
+        if self._result is not None:
+            return self._result
+        return self._acc.completion("truncated")
+
+    async def completion(self) -> Completion:
+        """Wait for the end of the stream and return the :class:`~rxgpt.Completion`.
+
+        Raises the stream's typed error (with ``error.partial``) if it failed. Cancelling
+        the awaiting task cancels the request.
+        """
+        self.start()
+        assert self._finished is not None
+        try:
+            await self._finished.wait()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    async def text(self) -> str:
+        """Wait for the end of the stream and return the text of choice 0."""
+        return (await self.completion()).text
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Delta]:
+        iterator: ObservableIterator[Delta] = ObservableIterator(
+            self._fanout.observable, flow=self._flow
+        )
+        self.start()
+        try:
+            async for delta in iterator:
+                yield delta
+        finally:
+            await iterator.aclose()
+            if not self.done:
+                self.cancel()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """Iterate only the text fragments of choice 0."""
+        async for delta in self:
+            if type(delta) is TextDelta and delta.choice == 0 and delta.text:
+                yield delta.text
