@@ -28,8 +28,8 @@ from rxgpt.mock import (
     create_app,
     generate_tokens,
 )
-from rxgpt.mock.faults import BodyWriter
-from rxgpt.mock.text import NON_ASCII_WORDS
+from rxgpt.mock._faults import BodyWriter
+from rxgpt.mock._text import NON_ASCII_WORDS
 
 TOKENS = 12
 MESSAGES = [{"role": "user", "content": "Tell me about streams, please"}]

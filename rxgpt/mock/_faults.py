@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp import web
 
-from .text import dumps
+from ._text import dumps
 
 __all__ = [
     "LINE_ENDINGS",

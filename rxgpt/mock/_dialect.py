@@ -1,13 +1,22 @@
-"""What every endpoint of the mock server shares: settings, requests, answers and the flow.
+"""What every dialect (wire protocol) of the mock server shares: settings, requests, answers, flow.
 
 Each wire protocol is a :class:`Dialect`: it parses its request body into a neutral
 :class:`Prompt`, shapes errors in its own envelope, renders a whole answer, and makes a
 :class:`StreamEncoder` that plans the streamed answer as ``(due, event bytes)`` pairs. The flow
 around them (API key, JSON body, fault options, injected statuses, waiting for a whole answer,
 preparing the streamed response and pumping it with faults) is :func:`serve`, the same for all.
+API keys are compared, never logged or echoed.
+
+Strategy: ``due`` is the time in seconds after the start of the request at which the event may
+go out. Everything constant in a chunk (the ``id``/``created``/``model`` header, the per-choice
+prefix, the suffix and the line ends) is encoded once per request, and token texts have cached
+JSON encodings, so a content chunk costs one bytes concatenation. The pump
+(:func:`rxgpt.mock._faults.pump`) writes ONE event per ``response.write`` (as real LLM servers
+do) and sleeps only when an event is not due yet, against absolute deadlines (``loop.time()``),
+so delays do not drift and zero delays never sleep.
 
 The answer (:class:`Answer`) is protocol-neutral: optional thinking tokens, the text tokens of
-each choice (from :mod:`rxgpt.mock.text`, so the same conversation gives the same text on
+each choice (from :mod:`rxgpt.mock._text`, so the same conversation gives the same text on
 every endpoint, streamed or not), and an optional tool call. Its ``stop`` is ``"stop"``,
 ``"length"`` (the request's token cap cut the text) or ``"tool"``; each dialect maps it to its
 own finish reason.
@@ -22,6 +31,9 @@ Triggers (the same on every endpoint that supports them):
 * thinking: asked per protocol (Anthropic ``thinking``, Ollama ``think``); the thinking text is
   :attr:`MockConfig.thinking_tokens` tokens from the same generator with another seed, sent
   before the text, and does not count against the token cap.
+
+The last section holds what OpenAI's chat and legacy completions dialects share (their
+``data:`` chunks, usage and finish reasons).
 """
 
 from __future__ import annotations
@@ -38,8 +50,8 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from .faults import FaultOptions, error_body, json_response, pump, status_error
-from .text import (
+from ._faults import FaultOptions, error_body, json_response, pump, status_error
+from ._text import (
     content_texts,
     count_prompt_tokens,
     derived_id,
@@ -52,11 +64,16 @@ from .text import (
 __all__ = [
     "CONFIG_KEY",
     "COUNTERS_KEY",
+    "JSON_NULL",
+    "MAX_N",
+    "OPENAI_FINISH_REASONS",
+    "SERVER_ERROR_MESSAGE",
     "TOOL_ARGUMENTS",
     "Answer",
     "BadRequest",
     "Dialect",
     "MockConfig",
+    "OpenAIChunks",
     "Prompt",
     "SseEncoder",
     "Stop",
@@ -67,21 +84,23 @@ __all__ = [
     "handler",
     "make_answer",
     "model_of",
+    "openai_finish",
+    "openai_stream_flags",
+    "openai_usage",
     "positive_int",
     "serve",
     "token_events",
     "tool_trigger",
 ]
 
-MAX_BODY_BYTES = 64 * 1024 * 1024  # large prompts for benchmarks (aiohttp's default is 1 MiB)
 TOOL_ARGUMENTS: Mapping[str, Any] = {"city": "Paris", "unit": "celsius"}
 """The arguments of every mock tool call (a deterministic object)."""
 _TOOL_FRAGMENT_CHARS = 7  # streamed tool arguments come in fragments of this many characters
 _THINKING_CHOICE = -1  # the seed "choice" of the thinking text (answers use 0, 1, ...)
 _WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
-_SERVER_ERROR_EVENT = dumps(
-    error_body("The server had an error while processing your request.", "server_error", code=None)
-)
+SERVER_ERROR_MESSAGE = "The server had an error while processing your request."
+"""The message of the in-band (mid-stream) server errors of OpenAI's streams."""
+_SERVER_ERROR_EVENT = dumps(error_body(SERVER_ERROR_MESSAGE, "server_error", code=None))
 
 Stop = Literal["stop", "length", "tool"]
 
@@ -97,7 +116,7 @@ class MockConfig:
         model: the model listed by ``/v1/models`` and used when a request names none.
         api_key: when set, requests must send ``Authorization: Bearer <api_key>`` (else 401;
             ``/v1/messages`` also takes ``x-api-key``).
-        faults: default fault options (see :mod:`rxgpt.mock.faults`); a request's ``"mock"``
+        faults: default fault options (see :mod:`rxgpt.mock._faults`); a request's ``"mock"``
             object overrides them key by key.
         thinking_tokens: tokens of the thinking text, when a request asks for thinking.
     """
@@ -400,7 +419,7 @@ def token_events(
 
 
 class StreamEncoder(ABC):
-    """Plans one streamed answer in a wire protocol; also its :class:`~.faults.Framing`."""
+    """Plans one streamed answer in a wire protocol; also its :class:`~._faults.Framing`."""
 
     content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
 
@@ -574,3 +593,60 @@ async def _wait_whole_answer(answer: Answer, config: MockConfig) -> None:
     delay = (config.ttft_ms + max(answer.steps - 1, 0) * config.itl_ms) / 1000
     if delay > 0:
         await asyncio.sleep(delay)
+
+
+# --------------------------------------------------------------------------- OpenAI shared
+
+MAX_N = 128  # OpenAI's limit on ``n``
+OPENAI_FINISH_REASONS: Mapping[Stop, str] = {
+    "stop": "stop",
+    "length": "length",
+    "tool": "tool_calls",
+}
+"""OpenAI's ``finish_reason`` for each :data:`Stop`."""
+JSON_NULL = b"null"
+
+
+def openai_finish(answer: Answer) -> bytes:
+    """The JSON of the answer's finish reason."""
+    return b'"%s"' % OPENAI_FINISH_REASONS[answer.stop].encode()
+
+
+def openai_stream_flags(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """``(stream, stream_options.include_usage)`` of an OpenAI chat or completions body."""
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return body.get("stream") is True, include_usage
+
+
+def openai_usage(answer: Answer) -> dict[str, int]:
+    """OpenAI's basic usage object (prompt, completion and total tokens), over the choices."""
+    completion = answer.output_tokens
+    return {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": answer.prompt_tokens + completion,
+    }
+
+
+class OpenAIChunks(SseEncoder):
+    """``data:`` chunks that share an ``id``/``object``/``created`` head, then ``[DONE]``."""
+
+    def __init__(
+        self, answer: Answer, *, chunk_id: str, obj: bytes, include_usage: bool, eol: bytes
+    ) -> None:
+        super().__init__(eol)
+        self.answer = answer
+        self.include_usage = include_usage
+        self.head = b'data: {"id":"%s","object":"%s","created":%d,' % (
+            chunk_id.encode(),
+            obj,
+            answer.created,
+        )
+
+    def tail(self, answer: Answer, usage: bytes, done: bool) -> Iterator[bytes]:
+        """The usage chunk (``include_usage``) and ``[DONE]`` (``done``)."""
+        if self.include_usage:
+            yield usage
+        if done:
+            yield b"data: [DONE]" + self.eol * 2

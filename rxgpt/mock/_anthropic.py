@@ -1,0 +1,251 @@
+"""The mock's Anthropic Messages dialect (``POST /v1/messages``).
+
+``system`` is a leading system message. SSE with named events: ``message_start``, per content
+block ``content_block_start`` / ``content_block_delta``… / ``content_block_stop`` (a ``ping``
+right after the first start), ``message_delta`` (``stop_reason`` ``end_turn``, ``max_tokens``
+or ``tool_use``) and ``message_stop``. Blocks: ``thinking`` (``thinking_delta`` per token, then
+a ``signature_delta``) when ``thinking.type`` is ``enabled`` or ``adaptive``, then ``text``,
+then ``tool_use`` (``input_json_delta`` fragments, the first ``""``). Keep-alives are ``ping``
+events; the in-band error is ``overloaded_error``. Keys come in ``x-api-key`` (or Bearer).
+Tool and thinking triggers: see :mod:`rxgpt.mock._dialect`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ._dialect import (
+    Answer,
+    Dialect,
+    MockConfig,
+    Prompt,
+    SseEncoder,
+    Timeline,
+    ToolCall,
+    as_messages,
+    model_of,
+    positive_int,
+    token_events,
+    tool_trigger,
+)
+from ._faults import json_response
+from ._text import derived_id, dumps
+
+__all__ = ["ANTHROPIC_MESSAGES", "AnthropicDialect", "AnthropicEncoder"]
+
+_ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}
+_ANTHROPIC_ERRORS: Mapping[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request (rxgpt mock)."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: (
+        "rate_limit_error",
+        "This request would exceed your organization's rate limit. Please try again later.",
+    ),
+    500: ("api_error", "Internal server error"),
+    504: ("timeout_error", "Request timed out"),
+    529: ("overloaded_error", "Overloaded"),
+}
+_OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+
+
+class AnthropicDialect(Dialect):
+    """``POST /v1/messages``."""
+
+    request_id_header = "request-id"
+
+    def parse(self, body: Any, config: MockConfig) -> Prompt:
+        model = model_of(body, config)
+        messages = as_messages(body.get("messages"))
+        system = body.get("system")
+        conversation = (
+            messages if system is None else [{"role": "system", "content": system}, *messages]
+        )
+        thinking = body.get("thinking")
+        count = 0
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            budget = positive_int(thinking, "budget_tokens")
+            count = min(config.thinking_tokens, budget or config.thinking_tokens)
+        return Prompt(
+            model=model,
+            messages=conversation,
+            stream=body.get("stream") is True,
+            max_tokens=positive_int(body, "max_tokens"),
+            tool=tool_trigger(body.get("tools"), messages),
+            thinking=count,
+        )
+
+    def credentials(self, request: web.Request) -> list[str]:
+        key = request.headers.get("x-api-key")
+        return ([] if key is None else [key]) + super().credentials(request)
+
+    def error(
+        self, status: int, message: str, *, kind: str, param: str | None = None
+    ) -> web.Response:
+        request_id = derived_id("req_011C", hashlib.sha256(message.encode()).hexdigest(), length=20)
+        body = {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": request_id,
+        }
+        return json_response(status, body)
+
+    def status_error(self, status: int) -> web.Response:
+        kind, message = _ANTHROPIC_ERRORS.get(
+            status, ("api_error", f"Injected error: HTTP {status} (rxgpt mock).")
+        )
+        return self.error(status, message, kind=kind)
+
+    def unauthorized_error(self, presented: bool) -> web.Response:
+        return self.status_error(401)
+
+    def request_id(self, answer: Answer) -> str:
+        return answer.make_id("req_011C", 20, salt="request")
+
+    def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if answer.thinking:
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": answer.thinking_text(),
+                    "signature": _signature(answer),
+                }
+            )
+        content.append({"type": "text", "text": answer.text()})
+        if answer.tool is not None:
+            content.append(_tool_use(answer.tool, answer.tool.arguments))
+        return _message(answer, content, _ANTHROPIC_STOP[answer.stop], answer.output_tokens)
+
+    def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> AnthropicEncoder:
+        return AnthropicEncoder(answer, eol)
+
+
+def _message(
+    answer: Answer, content: list[dict[str, Any]], stop_reason: str | None, output_tokens: int
+) -> dict[str, Any]:
+    return {
+        "id": answer.make_id("msg_01", 22, salt="message"),
+        "type": "message",
+        "role": "assistant",
+        "model": answer.model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": answer.prompt_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        },
+    }
+
+
+def _tool_use(tool: ToolCall, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "tool_use",
+        "id": tool.id("toolu_01", 22),
+        "name": tool.name,
+        "input": arguments,
+    }
+
+
+def _signature(answer: Answer) -> str:
+    digest = hashlib.sha256(f"{answer.digest}#signature".encode()).digest()
+    return base64.b64encode(digest * 3).decode()
+
+
+class AnthropicEncoder(SseEncoder):
+    """Anthropic Messages events."""
+
+    def __init__(self, answer: Answer, eol: bytes) -> None:
+        super().__init__(eol)
+        self._answer = answer
+        self._ping = self.event("ping", b'{"type": "ping"}')
+
+    @property
+    def keepalive(self) -> bytes | None:
+        return self._ping
+
+    def error(self, index: int) -> Sequence[bytes]:
+        return (self.event("error", _OVERLOADED),)
+
+    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+        answer = self._answer
+        start = {"type": "message_start", "message": _message(answer, [], None, 1)}
+        yield 0.0, self.event("message_start", dumps(start))
+        index = 0
+        if answer.thinking:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            signature = {"type": "signature_delta", "signature": _signature(answer)}
+            yield from self._block(
+                timeline,
+                index,
+                block,
+                b"thinking",
+                answer.iter_thinking(),
+                answer.thinking,
+                signature,
+            )
+            index += 1
+        text = {"type": "text", "text": ""}
+        yield from self._block(timeline, index, text, b"text", answer.iter_tokens(0), answer.tokens)
+        if answer.tool is not None:
+            fragments = ["", *answer.tool.fragments(spaced=True)]
+            block = _tool_use(answer.tool, {})
+            yield from self._block(
+                timeline, index + 1, block, b"partial_json", fragments, len(fragments)
+            )
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _ANTHROPIC_STOP[answer.stop], "stop_sequence": None},
+            "usage": {"output_tokens": answer.output_tokens},
+        }
+        yield timeline.now, self.event("message_delta", dumps(delta))
+        if done:
+            yield timeline.now, self.event("message_stop", b'{"type":"message_stop"}')
+
+    def _block(
+        self,
+        timeline: Timeline,
+        index: int,
+        block: Mapping[str, Any],
+        field: bytes,
+        pieces: Iterable[str],
+        count: int,
+        last_delta: Mapping[str, Any] | None = None,
+    ) -> Iterator[tuple[float, bytes]]:
+        """One content block: start (and the ping after the first), deltas, stop."""
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        yield timeline.now, self.event("content_block_start", dumps(start))
+        if index == 0:
+            yield timeline.now, self._ping
+        kind = {b"text": b"text_delta", b"thinking": b"thinking_delta"}.get(
+            field, b"input_json_delta"
+        )
+        prefix = self.event_prefix("content_block_delta") + (
+            b'{"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":'
+            % (index, kind, field)
+        )
+        suffix = b"}}" + self.eol * 2
+        yield from token_events(timeline, [pieces], count, [prefix], [suffix])
+        if last_delta is not None:
+            delta = {"type": "content_block_delta", "index": index, "delta": last_delta}
+            yield timeline.now, self.event("content_block_delta", dumps(delta))
+        stop = b'{"type":"content_block_stop","index":%d}' % index
+        yield timeline.now, self.event("content_block_stop", stop)
+
+
+ANTHROPIC_MESSAGES = AnthropicDialect()

@@ -1,0 +1,205 @@
+"""The mock's Ollama dialect: native chat (``POST /api/chat``), and its model and version routes.
+
+NDJSON, streamed unless ``"stream": false``: one line per thinking token (``think`` true or a
+level), one per text token, one with the whole ``tool_calls``, and a last ``done: true`` line
+with ``done_reason`` (``stop`` or ``length`` when ``options.num_predict`` cut the text), counts
+and durations (nanoseconds; the measured total, a quarter of it as prompt eval). In-band error:
+an ``{"error": …}`` line, then the body ends. ``GET /api/tags`` lists the configured model,
+``GET /api/version`` a version. Tool and thinking triggers: see :mod:`rxgpt.mock._dialect`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ._dialect import (
+    CONFIG_KEY,
+    Answer,
+    BadRequest,
+    Dialect,
+    MockConfig,
+    Prompt,
+    StreamEncoder,
+    Timeline,
+    ToolCall,
+    as_messages,
+    model_of,
+    token_events,
+    tool_trigger,
+)
+from ._faults import json_response
+from ._text import dumps
+
+__all__ = ["OLLAMA_CHAT", "OllamaDialect", "OllamaEncoder", "ollama_tags", "ollama_version"]
+
+OLLAMA_VERSION = "0.12.0"
+_OLLAMA_MIDSTREAM_ERROR = b'{"error":"an error was encountered while running the model"}'
+
+
+class OllamaDialect(Dialect):
+    """``POST /api/chat``: Ollama's native chat (NDJSON)."""
+
+    request_id_header = None
+
+    def parse(self, body: Any, config: MockConfig) -> Prompt:
+        model = model_of(body, config)
+        messages = as_messages(body.get("messages"))
+        options = body.get("options")
+        if options is not None and not isinstance(options, dict):
+            raise BadRequest("Invalid 'options': expected an object.", "options")
+        limit = (options or {}).get("num_predict")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise BadRequest("Invalid 'options.num_predict': expected an integer.", "options")
+        think = body.get("think")
+        thinking = think is True or think in ("low", "medium", "high")
+        return Prompt(
+            model=model,
+            messages=messages,
+            stream=body.get("stream", True) is not False,
+            max_tokens=limit if limit is not None and limit >= 1 else None,
+            tool=tool_trigger(body.get("tools"), messages),
+            thinking=config.thinking_tokens if thinking else 0,
+        )
+
+    def error(
+        self, status: int, message: str, *, kind: str, param: str | None = None
+    ) -> web.Response:
+        return json_response(status, {"error": message})
+
+    def status_error(self, status: int) -> web.Response:
+        messages = {
+            429: "too many requests",
+            500: "an error was encountered while running the model",
+        }
+        return self.error(status, messages.get(status, f"injected error: HTTP {status}"), kind="")
+
+    def unauthorized_error(self, presented: bool) -> web.Response:
+        return self.error(401, "unauthorized", kind="")
+
+    def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text()}
+        if answer.thinking:
+            message["thinking"] = answer.thinking_text()
+        if answer.tool is not None:
+            message["tool_calls"] = _ollama_calls(answer.tool)
+        return {
+            "model": answer.model,
+            "created_at": _rfc3339(time.time()),
+            "message": message,
+            "done": True,
+            **_ollama_final(answer),
+        }
+
+    def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> OllamaEncoder:
+        return OllamaEncoder(answer, eol)
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ollama_calls(tool: ToolCall) -> list[dict[str, Any]]:
+    function = {"index": 0, "name": tool.name, "arguments": tool.arguments}
+    return [{"id": tool.id("call_", 8), "function": function}]
+
+
+def _ollama_final(answer: Answer) -> dict[str, Any]:
+    """``done_reason``, counts and durations (ns) of the last line."""
+    total = max(time.perf_counter_ns() - answer.started_ns, 4)
+    prompt_eval = total // 4
+    return {
+        "done_reason": "length" if answer.stop == "length" else "stop",
+        "total_duration": total,
+        "load_duration": 0,
+        "prompt_eval_count": answer.prompt_tokens,
+        "prompt_eval_duration": prompt_eval,
+        "eval_count": answer.output_tokens,
+        "eval_duration": total - prompt_eval,
+    }
+
+
+class OllamaEncoder(StreamEncoder):
+    """Ollama NDJSON lines (``line_endings`` sets the line terminator)."""
+
+    content_type = "application/x-ndjson"
+
+    def __init__(self, answer: Answer, eol: bytes) -> None:
+        super().__init__(eol)
+        self._answer = answer
+        self._head = b'{"model":%s,"created_at":"%s","message":{"role":"assistant","content":' % (
+            dumps(answer.model),
+            _rfc3339(time.time()).encode(),
+        )
+
+    @property
+    def garbage(self) -> bytes:
+        return b"this is not json" + self.eol
+
+    @property
+    def keepalive(self) -> bytes | None:
+        return None
+
+    @property
+    def endless(self) -> bytes:
+        return b'{"x":"'
+
+    def error(self, index: int) -> Sequence[bytes]:
+        return (_OLLAMA_MIDSTREAM_ERROR + self.eol,)
+
+    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+        answer, head = self._answer, self._head
+        more = b'},"done":false}' + self.eol
+        if answer.thinking:
+            streams = [answer.iter_thinking()]
+            yield from token_events(
+                timeline, streams, answer.thinking, [head + b'"","thinking":'], [more]
+            )
+        yield from token_events(timeline, [answer.iter_tokens(0)], answer.tokens, [head], [more])
+        if answer.tool is not None:
+            calls = dumps(_ollama_calls(answer.tool))
+            yield timeline.tick(), head + b'"","tool_calls":' + calls + more
+        if done:
+            yield timeline.now, self._last_line()
+
+    def _last_line(self) -> bytes:
+        final = dumps({"done": True, **_ollama_final(self._answer)})
+        return self._head + b'""},' + final[1:] + self.eol
+
+
+async def ollama_tags(request: web.Request) -> web.Response:
+    """``GET /api/tags``: the configured model."""
+    config = request.app[CONFIG_KEY]
+    denied = OLLAMA_CHAT.unauthorized(request, config)
+    if denied is not None:
+        return denied
+    details = {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "rxgpt",
+        "families": ["rxgpt"],
+        "parameter_size": "0B",
+        "quantization_level": "none",
+    }
+    model = {
+        "name": config.model,
+        "model": config.model,
+        "modified_at": "2025-01-01T00:00:00Z",
+        "size": 0,
+        "digest": hashlib.sha256(config.model.encode()).hexdigest(),
+        "details": details,
+    }
+    return json_response(200, {"models": [model]})
+
+
+async def ollama_version(request: web.Request) -> web.Response:
+    """``GET /api/version``."""
+    return json_response(200, {"version": OLLAMA_VERSION})
+
+
+OLLAMA_CHAT = OllamaDialect()

@@ -1,0 +1,122 @@
+"""The mock's OpenAI legacy completions dialect (``POST /v1/completions``).
+
+Legacy completions stream ``text_completion`` chunks (``choices[].text``), the finish reason on
+the chunk with the last text of each choice, then the usage chunk and ``[DONE]``; a list
+``prompt`` gets one choice per prompt (times ``n``), each the text its prompt gets alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ._dialect import (
+    JSON_NULL,
+    MAX_N,
+    OPENAI_FINISH_REASONS,
+    Answer,
+    BadRequest,
+    Dialect,
+    MockConfig,
+    OpenAIChunks,
+    Prompt,
+    Timeline,
+    model_of,
+    openai_finish,
+    openai_stream_flags,
+    openai_usage,
+    positive_int,
+    token_events,
+)
+from ._text import dumps
+
+__all__ = ["OPENAI_COMPLETIONS", "CompletionsDialect", "TextEncoder"]
+
+
+class CompletionsDialect(Dialect):
+    """``POST /v1/completions`` (legacy): ``prompt`` is a string or a list of strings."""
+
+    def parse(self, body: Any, config: MockConfig) -> Prompt:
+        model = model_of(body, config)
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            prompt = [prompt]
+        if (
+            not isinstance(prompt, list)
+            or not prompt
+            or not all(isinstance(p, str) for p in prompt)
+        ):
+            raise BadRequest("Invalid 'prompt': expected a string or a list of strings.", "prompt")
+        conversations = tuple([{"role": "user", "content": text}] for text in prompt)
+        stream, include_usage = openai_stream_flags(body)
+        return Prompt(
+            model=model,
+            messages=conversations[0] if len(conversations) == 1 else list(conversations),
+            stream=stream,
+            include_usage=include_usage,
+            n=positive_int(body, "n", upper=MAX_N) or 1,
+            max_tokens=positive_int(body, "max_tokens"),
+            prompts=conversations if len(conversations) > 1 else (),
+        )
+
+    def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
+        finish = OPENAI_FINISH_REASONS[answer.stop]
+        return {
+            "id": _text_id(answer),
+            "object": "text_completion",
+            "created": answer.created,
+            "model": answer.model,
+            "choices": [
+                {"text": answer.text(i), "index": i, "logprobs": None, "finish_reason": finish}
+                for i in range(answer.n)
+            ],
+            "usage": openai_usage(answer),
+        }
+
+    def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> TextEncoder:
+        return TextEncoder(answer, include_usage=prompt.include_usage, eol=eol)
+
+
+def _text_id(answer: Answer) -> str:
+    return answer.make_id("cmpl-", 29)
+
+
+class TextEncoder(OpenAIChunks):
+    """``text_completion`` chunks; the finish reason rides on each choice's last text."""
+
+    def __init__(self, answer: Answer, *, include_usage: bool, eol: bytes) -> None:
+        super().__init__(
+            answer,
+            chunk_id=_text_id(answer),
+            obj=b"text_completion",
+            include_usage=include_usage,
+            eol=eol,
+        )
+        self._model = b'"model":' + dumps(answer.model)
+        self._end = self._model + (b',"usage":null' if include_usage else b"") + b"}" + eol * 2
+
+    def _suffix(self, index: int, finish_reason: bytes) -> bytes:
+        entry = b',"index":%d,"logprobs":null,"finish_reason":%s}],' % (index, finish_reason)
+        return entry + self._end
+
+    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+        answer = self.answer
+        choices = range(answer.n)
+        prefix = self.head + b'"choices":[{"text":'
+        finish = openai_finish(answer)
+        ends = [self._suffix(index, finish) for index in choices]
+        if answer.tokens == 0:
+            for end in ends:
+                yield 0.0, prefix + b'""' + end
+        else:
+            suffixes = [self._suffix(index, JSON_NULL) for index in choices]
+            streams = [answer.iter_tokens(index) for index in choices]
+            yield from token_events(
+                timeline, streams, answer.tokens, [prefix] * answer.n, suffixes, ends
+            )
+        usage = self.head + self._model + b',"usage":' + dumps(openai_usage(answer))
+        for data in self.tail(answer, usage + b',"choices":[]}' + self.eol * 2, done):
+            yield timeline.now, data
+
+
+OPENAI_COMPLETIONS = CompletionsDialect()
