@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._json import loads
 from ._deltas import (
     AnnotationDelta,
     Delta,
@@ -32,6 +31,7 @@ from ._deltas import (
     Usage,
     UsageDelta,
 )
+from ._json import loads
 from ._partial_json import PartialJSON
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from itertools import repeat
 from typing import Any
 
-from ._json import JSONDecodeError, loads
 from ._deltas import Delta, ErrorDelta, Heartbeat
 from ._errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from ._json import JSONDecodeError, loads
 from ._ndjson import NDJSONDecoder
 from ._protocols import DONE_MARKER_PROTOCOLS, NDJSON_PROTOCOLS, get_decoder
 from ._sse import Comment, ServerSentEvent, SSEDecoder

@@ -20,8 +20,8 @@ import aiohttp
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._json import dumps
 from ._errors import DecodeError, RxgptError, TransportError
+from ._json import dumps
 from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import error_from_response, map_exception
 

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 
-from ._json import JSONDecodeError, loads
 from ._completion import Accumulator, Completion, CompletionState, Snapshot
 from ._decoder import DONE, MissingDone, StreamDecoder, error_delta, json_item, parse_json
 from ._deltas import Delta, Heartbeat
 from ._errors import DecodeError, EventTooLarge, RxgptError, StreamError, StreamInterrupted
+from ._json import JSONDecodeError, loads
 from ._ndjson import NDJSONDecoder
 from ._protocols import get_decoder
 from ._sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder

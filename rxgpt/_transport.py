@@ -19,7 +19,6 @@ import aiohttp
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ._json import dumps, loads
 from ._aio import FlowControl, current_flow
 from ._errors import (
     AuthenticationError,
@@ -32,6 +31,7 @@ from ._errors import (
     StreamTimeout,
     TransportError,
 )
+from ._json import dumps, loads
 
 __all__ = ["error_from_response", "map_exception", "request"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._json import dumps
 from .._deltas import (
     AnnotationDelta,
     Delta,
@@ -34,6 +33,7 @@ from .._deltas import (
     normalize_finish_reason,
 )
 from .._errors import StreamError
+from .._json import dumps
 
 __all__ = ["AnthropicDecoder", "anthropic_usage"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._json import dumps
 from .._deltas import (
     AnnotationDelta,
     Delta,
@@ -28,6 +27,7 @@ from .._deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
+from .._json import dumps
 
 __all__ = ["OllamaDecoder"]
 
