@@ -13,10 +13,13 @@ Exception tree::
     ├── TransportError             the connection could not be made or broke
     │   ├── StreamTimeout          connect / first_byte / idle / total deadline passed
     │   └── StreamInterrupted      the body ended before the protocol's end signal
+    │       └── MissingDone        ... cleanly, but without its ``data: [DONE]`` marker
     ├── StreamCancelled            the consumer cancelled the stream
     ├── DecodeError                a frame or JSON payload could not be decoded
     │   └── EventTooLarge          an event or line grew past ``max_event_bytes``
-    └── StreamError                the provider reported an error inside the stream
+    ├── StreamError                the provider reported an error inside the stream
+    ├── LateSubscriberError        a subscriber came after Fanout.connect() with no replay
+    └── ClientClosedError          a closed Client was used again
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "ClientClosedError",
     "DecodeError",
     "EventTooLarge",
     "HTTPStatusError",
+    "LateSubscriberError",
+    "MissingDone",
     "RateLimitError",
     "RxgptError",
     "StreamCancelled",
@@ -145,6 +151,15 @@ class StreamInterrupted(TransportError):
     """The body ended (or the connection dropped) before the protocol's end signal."""
 
 
+class MissingDone(StreamInterrupted):
+    """The body ended cleanly, at an event boundary, but without the ``data: [DONE]`` marker.
+
+    :func:`~rxgpt.decode_json` says so when it was told to expect a marker; a protocol
+    without one (Anthropic, Gemini...) then decides in :func:`~rxgpt.extract_deltas`
+    whether the stream may end there.
+    """
+
+
 class StreamCancelled(RxgptError):
     """The stream was cancelled (by ``cancel()``, a cancelled task or a left loop)."""
 
@@ -238,3 +253,11 @@ class StreamError(RxgptError):
         where = f" at event {index}" if index is not None else ""
         suffix = f" ({self.error_type})" if self.error_type else ""
         super().__init__(f"stream error{where}: {msg}{suffix}", partial=partial)
+
+
+class LateSubscriberError(RxgptError, RuntimeError):
+    """A subscriber arrived after :meth:`Fanout.connect` and no replay policy was set."""
+
+
+class ClientClosedError(RxgptError, RuntimeError):
+    """A :class:`~rxgpt.Client` was used after :meth:`~rxgpt.Client.aclose`."""

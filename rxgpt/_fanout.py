@@ -19,16 +19,14 @@ from typing import Any, Generic, Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._errors import LateSubscriberError
+
 __all__ = ["Fanout", "LateSubscriberError", "ReplayPolicy"]
 
 _T = TypeVar("_T")
 ReplayPolicy = int | Literal["all"]
 
 logger = logging.getLogger("rxgpt")
-
-
-class LateSubscriberError(RuntimeError):
-    """A subscriber arrived after :meth:`Fanout.connect` and no replay policy was set."""
 
 
 def _log_subscriber_error(error: BaseException, observer: Any) -> None:
