@@ -19,7 +19,7 @@ from ._completion import (
     Snapshot,
     ToolCall,
 )
-from ._decoder import DONE, StreamDecoder
+from ._decoder import StreamDecoder
 from ._deltas import (
     FINISH_REASONS,
     AnnotationDelta,
@@ -43,9 +43,12 @@ from ._deltas import (
 )
 from ._errors import (
     AuthenticationError,
+    ClientClosedError,
     DecodeError,
     EventTooLarge,
     HTTPStatusError,
+    LateSubscriberError,
+    MissingDone,
     RateLimitError,
     RxgptError,
     StreamCancelled,
@@ -55,8 +58,9 @@ from ._errors import (
     TransportError,
 )
 from ._eventsource import event_source
-from ._fanout import Fanout, LateSubscriberError
-from ._json import BACKEND as JSON_BACKEND
+from ._fanout import Fanout, ReplayPolicy
+from ._ndjson import IncompleteLine
+from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._operators import (
     accumulate,
     decode_json,
@@ -67,17 +71,18 @@ from ._operators import (
     snapshots,
 )
 from ._partial_json import PartialJSON, PartialJSONError, parse_partial
+from ._protocols import PROTOCOLS
 from ._providers import PROVIDERS, Provider
+from ._recording import record, replay
 from ._resilience import Retry, Timeouts
-from ._sse import Comment, ServerSentEvent, SSEDecoder
+from ._sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
 from ._transport import request
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DONE",
     "FINISH_REASONS",
-    "JSON_BACKEND",
+    "PROTOCOLS",
     "PROVIDERS",
     "Accumulator",
     "AnnotationDelta",
@@ -85,12 +90,14 @@ __all__ = [
     "ChatStream",
     "Choice",
     "Client",
+    "ClientClosedError",
     "Comment",
     "Completion",
     "CompletionState",
     "ContentPart",
     "DecodeError",
     "Delta",
+    "DeltaLogger",
     "ErrorDelta",
     "EventTooLarge",
     "Fanout",
@@ -98,8 +105,11 @@ __all__ = [
     "FlowControl",
     "HTTPStatusError",
     "Heartbeat",
+    "IncompleteEvent",
+    "IncompleteLine",
     "LateSubscriberError",
     "LogprobsDelta",
+    "MissingDone",
     "ObservableIterator",
     "PartStart",
     "PartialJSON",
@@ -109,6 +119,7 @@ __all__ = [
     "ReasoningDelta",
     "ReasoningSignature",
     "RefusalDelta",
+    "ReplayPolicy",
     "ResponseInfo",
     "Retry",
     "RoleDelta",
@@ -120,8 +131,10 @@ __all__ = [
     "StreamDecoder",
     "StreamError",
     "StreamInterrupted",
+    "StreamMetrics",
     "StreamTimeout",
     "TextDelta",
+    "TextPrinter",
     "Timeouts",
     "ToolCall",
     "ToolCallArguments",
@@ -139,6 +152,8 @@ __all__ = [
     "parse_ndjson",
     "parse_partial",
     "parse_sse",
+    "record",
+    "replay",
     "request",
     "snapshots",
     "to_async_iterable",

@@ -2,7 +2,7 @@
 
 Strategy: Rx pushes synchronously and has no backpressure, so the bridge works with the
 producer instead: :class:`FlowControl` is a gate the transport awaits before each socket
-read. :func:`to_async_iterable` buffers pushed items in a deque; when the buffer reaches
+read, passed as an explicit object (the observables rxgpt builds carry theirs as ``flow``). :func:`to_async_iterable` buffers pushed items in a deque; when the buffer reaches
 ``maxsize`` it closes the gate (socket reads pause, the kernel buffers fill, TCP pushes
 back on the server) and it reopens it once the consumer has drained half of it. Leaving
 the ``async for`` early, or cancelling the consuming task, disposes the subscription,
@@ -12,7 +12,6 @@ which closes the HTTP response.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Generic, TypeVar
@@ -20,25 +19,34 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._fusion import Batched, subscribe_batches
+
 __all__ = ["FlowControl", "ObservableIterator", "from_async_iterable", "to_async_iterable"]
 
 _T = TypeVar("_T")
 
-#: The flow control of the bridge that is subscribing right now (read by the transport).
-current_flow: contextvars.ContextVar[FlowControl | None] = contextvars.ContextVar(
-    "rxgpt_current_flow", default=None
-)
-
 
 class FlowControl:
-    """A gate producers await before reading more: closed while any consumer is full."""
+    """A gate producers await before reading more: closed while any consumer is full.
 
-    __slots__ = ("_open", "_paused_by")
+    It also carries the consumer's intent when it stops: after :meth:`abort` (a
+    cancellation) the producer closes its connection at once instead of draining it.
+    """
+
+    __slots__ = ("_open", "_paused_by", "aborted")
 
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
         self._paused_by: set[int] = set()
+        #: The consumer cancelled: the next stop is an abort, not a normal end.
+        self.aborted = False
+
+    def abort(self) -> None:
+        """Mark the stream as cancelled (the producer then closes at once) and open up."""
+        self.aborted = True
+        self._paused_by.clear()
+        self._open.set()
 
     @property
     def paused(self) -> bool:
@@ -69,8 +77,11 @@ class ObservableIterator(Generic[_T]):
     """An async iterator over an observable, subscribed at construction.
 
     Items pushed by the source are buffered; when the buffer holds ``maxsize`` items the
-    producer is paused through ``flow`` and resumed once half of it was consumed. The
-    source's error is raised from ``__anext__``. :meth:`aclose` disposes the subscription.
+    producer is paused through ``flow`` and resumed once half of it was consumed. ``flow``
+    defaults to the source's own (rxgpt's transport, the operators over it and
+    ``ChatStream.observable`` carry the gate of the socket reads behind them); for any
+    other source pass the :class:`FlowControl` its producer waits on. The source's error
+    is raised from ``__anext__``. :meth:`aclose` disposes the subscription.
     """
 
     def __init__(
@@ -78,21 +89,21 @@ class ObservableIterator(Generic[_T]):
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
-        self.flow = flow or FlowControl()
+        if flow is None:
+            flow = source.flow if isinstance(source, Batched) else None
+        self.flow = flow if flow is not None else FlowControl()
         self._buffer: deque[Any] = deque()
         self._wakeup = asyncio.Event()
         self._failure: Exception | None = None
         self._maxsize = maxsize
         self._low_water = max(1, maxsize // 2)
         self._closed = False
-        token = current_flow.set(self.flow)
-        try:
-            self._subscription = source.subscribe(self._on_next, self._on_error, self._on_completed)
-        finally:
-            current_flow.reset(token)
+        self._subscription = subscribe_batches(
+            source, self._on_batch, self._on_error, self._on_completed
+        )
 
-    def _on_next(self, item: _T) -> None:
-        self._buffer.append(item)
+    def _on_batch(self, batch: list[_T]) -> None:
+        self._buffer.extend(batch)
         if len(self._buffer) >= self._maxsize:
             self.flow.pause(self)
         self._wakeup.set()
@@ -144,8 +155,8 @@ async def to_async_iterable(
 ) -> AsyncIterator[_T]:
     """Iterate ``source`` with ``async for``, buffering at most about ``maxsize`` items.
 
-    When the buffer is full the producer is paused through ``flow`` (transports
-    subscribed here pick it up automatically). Errors of the source are raised from the
+    When the buffer is full the producer is paused through ``flow`` (by default the
+    source's own: see :class:`ObservableIterator`). Errors of the source are raised from the
     iteration. Leaving the loop early or cancelling the task disposes the subscription.
     """
     iterator = ObservableIterator(source, maxsize=maxsize, flow=flow)

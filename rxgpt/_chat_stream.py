@@ -15,12 +15,14 @@ from typing import Any
 
 from reactivex import Observable, abc
 
+from ._accumulate import partial_completion
 from ._aio import FlowControl, ObservableIterator
 from ._completion import Accumulator, Completion
 from ._deltas import Delta, TextDelta
 from ._errors import StreamCancelled
 from ._fanout import Fanout, ReplayPolicy
-from ._operators import decode_batches, partial_completion
+from ._fusion import subscribe_batches
+from ._operators import decode_stream
 from ._resilience import Progress, Retry, Timeouts, resilient
 
 __all__ = ["ChatStream"]
@@ -50,20 +52,22 @@ class ChatStream:
     ) -> None:
         self.protocol = protocol
         self._flow = FlowControl()
-        decode = decode_batches(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+        decode = decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
 
-        def attempt(progress: Progress) -> Observable[list[Delta]]:
-            return make_source(self._flow, progress).pipe(decode)
+        def attempt(progress: Progress) -> Observable[Delta]:
+            return decode(make_source(self._flow, progress))
 
-        # One push per network read: the accumulator takes each batch at once, other
-        # subscribers get the deltas one by one.
-        batches = resilient(attempt, timeouts=timeouts, retry=retry)
-        self._fanout: Fanout[Delta] = Fanout(batches, replay=replay, batched=True)
+        # One push per network read: the accumulator takes each read's deltas at once,
+        # other subscribers get them one by one.
+        deltas = resilient(attempt, timeouts=timeouts, retry=retry, flow=self._flow)
+        self._fanout: Fanout[Delta] = Fanout(deltas, replay=replay)
         self._acc = Accumulator(protocol)
         self._result: Completion | None = None
         self._error: BaseException | None = None
         self._finished: asyncio.Event | None = None
-        self._fanout.subscribe_batches(self._acc.add_all, self._on_error, self._on_completed)
+        subscribe_batches(
+            self._fanout.observable, self._acc.add_all, self._on_error, self._on_completed
+        )
 
     # -- Rx access --------------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class ChatStream:
         """Stop now: close the response; the result becomes a "cancelled" partial."""
         if self.done:
             return
+        self._flow.abort()  # close the response at once, even from inside a subscriber
         error = StreamCancelled("the stream was cancelled")
         self._result = self._acc.completion("cancelled", error)
         error.partial = self._result
@@ -176,9 +181,7 @@ class ChatStream:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Delta]:
-        iterator: ObservableIterator[Delta] = ObservableIterator(
-            self._fanout.observable, flow=self._flow
-        )
+        iterator: ObservableIterator[Delta] = ObservableIterator(self._fanout.observable)
         self.start()
         try:
             async for delta in iterator:

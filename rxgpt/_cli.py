@@ -21,13 +21,14 @@ from ._client import Client
 from ._completion import Completion
 from ._errors import RxgptError
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
-from ._providers import PROVIDERS, get_provider
+from ._providers import PROVIDERS, Provider, get_provider
 from ._secrets import redact
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The command-line parser of ``rxgpt chat`` and ``rxgpt serve``."""
     parser = argparse.ArgumentParser(
         prog="rxgpt", description="Stream LLM answers through a reactive pipeline."
     )
@@ -71,31 +72,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The model the embedded server is asked for when ``--model`` is not given.
+_EMBEDDED_MODEL = "rxgpt-mock"
+#: The embedded server's key: any key works, one is sent so the request looks real.
+_EMBEDDED_KEY = "sk-embedded"
+
+
+def _configured(args: argparse.Namespace, provider: Provider) -> bool:
+    """Whether a base URL or API key is given, by a flag or the provider's env vars."""
+    env = (*provider.base_url_env, *provider.api_key_env)
+    return bool(args.base_url or args.api_key or any(os.environ.get(name) for name in env))
+
+
 @contextlib.asynccontextmanager
 async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[str | None, str | None, str]]:
     """Yield (base_url, api_key, model), starting the embedded server when none is set."""
     provider = get_provider(args.provider)
-    env = (*provider.base_url_env, *provider.api_key_env)
-    base_url = args.base_url
-    api_key = args.api_key
-    if base_url or api_key or any(os.environ.get(name) for name in env):
-        yield base_url, api_key, args.model or _DEFAULT_MODELS.get(provider.name, "gpt-4o-mini")
+    if _configured(args, provider):
+        yield args.base_url, args.api_key, args.model or provider.default_model
         return
     from .mock import MockConfig, MockServer
 
     async with MockServer(MockConfig(itl_ms=8, ttft_ms=40)) as server:
-        url = server.base_url if provider.name.startswith("openai") else server.url
-        yield url, "sk-embedded", args.model or "rxgpt-mock"
-
-
-_DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "gemini": "gemini-2.5-flash",
-    "ollama": "llama3.2",
-}
+        yield provider.base_url_at(server.url), _EMBEDDED_KEY, args.model or _EMBEDDED_MODEL
 
 
 def _summary(metrics: StreamMetrics, completion: Completion) -> str:
+    """The one summary line after a streamed answer (ttft, deltas, tokens, finish)."""
     parts = []
     if metrics.ttft is not None:
         parts.append(f"ttft {metrics.ttft * 1000:.1f} ms")
@@ -110,6 +113,7 @@ def _summary(metrics: StreamMetrics, completion: Completion) -> str:
 
 
 def _print_summary(line: str, out: IO[str]) -> None:
+    """Write the summary line, dimmed when rich is installed."""
     try:
         from rich.console import Console
 
@@ -118,19 +122,37 @@ def _print_summary(line: str, out: IO[str]) -> None:
         out.write(line + "\n")
 
 
-async def _chat(args: argparse.Namespace) -> int:
+def _messages(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The conversation to send: the optional ``--system`` message, then the prompt."""
     messages: list[dict[str, Any]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    params: dict[str, Any] = {}
-    if args.provider in ("openai", "openai-completions"):
-        params["stream_options"] = {"include_usage": True}
+    return messages
+
+
+def _body_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider's request-body parameters for ``--max-tokens`` and usage reporting."""
+    provider = get_provider(args.provider)
+    params = provider.usage_params()
     if args.max_tokens is not None:
-        key = {"openai-responses": "max_output_tokens", "ollama": "options"}.get(
-            args.provider, "max_tokens"
-        )
-        params[key] = {"num_predict": args.max_tokens} if key == "options" else args.max_tokens
+        params.update(provider.limit_params(args.max_tokens))
+    return params
+
+
+def _report_error(error: RxgptError, as_json: bool) -> int:
+    """Print a stream's typed error (and with ``--json`` its partial result); exit code 1."""
+    sys.stdout.flush()
+    sys.stderr.write(f"rxgpt: {type(error).__name__}: {redact(str(error))}\n")
+    if as_json and error.partial is not None:
+        print(json.dumps(error.partial.to_openai(), ensure_ascii=False, indent=2))
+    return 1
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    """Run ``rxgpt chat``: stream one answer to the printer, logger and metrics."""
+    messages = _messages(args)
+    params = _body_params(args)
     log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
     try:
         async with (
@@ -147,11 +169,7 @@ async def _chat(args: argparse.Namespace) -> int:
             try:
                 completion = await stream.completion()
             except RxgptError as error:
-                sys.stdout.flush()
-                sys.stderr.write(f"rxgpt: {type(error).__name__}: {redact(str(error))}\n")
-                if args.json and error.partial is not None:
-                    print(json.dumps(error.partial.to_openai(), ensure_ascii=False, indent=2))
-                return 1
+                return _report_error(error, args.json)
         if args.json:
             print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
         else:
@@ -163,6 +181,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Run ``rxgpt serve``: the embedded server, with ``--fault`` defaults, until Ctrl+C."""
     from .mock import MockConfig, run_server
 
     faults: dict[str, Any] = {}
@@ -195,5 +214,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_chat(args))
     except KeyboardInterrupt:
         return 130
-
-

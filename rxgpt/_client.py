@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from reactivex import Observable
 
 from ._aio import FlowControl
 from ._chat_stream import ChatStream
+from ._errors import ClientClosedError
 from ._fanout import ReplayPolicy
 from ._providers import get_provider
 from ._resilience import Progress, Retry, Timeouts
@@ -36,6 +37,18 @@ class UseClientDefault:
 #: Marks a per-call argument as not given, so the client's setting applies.
 USE_CLIENT_DEFAULT = UseClientDefault()
 
+_T = TypeVar("_T")
+
+
+def _or_default(value: _T | UseClientDefault, default: _T) -> _T:
+    """``value``, or ``default`` when it was not given (:data:`USE_CLIENT_DEFAULT`)."""
+    return default if isinstance(value, UseClientDefault) else value
+
+
+def _from_env(names: tuple[str, ...]) -> str | None:
+    """The first of the environment variables ``names`` that is set and not empty."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
 
 class Client:
     """A streaming LLM client over aiohttp, for any supported provider.
@@ -44,9 +57,16 @@ class Client:
     "openai-completions", "anthropic", "gemini", "ollama"): its request shape, auth
     headers, framing and decoder. ``base_url`` and ``api_key`` default to the provider's
     environment variables (``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` for OpenAI,
-    ``ANTHROPIC_*``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``), then its public endpoint. Pass
-    your own ``session`` to share a connection pool (it is not closed by :meth:`aclose`).
-    Use as ``async with rxgpt.Client(...) as client:``.
+    ``ANTHROPIC_*``, ``GEMINI_API_KEY``, ``OLLAMA_HOST``), then its public endpoint.
+
+    ``timeouts`` and ``retry`` apply to every call unless the call overrides them;
+    omitted, they are ``Timeouts()`` and ``Retry()``; ``None`` means no deadlines, or no
+    retries (one attempt).
+
+    Use as ``async with rxgpt.Client(...) as client:`` (or call :meth:`aclose`). The
+    connection pool is created on first use, inside the running loop. Once closed, the
+    client raises :class:`~rxgpt.ClientClosedError` when used again. Pass your own
+    ``session`` to share a connection pool: closing the client does not close it.
     """
 
     def __init__(
@@ -58,24 +78,23 @@ class Client:
         session: aiohttp.ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
-        timeouts: Timeouts | None = None,
-        retry: Retry | None = None,
+        timeouts: Timeouts | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> None:
         self.provider = get_provider(provider)
-        self.timeouts = timeouts if timeouts is not None else Timeouts()
-        self.retry = retry if retry is not None else Retry()
-        env_url = next(
-            (os.environ[v] for v in self.provider.base_url_env if os.environ.get(v)), None
-        )
+        #: The deadlines of every call (None: none), unless a call gives its own.
+        self.timeouts: Timeouts | None = _or_default(timeouts, Timeouts())
+        #: The retry policy of every call (None: one attempt), unless a call gives its own.
+        self.retry: Retry | None = _or_default(retry, Retry())
+        env_url = _from_env(self.provider.base_url_env)
         self.base_url = (base_url or env_url or self.provider.default_base_url).rstrip("/")
         if api_key is None:
-            api_key = next(
-                (os.environ[v] for v in self.provider.api_key_env if os.environ.get(v)), None
-            )
+            api_key = _from_env(self.provider.api_key_env)
         self._api_key = api_key
         register_secret(self._api_key)
         self._session = session
         self._own_session = session is None
+        self._closed = False
         self._headers = dict(headers or {})
         self.max_event_bytes = max_event_bytes
 
@@ -86,19 +105,42 @@ class Client:
         )
 
     async def __aenter__(self) -> Client:
+        self._check_open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (the client can no longer be used)."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        """Raise :class:`~rxgpt.ClientClosedError` if the client was closed."""
+        if self._closed:
+            raise ClientClosedError(
+                f"{self!r} is closed (aclose() or the end of its `async with` block); "
+                "create a new Client to send more requests"
+            )
+
     async def aclose(self) -> None:
-        """Close the connection pool if the client created it."""
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the client for good, and its connection pool if the client created it.
+
+        A ``session`` passed by the caller stays open. Calling it again does nothing.
+        """
+        self._closed = True
+        session, self._session = self._session, None
+        if self._own_session and session is not None:
+            await session.close()
 
     def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session (created on first use, inside the running loop)."""
+        """The aiohttp session (created on first use, inside the running loop).
+
+        Raises:
+            ClientClosedError: the client was closed.
+        """
+        self._check_open()
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
@@ -116,24 +158,25 @@ class Client:
         max_event_bytes: int | UseClientDefault | None = USE_CLIENT_DEFAULT,
         heartbeats: bool = False,
         protocol: str | None = None,
-        timeouts: Timeouts | None = None,
-        retry: Retry | None = None,
+        timeouts: Timeouts | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatStream:
         """Prepare a streamed answer to ``messages`` (sent when the stream starts).
 
         Extra keyword ``params`` go into the request body as given (``temperature``,
         ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy;
-        ``protocol`` overrides the decoder chosen by the provider; ``timeouts`` and
-        ``retry`` override the client's for this call.
+        ``protocol`` overrides the decoder chosen by the provider. ``max_event_bytes``,
+        ``timeouts`` and ``retry`` default to the client's; an explicit ``None`` turns
+        them off for this call (no size limit, no deadlines, a single attempt).
+
+        Raises:
+            ClientClosedError: the client was closed (also raised by the stream if the
+                client is closed before the stream starts).
         """
+        self._check_open()
         req = self.provider.request(self.base_url, self._api_key, model, messages, params)
         headers = {**req.headers, **self._headers}
-        limit = (
-            self.max_event_bytes
-            if isinstance(max_event_bytes, UseClientDefault)
-            else max_event_bytes
-        )
 
         def make_source(flow: FlowControl, progress: Progress) -> Observable[bytes]:
             return request(
@@ -149,8 +192,8 @@ class Client:
             make_source,
             protocol=protocol or self.provider.protocol,
             replay=replay,
-            max_event_bytes=limit,
+            max_event_bytes=_or_default(max_event_bytes, self.max_event_bytes),
             heartbeats=heartbeats,
-            timeouts=timeouts if timeouts is not None else self.timeouts,
-            retry=retry if retry is not None else self.retry,
+            timeouts=_or_default(timeouts, self.timeouts),
+            retry=_or_default(retry, self.retry),
         )

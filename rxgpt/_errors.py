@@ -49,6 +49,7 @@ __all__ = [
     "TransportError",
 ]
 
+
 class RxgptError(Exception):
     """Base class of every error rxgpt raises on purpose."""
 
@@ -122,8 +123,6 @@ class HTTPStatusError(RxgptError):
         """The provider's error code (``invalid_api_key``, ``insufficient_quota``...)."""
         value = self.error.get("code") if self.error else None
         return str(value) if value is not None else None
-
-
 
 
 class AuthenticationError(HTTPStatusError):

@@ -1,13 +1,16 @@
 """EventSource-style streams for generic SSE servers: reconnect and resume by event ID.
 
 Strategy: the browser's EventSource processing model (WHATWG HTML §9.2.3), as an
-observable of :class:`~rxgpt._sse.ServerSentEvent`. One task per subscription connects,
-decodes with :class:`~rxgpt._sse.SSEDecoder`, and when the body ends or the connection
-drops, waits the reconnection time (the server's last ``retry:``, else ``retry_ms``) and
-connects again, sending ``Last-Event-ID`` so the server can resume after the last event
-it committed. A non-2xx answer (or a body that is not ``text/event-stream``) fails the
-stream without reconnecting; ``204 No Content`` ends it. LLM APIs (POST streams without
-ids) do not need this: it is for MCP / A2A style resumable streams.
+observable of :class:`~rxgpt.ServerSentEvent`, over rxgpt's transport (so its status and
+content-type rules, flow control and drain apply). Each connection is one subscription to
+:func:`~rxgpt.request`, decoded by one :class:`~rxgpt.SSEDecoder` that is seeded with the
+last event ID; when the body ends or the connection drops, the stream waits the
+reconnection time (the server's last ``retry:``, else ``retry_ms``) and connects again,
+sending ``Last-Event-ID`` so the server can resume after the last event it committed. A
+non-2xx answer, a body that is not ``text/event-stream``, an oversized event or an
+exception raised by the consumer fail the stream without reconnecting; ``204 No Content``
+ends it. LLM APIs (POST streams without ids) do not need this: it is for MCP / A2A style
+resumable streams.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from typing import Any
 
 import aiohttp
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex.disposable import Disposable, SerialDisposable
 
-from ._errors import DecodeError, RxgptError, TransportError
-from ._json import dumps
+from ._errors import TransportError
 from ._sse import ServerSentEvent, SSEDecoder
-from ._transport import error_from_response, map_exception
+from ._transport import request
 
 __all__ = ["event_source"]
+
+#: The default bound on one event, as for :class:`~rxgpt.Client`.
+_DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 def event_source(
@@ -38,112 +43,121 @@ def event_source(
     last_event_id: str = "",
     retry_ms: int = 3000,
     max_reconnects: int | None = 10,
-    max_event_bytes: int | None = None,
+    max_event_bytes: int | None = _DEFAULT_MAX_EVENT_BYTES,
 ) -> Observable[ServerSentEvent]:
     """An observable of a server's events that reconnects (opt-in resumable streams).
 
     ``last_event_id`` seeds the ID sent on the first request; later requests send the ID
     committed by the stream. ``retry_ms`` is the reconnection time until the server sets
     one with ``retry:``. After ``max_reconnects`` reconnections in a row without a single
-    event the stream fails with the last error (None: never give up).
+    event the stream fails with the last error (None: never give up). ``max_event_bytes``
+    bounds one event (16 MiB by default; None for no limit).
     """
-    body = dumps(json).encode() if json is not None else None
 
     def subscribe(
         observer: abc.ObserverBase[ServerSentEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        task = asyncio.get_running_loop().create_task(
-            _run(
-                observer,
-                url,
-                method,
-                body,
-                dict(headers or {}),
-                session,
-                last_event_id,
-                retry_ms,
-                max_reconnects,
-                max_event_bytes,
-            )
+        run = _Reconnecting(
+            observer, url, method, json, dict(headers or {}), session, retry_ms, max_reconnects
         )
-
-        def dispose() -> None:
-            task.cancel()
-
-        return Disposable(dispose)
+        run.max_event_bytes = max_event_bytes
+        run.connect(last_event_id)
+        return Disposable(run.dispose)
 
     return Observable(subscribe)
 
 
-async def _run(
-    observer: abc.ObserverBase[ServerSentEvent],
-    url: str,
-    method: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    session: aiohttp.ClientSession | None,
-    last_event_id: str,
-    retry_ms: int,
-    max_reconnects: int | None,
-    max_event_bytes: int | None,
-) -> None:
-    own = session is None
-    client = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-    failures = 0
-    try:
-        while True:
-            decoder = SSEDecoder(max_event_bytes=max_event_bytes, last_event_id=last_event_id)
-            events_before = 0
-            error: RxgptError | None = None
-            send = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **headers}
-            if body is not None:
-                send.setdefault("Content-Type", "application/json")
-            if last_event_id:
-                send["Last-Event-ID"] = last_event_id
-            try:
-                async with client.request(method, url, data=body, headers=send) as resp:
-                    if resp.status == 204:
-                        observer.on_completed()
-                        return
-                    if resp.status != 200:
-                        raw = await resp.content.read(64 * 1024)
-                        observer.on_error(error_from_response(resp.status, resp.headers, raw, url))
-                        return
-                    if resp.content_type.lower() != "text/event-stream":
-                        observer.on_error(
-                            DecodeError(
-                                f"expected text/event-stream from {url}, got {resp.content_type}"
-                            )
-                        )
-                        return
-                    async for chunk in resp.content.iter_any():
-                        for event in decoder.feed(chunk):
-                            events_before += 1
-                            observer.on_next(event)
-            except asyncio.CancelledError:
-                raise
-            except RxgptError as exc:
-                if not isinstance(exc, TransportError):
-                    observer.on_error(exc)
-                    return
-                error = exc
-            except (aiohttp.ClientError, OSError) as exc:
-                error = map_exception(exc, url)
-            decoder.close()  # an unterminated event (and its id) is dropped
-            last_event_id = decoder.last_event_id
-            failures = 0 if events_before else failures + 1
-            if max_reconnects is not None and failures > max_reconnects:
-                observer.on_error(
-                    error or TransportError(f"{url}: gave up after {failures - 1} reconnections")
-                )
-                return
-            delay = decoder.retry if decoder.retry is not None else retry_ms
-            retry_ms = delay
-            await asyncio.sleep(delay / 1000)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a consumer raised
-        observer.on_error(exc)
-    finally:
-        if own:
-            await client.close()
+class _Reconnecting:
+    """One subscription: a connection at a time, and the wait between them."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[ServerSentEvent],
+        url: str,
+        method: str,
+        json: Any,
+        headers: dict[str, str],
+        session: aiohttp.ClientSession | None,
+        retry_ms: int,
+        max_reconnects: int | None,
+    ) -> None:
+        self.observer = observer
+        self.url = url
+        self.method = method
+        self.json = json
+        self.headers = headers
+        self.session = session
+        self.retry_ms = retry_ms
+        self.max_reconnects = max_reconnects
+        self.max_event_bytes: int | None = None
+        self.connection = SerialDisposable()
+        self.timer: asyncio.TimerHandle | None = None
+        self.failures = 0  # connections in a row that gave no event
+        self.stopped = False
+
+    def connect(self, last_event_id: str) -> None:
+        """Open one connection, decoding its body with a decoder seeded with the id."""
+        self.timer = None
+        decoder = SSEDecoder(max_event_bytes=self.max_event_bytes, last_event_id=last_event_id)
+        headers = dict(self.headers)
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        seen = [0]
+        no_content = [False]
+
+        def on_batch(chunks: list[bytes]) -> None:
+            for chunk in chunks:
+                events = decoder.feed(chunk)
+                seen[0] += len(events)
+                for event in events:
+                    self.observer.on_next(event)  # a consumer's exception fails the stream
+
+        def progress(kind: str) -> None:
+            no_content[0] = no_content[0] or kind == "no_content"
+
+        def ended(error: Exception | None) -> None:
+            if no_content[0]:
+                self._stop(None)
+            elif error is not None and not isinstance(error, TransportError):
+                self._stop(error)  # a status, a content type, a decode or a consumer error
+            else:
+                self._reconnect(decoder, seen[0], error)
+
+        source = request(
+            self.url,
+            method=self.method,
+            json=self.json,
+            headers=headers,
+            session=self.session,
+            progress=progress,
+            media_type="text/event-stream",
+        )
+        self.connection.disposable = source.subscribe_batches(on_batch, ended, lambda: ended(None))
+
+    def _reconnect(self, decoder: SSEDecoder, events: int, error: Exception | None) -> None:
+        decoder.close()  # an unterminated event (and its id) is dropped
+        self.failures = 0 if events else self.failures + 1
+        if self.max_reconnects is not None and self.failures > self.max_reconnects:
+            gave_up = TransportError(f"{self.url}: gave up after {self.failures - 1} reconnections")
+            self._stop(error or gave_up)
+            return
+        if decoder.retry is not None:
+            self.retry_ms = decoder.retry
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.retry_ms / 1000, self.connect, decoder.last_event_id)
+
+    def _stop(self, error: Exception | None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if error is None:
+            self.observer.on_completed()
+        else:
+            self.observer.on_error(error)
+
+    def dispose(self) -> None:
+        """Close the connection, or cancel the wait for the next one."""
+        self.stopped = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.connection.dispose()

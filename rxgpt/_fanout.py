@@ -20,6 +20,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from ._errors import LateSubscriberError
+from ._fusion import Batched, subscribe_batches
 
 __all__ = ["Fanout", "LateSubscriberError", "ReplayPolicy"]
 
@@ -42,7 +43,7 @@ def _unhandled(error: Exception) -> None:
 
 
 class _Entry:
-    """One subscriber: its three callbacks (an Rx observer's methods, or plain callables)."""
+    """One subscriber: its three callbacks, and whether it takes a read's list at once."""
 
     __slots__ = ("batches", "observer", "on_completed", "on_error", "on_next")
 
@@ -60,19 +61,15 @@ class _Entry:
         self.on_completed = on_completed
         self.batches = batches  # receives lists of items rather than items
 
-    @classmethod
-    def of(cls, observer: abc.ObserverBase[Any], batches: bool = False) -> _Entry:
-        return cls(observer, observer.on_next, observer.on_error, observer.on_completed, batches)
-
 
 class Fanout(Generic[_T]):
     """Multicast ``source`` to subscribers attached before :meth:`connect`.
 
     ``observable`` (or :meth:`pipe`) gives an :class:`~reactivex.Observable` view: each
-    subscription to it attaches a subscriber. The source is subscribed exactly once.
-    With ``batched=True`` the source emits *lists* of items (one per network read, say):
-    subscribers still get items one by one, and :meth:`subscribe_batches` attaches a
-    subscriber that takes each list at once.
+    subscription to it attaches a subscriber. The source is subscribed exactly once. The
+    items of one network read are pushed as one batch through rxgpt's own stages (an
+    operator or an accumulator after the fan-out takes the list at once); other
+    subscribers get them one by one.
     """
 
     def __init__(
@@ -81,15 +78,10 @@ class Fanout(Generic[_T]):
         *,
         replay: ReplayPolicy = 0,
         on_subscriber_error: Callable[[BaseException, Any], None] | None = None,
-        batched: bool = False,
     ) -> None:
         if replay != "all" and (not isinstance(replay, int) or replay < 0):
             raise ValueError("replay must be a non-negative int or 'all'")
-        batches = getattr(source, "batches", None)  # a DeltaStream: take its batches
-        if not batched and isinstance(batches, Observable):
-            source, batched = batches, True
         self._source = source
-        self._batched = batched
         self._buffer: deque[_T] | None = None
         if replay == "all":
             self._buffer = deque()
@@ -102,7 +94,11 @@ class Fanout(Generic[_T]):
         self._report = on_subscriber_error or _log_subscriber_error
         #: Errors raised by subscribers (each also reported to ``on_subscriber_error``).
         self.subscriber_errors: list[BaseException] = []
-        self.observable: Observable[_T] = Observable(self._subscribe)
+        flow = source.flow if isinstance(source, Batched) else None
+        # Rx subscribers are attached as item entries, with no per-batch loop around them.
+        self.observable: Observable[_T] = Batched(
+            self._subscribe_batches, flow=flow, items=self._subscribe_items
+        )
 
     # -- subscribing ------------------------------------------------------------------
 
@@ -141,25 +137,19 @@ class Fanout(Generic[_T]):
             on_error(error)  # as Rx does: the subscriber's error handler gets it
             return Disposable()
 
-    def subscribe_batches(
-        self,
-        on_batch: Callable[[list[_T]], None],
-        on_error: Callable[[Exception], None] | None = None,
-        on_completed: Callable[[], None] | None = None,
+    def _subscribe_items(
+        self, observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        """Attach a subscriber that takes a list of items at a time (``batched`` mode)."""
-        if not self._batched:
-            raise ValueError("subscribe_batches() needs a Fanout(..., batched=True)")
-        entry = _Entry(on_batch, on_batch, on_error or _unhandled, on_completed or _ignore, True)
+        entry = _Entry(observer, observer.on_next, observer.on_error, observer.on_completed)
         return self._attach(entry)
 
-    def _subscribe(
+    def _subscribe_batches(
         self,
-        observer: abc.ObserverBase[Any],
-        scheduler: abc.SchedulerBase | None = None,
-        batches: bool = False,
+        on_batch: Callable[[list[_T]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
-        return self._attach(_Entry.of(observer, batches))
+        return self._attach(_Entry(on_batch, on_batch, on_error, on_completed, True))
 
     def _attach(self, entry: _Entry) -> abc.DisposableBase:
         if self._connected and self._buffer is None:
@@ -198,8 +188,8 @@ class Fanout(Generic[_T]):
         """Subscribe to the source (once); returns the connection's disposable."""
         if not self._connected:
             self._connected = True
-            self._connection = self._source.subscribe(
-                self._on_next, self._on_error, self._on_completed
+            self._connection = subscribe_batches(
+                self._source, self._on_batch, self._on_error, self._on_completed
             )
         assert self._connection is not None
         return self._connection
@@ -226,26 +216,6 @@ class Fanout(Generic[_T]):
             self._report(error, entry.observer)
         except Exception:  # a broken reporter must not break the stream either
             logger.exception("rxgpt: on_subscriber_error raised")
-
-    def _on_next(self, item: Any) -> None:
-        if self._batched:
-            self._on_batch(item)
-            return
-        if self._buffer is not None:
-            self._buffer.append(item)
-        entries = self._entries
-        if len(entries) == 1:
-            entry = entries[0]
-            try:
-                entry.on_next(item)
-            except Exception as error:
-                self._fail(entry, error)
-            return
-        for entry in tuple(entries):
-            try:
-                entry.on_next(item)
-            except Exception as error:
-                self._fail(entry, error)
 
     def _on_batch(self, batch: list[Any]) -> None:
         if self._buffer is not None:

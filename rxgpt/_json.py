@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["BACKEND", "JSONDecodeError", "dumps", "loads"]
 
 loads: Callable[[str | bytes], Any]
+#: What ``loads`` raises for text that is not JSON (too deep a nesting included).
 JSONDecodeError: tuple[type[Exception], ...]
 
 try:
@@ -24,7 +25,7 @@ try:
 
 except ImportError:  # pragma: no cover - exercised only without the fast extra
     loads = json.loads
-    JSONDecodeError = (json.JSONDecodeError, ValueError, TypeError)
+    JSONDecodeError = (json.JSONDecodeError, ValueError, TypeError, RecursionError)
     BACKEND = "json"
 
     def dumps(obj: Any) -> str:

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from ._errors import EventTooLarge
 
-__all__ = ["NDJSONDecoder"]
+__all__ = ["IncompleteLine", "NDJSONDecoder"]
+
+
+class IncompleteLine(str):
+    """The last line of a body that ended without its LF (complete in NDJSON, or cut off)."""
+
+    __slots__ = ()
 
 
 class NDJSONDecoder:
@@ -55,7 +61,7 @@ class NDJSONDecoder:
         return out
 
     def close(self) -> list[str]:
-        """End of stream: a final line without LF is complete in NDJSON, so return it."""
+        """End of stream: a final line without LF, as an :class:`IncompleteLine`."""
         rest = b"".join(self._tail).rstrip(b"\r")
         self._tail = []
-        return [rest.decode("utf-8", "replace")] if rest.strip() else []
+        return [IncompleteLine(rest.decode("utf-8", "replace"))] if rest.strip() else []

@@ -8,10 +8,11 @@ convention: OpenAI's includes ``/v1``, Anthropic's, Gemini's and Ollama's do not
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 __all__ = ["PROVIDERS", "Provider", "Request", "get_provider"]
 
@@ -111,7 +112,13 @@ def _ollama(
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    """A provider: its protocol, default base URL, environment variables, request builder."""
+    """A provider: its protocol, default base URL, environment variables, request builder.
+
+    ``default_model`` is the model asked for when none is given; ``limit_path`` is where
+    the request body caps the answer length (a nested key path, e.g. Ollama's
+    ``options.num_predict``); ``usage_options`` are the body parameters that make the
+    stream report token usage (empty when the provider always does).
+    """
 
     name: str
     protocol: str
@@ -119,6 +126,9 @@ class Provider:
     base_url_env: tuple[str, ...]
     api_key_env: tuple[str, ...]
     build: Callable[[str, str | None, str, Messages, dict[str, Any]], Request]
+    default_model: str
+    limit_path: tuple[str, ...] = ("max_tokens",)
+    usage_options: Mapping[str, Any] = field(default_factory=dict)
 
     def request(
         self,
@@ -131,27 +141,60 @@ class Provider:
         """The HTTP request that streams an answer to ``messages``."""
         return self.build(base_url.rstrip("/"), api_key, model, messages, dict(params))
 
+    @property
+    def base_path(self) -> str:
+        """The path part of the base URL (``/v1`` for OpenAI, empty for the others)."""
+        return urlsplit(self.default_base_url).path.rstrip("/")
 
+    def base_url_at(self, origin: str) -> str:
+        """The base URL of this provider's API served at ``origin`` (``http://host:port``)."""
+        return origin.rstrip("/") + self.base_path
+
+    def limit_params(self, max_tokens: int) -> dict[str, Any]:
+        """The body parameters that cap the answer at ``max_tokens`` tokens."""
+        params: dict[str, Any] = {self.limit_path[-1]: max_tokens}
+        for key in reversed(self.limit_path[:-1]):
+            params = {key: params}
+        return params
+
+    def usage_params(self) -> dict[str, Any]:
+        """The body parameters that make the stream report token usage."""
+        return copy.deepcopy(dict(self.usage_options))
+
+
+_OPENAI_BASE = "https://api.openai.com/v1"
 _OPENAI_ENV = (("OPENAI_BASE_URL",), ("OPENAI_API_KEY",))
+_OPENAI_MODEL = "gpt-4o-mini"
+_INCLUDE_USAGE: Mapping[str, Any] = {"stream_options": {"include_usage": True}}
 
 #: Provider name → :class:`Provider`.
 PROVIDERS: dict[str, Provider] = {
     "openai": Provider(
-        "openai", "openai-chat", "https://api.openai.com/v1", *_OPENAI_ENV, _openai_chat
+        "openai",
+        "openai-chat",
+        _OPENAI_BASE,
+        *_OPENAI_ENV,
+        _openai_chat,
+        _OPENAI_MODEL,
+        usage_options=_INCLUDE_USAGE,
     ),
     "openai-completions": Provider(
         "openai-completions",
         "openai-completions",
-        "https://api.openai.com/v1",
+        _OPENAI_BASE,
         *_OPENAI_ENV,
         _openai_completions,
+        _OPENAI_MODEL,
+        usage_options=_INCLUDE_USAGE,
     ),
     "openai-responses": Provider(
         "openai-responses",
         "openai-responses",
-        "https://api.openai.com/v1",
+        _OPENAI_BASE,
         *_OPENAI_ENV,
         _openai_responses,
+        _OPENAI_MODEL,
+        limit_path=("max_output_tokens",),
     ),
     "anthropic": Provider(
         "anthropic",
@@ -160,6 +203,7 @@ PROVIDERS: dict[str, Provider] = {
         ("ANTHROPIC_BASE_URL",),
         ("ANTHROPIC_API_KEY",),
         _anthropic,
+        "claude-sonnet-4-5",
     ),
     "gemini": Provider(
         "gemini",
@@ -168,8 +212,18 @@ PROVIDERS: dict[str, Provider] = {
         ("GEMINI_BASE_URL",),
         ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         _gemini,
+        "gemini-2.5-flash",
     ),
-    "ollama": Provider("ollama", "ollama", "http://127.0.0.1:11434", ("OLLAMA_HOST",), (), _ollama),
+    "ollama": Provider(
+        "ollama",
+        "ollama",
+        "http://127.0.0.1:11434",
+        ("OLLAMA_HOST",),
+        (),
+        _ollama,
+        "llama3.2",
+        limit_path=("options", "num_predict"),
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from ._aio import FlowControl
 from ._deltas import (
     Delta,
     ErrorDelta,
@@ -43,6 +44,7 @@ from ._errors import (
     StreamTimeout,
     TransportError,
 )
+from ._fusion import Batched, subscribe_batches
 
 __all__ = ["Progress", "Retry", "Timeouts", "resilient", "retry_after"]
 
@@ -148,25 +150,30 @@ def _has_content(batch: list[Delta]) -> bool:
 
 
 def resilient(
-    make_attempt: Callable[[Progress], Observable[list[Delta]]],
+    make_attempt: Callable[[Progress], Observable[Delta]],
     *,
     timeouts: Timeouts | None = None,
     retry: Retry | None = None,
-) -> Observable[list[Delta]]:
-    """One stream of delta batches out of as many attempts as ``retry`` allows.
+    flow: FlowControl | None = None,
+) -> Batched[Delta]:
+    """One stream of deltas out of as many attempts as ``retry`` allows.
 
-    ``make_attempt(progress)`` returns the batches of deltas of one request (see
-    :func:`~rxgpt._operators.decode_batches`); its transport calls ``progress("connected")``
-    and ``progress("first_byte")``. Deadlines apply per phase. Subscribe on a running loop.
+    ``make_attempt(progress)`` returns the deltas of one request (one batch per network
+    read: ``decode_stream`` over the transport); its transport calls
+    ``progress("connected")`` and ``progress("first_byte")``. Deadlines apply per phase.
+    ``flow`` is the gate of the attempts' socket reads, carried on as the result's.
+    Subscribe on a running loop.
     """
     limits = timeouts or Timeouts(connect=None, idle=None)
 
     def subscribe(
-        observer: abc.ObserverBase[list[Delta]], scheduler: abc.SchedulerBase | None = None
+        on_batch: Callable[[list[Delta]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
-        return _Run(make_attempt, limits, retry, observer).start()
+        return _Run(make_attempt, limits, retry, on_batch, on_error, on_completed).start()
 
-    return Observable(subscribe)
+    return Batched(subscribe, flow=flow)
 
 
 class _Run:
@@ -174,15 +181,19 @@ class _Run:
 
     def __init__(
         self,
-        make_attempt: Callable[[Progress], Observable[list[Delta]]],
+        make_attempt: Callable[[Progress], Observable[Delta]],
         timeouts: Timeouts,
         retry: Retry | None,
-        observer: abc.ObserverBase[list[Delta]],
+        on_batch: Callable[[list[Delta]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
     ) -> None:
         self.make_attempt = make_attempt
         self.timeouts = timeouts
         self.retry = retry
-        self.observer = observer
+        self.emit = on_batch
+        self.fail = on_error
+        self.complete = on_completed
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.attempt = 0
@@ -218,7 +229,8 @@ class _Run:
         attempt_no = self.attempt
         try:
             source = self.make_attempt(lambda kind: self._progress(attempt_no, kind))
-            self.subscription = source.subscribe(
+            self.subscription = subscribe_batches(
+                source,
                 lambda d: self._on_next(attempt_no, d),
                 lambda e: self._on_error(attempt_no, e),
                 lambda: self._on_completed(attempt_no),
@@ -290,13 +302,13 @@ class _Run:
         if self.content:
             if self.idle_armed and _has_content(batch):
                 self.last_content = self.loop.time()
-            self.observer.on_next(batch)
+            self.emit(batch)
             return
         # Before the first content delta: hold metadata back, pass heartbeats on.
         for n, delta in enumerate(batch):
             cls = delta.__class__
             if cls is Heartbeat:
-                self.observer.on_next([delta])
+                self.emit([delta])
             elif isinstance(delta, _NOT_CONTENT) or (cls is TextDelta and not delta.text):  # type: ignore[attr-defined]
                 self.prefix.append(delta)
             else:
@@ -304,13 +316,13 @@ class _Run:
                 if self.idle_armed:
                     self.last_content = self.loop.time()
                 prefix, self.prefix = self.prefix, []
-                self.observer.on_next(prefix + batch[n:])
+                self.emit(prefix + batch[n:])
                 return
 
     def _flush_prefix(self) -> None:
         prefix, self.prefix = self.prefix, []
         if prefix:
-            self.observer.on_next(prefix)
+            self.emit(prefix)
 
     def _on_completed(self, attempt: int) -> None:
         if attempt != self.attempt or self.finished:
@@ -318,7 +330,7 @@ class _Run:
         self.finished = True
         self._cancel_timers()
         self._flush_prefix()
-        self.observer.on_completed()
+        self.complete()
 
     def _on_error(self, attempt: int, error: Exception) -> None:
         if attempt != self.attempt or self.finished:
@@ -343,7 +355,7 @@ class _Run:
         self._flush_prefix()
         if isinstance(error, RxgptError):
             error.attempts = self.attempt
-        self.observer.on_error(error)
+        self.fail(error)
 
     def _retry_delay(self, error: BaseException) -> float | None:
         retry = self.retry

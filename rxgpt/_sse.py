@@ -4,16 +4,17 @@ Strategy: decode each chunk once with an incremental UTF-8 decoder (split charac
 split BOM are handled by the codec, bad bytes become U+FFFD), normalise CR and CRLF to LF
 with ``str.replace`` (a CR at the end of a chunk ends its line at once and arms a one-shot
 "swallow the next LF" flag), then let ``str.split`` find the events: every ``"\\n\\n"`` ends
-one. Blocks of the common shape ``data: ...`` (one line) are dispatched straight from the
-slice; any other block goes through the general per-line algorithm. Only the unfinished last
-line is kept between chunks, as a list of fragments joined once when its end arrives, so a
-4 MiB line fed in 1 KiB chunks costs linear time. No I/O, no asyncio: feed bytes, get events.
+one. Events of the common shape (one ``data: ...`` line) are dispatched straight from the
+slice that ``split("\\n\\ndata: ")`` gives; any other block goes through the per-line
+algorithm. Only the unfinished last line is kept between chunks, as a list of fragments
+joined once when its end arrives, so a 4 MiB line fed in 1 KiB chunks costs linear time.
+No I/O, no asyncio: feed bytes, get events.
 """
 
 from __future__ import annotations
 
 import codecs
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ._errors import EventTooLarge
 
@@ -56,41 +57,30 @@ class Comment(NamedTuple):
     text: str
 
 
-_tuple_new = tuple.__new__  # builds a ServerSentEvent without NamedTuple's Python __new__
-_Out = list[Any]  # what the internals append to: events, comments, bare data strings
+_new = tuple.__new__  # builds a ServerSentEvent without NamedTuple's Python-level __new__
 
 #: A line still waiting for its end may exceed ``max_event_bytes`` by this much: room for
 #: its field name, so that the limit means the same (the size of an event's data) however
 #: the stream is chunked.
 _LINE_SLACK = 16
 
+#: At most this much text outside the framing (lines with unknown field names) is kept for
+#: :attr:`SSEDecoder.unframed` (Gemini sends some errors that way); the rest is dropped.
+_MAX_UNFRAMED = 64 * 1024
+
 
 def _size(text: str) -> int:
-    """UTF-8 size of ``text`` in bytes (O(1) for ASCII text).
-
-    A text of at most ``limit >> 2`` characters is at most ``limit`` bytes, so hot paths
-    only call this for longer ones.
-    """
+    """UTF-8 size of ``text`` in bytes (O(1) for ASCII text)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-class SSEDecoder:
-    """Incremental SSE decoder.
+class _Framer:
+    """The WHATWG event-stream algorithm; its subclasses choose what an event comes out as."""
 
-    Feed it the response body in whatever pieces the network delivers; :meth:`feed` returns
-    the events those bytes completed, in order, as soon as their blank line arrived.
-    :meth:`feed_frames` does the same and also returns comment lines as :class:`Comment`
-    (heartbeats), in arrival order. :meth:`close` marks the end of the stream: an event
-    without its blank line is discarded, as the specification requires.
-
-    ``max_event_bytes`` bounds memory: when the line still waiting for its end, or the
-    event being built, grows past it, :class:`~rxgpt._errors.EventTooLarge` is raised
-    (its ``events`` holds the events completed earlier in the same call).
-    ``last_event_id`` seeds the last event ID, for a decoder built on reconnection.
-    """
+    #: Emit a one-line ``message`` event as its data string alone (see ``_SSEDataDecoder``).
+    _plain: ClassVar[bool] = False
 
     __slots__ = (
-        "_block_retry",
         "_data",
         "_data_size",
         "_decode",
@@ -99,16 +89,16 @@ class SSEDecoder:
         "_flush_incomplete",
         "_id_buf",
         "_limit",
-        "_plain",
+        "_retry_buf",
         "_skip_lf",
-        "_special",
         "_start",
         "_tail",
         "_tail_size",
+        "_unframed_size",
         "comments",
         "last_event_id",
         "retry",
-        "unknown_lines",
+        "unframed",
     )
 
     def __init__(
@@ -120,249 +110,154 @@ class SSEDecoder:
     ) -> None:
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self._start = True  # no text decoded yet: a leading BOM is still to be stripped
-        self._special = True  # _start, _skip_lf or _failed is set: see _prelude
         self._skip_lf = False  # the last chunk ended in CR: drop one LF that starts the next
+        self._failed = False
         self._tail: list[str] = []  # fragments of the unfinished last line
         self._tail_size = 0
         self._data: list[str] = []  # data buffer, one entry per data line
         self._data_size = 0
         self._event = ""  # event type buffer
         self._id_buf = last_event_id  # last event ID buffer
-        self._block_retry: int | None = None
+        self._retry_buf: int | None = None  # this block's retry: field
         self._limit = max_event_bytes
         self._flush_incomplete = flush_incomplete
-        self._failed = False
-        self._plain = False  # feed_data: one-line data events as bare strings
+        self._unframed_size = 0
         #: The last event ID string: committed at every blank line, even if nothing fires.
         self.last_event_id = last_event_id
         #: The last reconnection time accepted from a ``retry:`` field, in milliseconds.
         self.retry: int | None = None
         #: How many comment lines (heartbeats) have been seen.
         self.comments = 0
-        #: Set to a list to collect the lines the algorithm ignores (unknown field names,
-        #: unframed text): for providers that send errors outside the SSE framing.
-        self.unknown_lines: list[str] | None = None
-
-    # -- public API -------------------------------------------------------------------
-
-    def feed(self, data: bytes) -> list[ServerSentEvent]:
-        """Decode ``data`` and return the events it completed (comments dropped)."""
-        return self._feed(data, None)
-
-    def feed_frames(self, data: bytes) -> list[ServerSentEvent | Comment]:
-        """Like :meth:`feed`, but comment lines are returned too, as :class:`Comment`."""
-        frames: list[ServerSentEvent | Comment] = []
-        return self._feed(data, frames)
-
-    def feed_data(
-        self, data: bytes, *, comments: bool = False
-    ) -> list[str | ServerSentEvent | Comment]:
-        """Like :meth:`feed` (or :meth:`feed_frames`), for pipelines that need only data.
-
-        The common event, a one-line ``data:`` without ``event:`` / ``id:`` / ``retry:``,
-        comes back as its data string alone (no event object is built); any other event
-        as a :class:`ServerSentEvent`. ``last_event_id`` is kept as usual.
-        """
-        self._plain = True
-        try:
-            frames: list[Any] = []
-            result: list[str | ServerSentEvent | Comment] = self._feed(
-                data, frames if comments else None
-            )
-            return result
-        finally:
-            self._plain = False
+        #: Lines the algorithm ignores (unknown field names: text outside the framing), in
+        #: order, up to 64 KiB: an error document some servers send instead of events.
+        self.unframed: list[str] = []
 
     def close(self, *, flush: bool = False) -> list[ServerSentEvent]:
         """Mark the end of the stream; the unterminated event is discarded.
 
         With ``flush=True`` (or ``flush_incomplete=True`` at construction), for servers
         that omit the final blank line, a last event whose blank line never came is
-        dispatched instead.
+        dispatched instead, as an :class:`IncompleteEvent`.
         """
-        out: list[ServerSentEvent | Comment] = []
         if self._failed:
             return []
-        rest = self._decode(b"", True)
+        self._failed = True
+        out: list[Any] = []
+        self._tail.append(self._decode(b"", True))
         if flush or self._flush_incomplete:
-            if rest:
-                self._tail.append(rest)
-            if self._tail:
-                self._lines("".join(self._tail).replace("\r\n", "\n").split("\n"), out, None)
-            self._tail = []
+            tail = "".join(self._tail)
+            if tail:
+                self._lines(tail.replace("\r\n", "\n").split("\n"), out, False)
             if self._data:
                 self._dispatch(out)
                 out = [IncompleteEvent(*event) for event in out]
         self._tail = []
         self._data = []
-        self._event = ""
-        self._block_retry = None
-        self._failed = self._special = True
-        return out  # type: ignore[return-value]
+        return out
 
     # -- internals --------------------------------------------------------------------
 
-    def _prelude(self, text: str) -> str:
-        """The rare states, checked through one flag: failed, a BOM to strip, an LF to skip."""
+    def _feed(self, data: bytes, comments: bool) -> list[Any]:
         if self._failed:
             raise RuntimeError("SSEDecoder was closed or failed; create a new one")
-        if not text:
-            return text
-        if self._start:
+        text = self._decode(data)
+        if self._start or self._skip_lf:
+            text = self._prelude(text)
+        out: list[Any] = []
+        if "\r" in text:
+            self._skip_lf = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:
+            if text:  # still inside one line: keep the fragment, join it once at its end
+                self._grow_tail(text, out)
+            return out
+        if self._tail:
+            self._tail.append(text)
+            text = "".join(self._tail)
+            self._tail = []
+            self._tail_size = 0
+        if (
+            self._data
+            or self._event
+            or self._retry_buf is not None
+            or (self._id_buf != self.last_event_id)
+        ):
+            # An event begun in an earlier chunk: its lines run up to the first blank line
+            # (the LF put in front ends the line before this text, so "\n\n" finds it).
+            text = "\n" + text
+            end = text.find("\n\n")
+            if end < 0:
+                self._rest(text[1:], out, comments)
+                return out
+            if end:
+                self._lines(text[1:end].split("\n"), out, comments)
+            self._dispatch(out)
+            text = text[end:]
+        else:
+            text = "\n\n" + text
+        # The text now starts at an event boundary; all up to its last blank line is whole.
+        end = text.rfind("\n\n")
+        if end:
+            self._events(text[:end], out, comments)
+        self._rest(text[end + 2 :], out, comments)
+        return out
+
+    def _prelude(self, text: str) -> str:
+        """The rare states at a chunk's start: a BOM to strip, an LF to skip."""
+        if self._start and text:
             self._start = False
             if text[0] == "\ufeff":
                 text = text[1:]
-                if not text:
-                    self._special = self._skip_lf
-                    return text
-        if self._skip_lf:
+        if self._skip_lf and text:
             self._skip_lf = False
             if text[0] == "\n":
                 text = text[1:]
-        self._special = False
         return text
 
-    def _feed(self, data: bytes, frames: _Out | None) -> _Out:
-        text = self._decode(data)
-        if self._special:
-            text = self._prelude(text)
-        if not text:
-            return frames if frames is not None else []
-        if "\r" in text:
-            if text[-1] == "\r":
-                self._skip_lf = self._special = True
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+    def _events(self, text: str, out: list[Any], comments: bool) -> None:
+        """Dispatch every event of ``text``: whole blocks, from an event boundary on.
 
-        out: list[Any] = frames if frames is not None else []
-        if "\n" not in text:
-            # Still inside one line: keep the fragment, join it once when the line ends.
-            self._tail.append(text)
-            if self._limit is not None:
-                self._tail_size += _size(text)
-                if self._tail_size > self._limit + _LINE_SLACK:
-                    self._fail(self._tail_size, out)
-            return out
-        if self._data or self._event or self._block_retry is not None:
-            # The text continues an event begun in an earlier chunk: finish it first.
-            if self._tail:
-                self._tail.append(text)
-                text = "".join(self._tail)
-                self._tail = []
-                self._tail_size = 0
-            end = text.find("\n\n")
-            if end < 0:
-                return self._blocks(text, out, frames)
-            self._lines(text[:end].split("\n"), out, frames)
-            self._dispatch(out)
-            text = "\n\n" + text[end + 2 :]
-        elif self._tail:
-            # Join the unfinished line from earlier chunks with this text, once.
-            text = "".join(["\n\n", *self._tail, text])
-            self._tail = []
-            self._tail_size = 0
-        else:
-            text = "\n\n" + text
-        # From here every event starts fresh. Split where a one-line `data: ` event can
-        # begin, so the common event costs one slice (its value) and one tuple. (The
-        # text now starts with "\n\n", so an event at its very start splits too.)
+        The fast path: split where a one-line ``data:`` event can begin, so the common
+        event costs one slice and one tuple. A chunk so large that an event in it could
+        pass the size limit takes the per-line path, where the limit is checked.
+        """
         parts = text.split("\n\ndata: ")
-        if len(parts) == 1:
-            return self._blocks(text[2:], out, frames)
         head = parts[0]
-        if head:
-            # What precedes the first split, with the LFs the split took from the text:
-            # "\n\n" + P + "\n\n" when P is not empty; blank lines at the very start of
-            # the text otherwise (one LF taken when head is "\n", two when it is "\n\n").
-            self._blocks(head[2:] + "\n\n" if len(head) >= 2 else "\n", out, frames)
-        last = parts.pop()
-        if len(parts) > 1:  # complete events (each one dispatches: the id is committed)
-            limit = self._limit
-            plain = self._plain
-            last_id = self._id_buf
-            mids = parts[1:]
-            _new = _tuple_new
-            append = out.append
-            for part in mids:
-                if "\n" not in part:
-                    if limit is not None and len(part) > limit >> 2 and _size(part) > limit:
-                        self._fail(_size(part), out)
-                    append(
-                        part if plain else _new(ServerSentEvent, ("message", part, last_id, None))
-                    )
-                else:
-                    self._blocks("data: " + part + "\n\n", out, frames)
-                    last_id = self._id_buf
-            if mids:
-                self.last_event_id = last_id
-        if last[-2:] == "\n\n" and "\n" not in last[:-2]:
-            # The text ends with a complete one-line event (one event per read: common).
-            value = last[:-2]
-            limit = self._limit
-            if limit is not None and len(value) > limit >> 2 and _size(value) > limit:
-                self._fail(_size(value), out)
-            self.last_event_id = self._id_buf
-            out.append(
-                value
-                if self._plain
-                else _tuple_new(ServerSentEvent, ("message", value, self._id_buf, None))
-            )
-            return out
-        return self._blocks("data: " + last, out, frames)
-
-    def _blocks(
-        self,
-        text: str,
-        out: _Out,
-        frames: _Out | None,
-    ) -> _Out:
-        """Decode LF-only ``text`` that starts at a line boundary; keep its unfinished line."""
-        blocks = text.split("\n\n")
-        last = blocks.pop()
+        if len(head) > 2:  # blocks before the first `data: ` block (head starts with \n\n)
+            self._blocks(head[2:], out, comments)
+        if len(parts) == 1:
+            return
         limit = self._limit
-        if blocks:
-            if self._data or self._event or self._block_retry is not None:
-                # The first block continues an event begun in an earlier chunk.
-                self._lines(blocks[0].split("\n"), out, frames)
-                self._dispatch(out)
-                blocks = blocks[1:]
-            # Every block now starts a fresh event. Fast path: a one-line `data: ` event
-            # is dispatched straight from the slice; anything else takes the general path.
-            append = out.append
-            plain = self._plain
-            _new = _tuple_new
-            last_id = self._id_buf
-            for block in blocks:
-                if block.startswith("data: ") and "\n" not in block:
-                    value = block[6:]
-                    if limit is not None and len(value) > limit >> 2 and _size(value) > limit:
-                        self._fail(_size(value), out)
-                    append(
-                        value if plain else _new(ServerSentEvent, ("message", value, last_id, None))
-                    )
-                else:
-                    self._lines(block.split("\n"), out, frames)
-                    self._dispatch(out)
-                    last_id = self._id_buf
-            self.last_event_id = last_id
-        if last:
-            lines = last.split("\n")
-            tail = lines.pop()
-            if lines:
-                self._lines(lines, out, frames)
-            if tail:
-                self._tail.append(tail)
-                if limit is not None:
-                    self._tail_size = _size(tail)
-                    if self._tail_size > limit + _LINE_SLACK:
-                        self._fail(self._tail_size, out)
-        return out
+        big = limit is not None and len(text) > limit >> 2
+        plain = self._plain
+        last_id = self._id_buf
+        append = out.append
+        for part in parts[1:]:
+            if big or "\n" in part:
+                self._blocks("data: " + part, out, comments)
+                last_id = self._id_buf
+            elif plain:
+                append(part)
+            else:
+                append(_new(ServerSentEvent, ("message", part, last_id, None)))
+        self.last_event_id = last_id
 
-    def _lines(
-        self,
-        lines: list[str],
-        out: _Out,
-        frames: _Out | None,
-    ) -> None:
+    def _blocks(self, text: str, out: list[Any], comments: bool) -> None:
+        """Run the per-line algorithm over whole blocks, each ended by a blank line."""
+        for block in text.split("\n\n"):
+            self._lines(block.split("\n"), out, comments)
+            self._dispatch(out)
+
+    def _rest(self, text: str, out: list[Any], comments: bool) -> None:
+        """The text after the last blank line: whole lines of an event, then the tail."""
+        lines = text.split("\n")
+        tail = lines.pop()
+        if lines:
+            self._lines(lines, out, comments)
+        if tail:
+            self._grow_tail(tail, out)
+
+    def _lines(self, lines: list[str], out: list[Any], comments: bool) -> None:
         """Run the per-line algorithm (WHATWG §9.2.6) over complete lines."""
         for line in lines:
             if not line:
@@ -371,8 +266,8 @@ class SSEDecoder:
             colon = line.find(":")
             if colon == 0:
                 self.comments += 1
-                if frames is not None:
-                    frames.append(Comment(line[2:] if line[1:2] == " " else line[1:]))
+                if comments:
+                    out.append(Comment(line[2:] if line[1:2] == " " else line[1:]))
                 continue
             if colon < 0:
                 name, value = line, ""
@@ -383,11 +278,9 @@ class SSEDecoder:
                     value = value[1:]
             if name == "data":
                 self._data.append(value)
-                if self._limit is not None:
-                    # the size of the event's data: the lines joined with LF
-                    self._data_size += _size(value) + (1 if len(self._data) > 1 else 0)
-                    if self._data_size > self._limit:
-                        self._fail(self._data_size, out)
+                if self._limit is not None:  # the size of the data: lines joined with LF
+                    self._data_size += _size(value) + (len(self._data) > 1)
+                    self._check(self._data_size, out)
             elif name == "event":
                 self._event = value
             elif name == "id":
@@ -395,31 +288,79 @@ class SSEDecoder:
                     self._id_buf = value
             elif name == "retry":
                 if value.isascii() and value.isdigit():
-                    self.retry = self._block_retry = int(value)
-            elif self.unknown_lines is not None:
-                # any other field name is ignored; kept only when asked (see unknown_lines)
-                self.unknown_lines.append(line)
+                    self.retry = self._retry_buf = int(value)
+            elif self._unframed_size + len(line) <= _MAX_UNFRAMED:
+                self._unframed_size += len(line) + 1
+                self.unframed.append(line)  # any other field name is ignored (see unframed)
 
-    def _dispatch(self, out: _Out) -> None:
+    def _dispatch(self, out: list[Any]) -> None:
         """Handle a blank line: commit the id, fire the event if it has data, reset."""
         self.last_event_id = self._id_buf
         if self._data:
             data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
-            out.append(
-                _tuple_new(
-                    ServerSentEvent,
-                    (self._event or "message", data, self._id_buf, self._block_retry),
-                )
-            )
+            event = self._event or "message"
+            out.append(_new(ServerSentEvent, (event, data, self._id_buf, self._retry_buf)))
             self._data = []
             self._data_size = 0
         self._event = ""
-        self._block_retry = None
+        self._retry_buf = None
 
-    def _fail(self, size: int, out: _Out) -> None:
-        self._failed = self._special = True
-        self._tail = []
-        self._data = []
-        error = EventTooLarge(size, self._limit or 0)
-        error.events = list(out)
-        raise error
+    def _grow_tail(self, fragment: str, out: list[Any]) -> None:
+        self._tail.append(fragment)
+        if self._limit is not None:
+            self._tail_size += _size(fragment)
+            self._check(self._tail_size, out, _LINE_SLACK)
+
+    def _check(self, size: int, out: list[Any], slack: int = 0) -> None:
+        """The size limit, checked in one place: fail when ``size`` passes it."""
+        limit = self._limit
+        if limit is not None and size > limit + slack:
+            self._failed = True
+            self._tail = []
+            self._data = []
+            error = EventTooLarge(size, limit)
+            error.events = list(out)
+            raise error
+
+
+class SSEDecoder(_Framer):
+    """Incremental SSE decoder.
+
+    Feed it the response body in whatever pieces the network delivers; :meth:`feed` returns
+    the events those bytes completed, in order, as soon as their blank line arrived.
+    :meth:`feed_frames` does the same and also returns comment lines as :class:`Comment`
+    (heartbeats), in arrival order. :meth:`close` marks the end of the stream: an event
+    without its blank line is discarded, as the specification requires.
+
+    ``max_event_bytes`` bounds memory: when the line still waiting for its end, or the
+    event being built, grows past it, :class:`~rxgpt.EventTooLarge` is raised (its
+    ``events`` holds the events completed earlier in the same call; the decoder then
+    accepts nothing more). ``last_event_id`` seeds the last event ID, for a decoder built
+    on reconnection.
+    """
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Decode ``data`` and return the events it completed (comments dropped)."""
+        return self._feed(data, False)
+
+    def feed_frames(self, data: bytes) -> list[ServerSentEvent | Comment]:
+        """Like :meth:`feed`, but comment lines are returned too, as :class:`Comment`."""
+        return self._feed(data, True)
+
+
+class _SSEDataDecoder(_Framer):
+    """The SSE decoder for a consumer that reads only the data (rxgpt's payload stage).
+
+    The common event (one ``data:`` line, no ``event:`` / ``id:`` / ``retry:``) comes out
+    as its data string alone, with no event object built; any other as a
+    :class:`ServerSentEvent`. Ids are kept as usual.
+    """
+
+    _plain = True
+    __slots__ = ()
+
+    def feed(self, data: bytes, comments: bool = False) -> list[str | ServerSentEvent | Comment]:
+        """Decode ``data``: data strings, events, and with ``comments`` comment lines."""
+        return self._feed(data, comments)

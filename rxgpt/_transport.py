@@ -11,15 +11,14 @@ errors here, at one boundary, for the request and for the body alike.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
-from reactivex import Observable, abc
+from reactivex import abc
 from reactivex.disposable import Disposable
 
-from ._aio import FlowControl, current_flow
+from ._aio import FlowControl
 from ._errors import (
     AuthenticationError,
     DecodeError,
@@ -31,28 +30,12 @@ from ._errors import (
     StreamTimeout,
     TransportError,
 )
+from ._fusion import Batched
 from ._json import dumps, loads
 
 __all__ = ["error_from_response", "map_exception", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
-
-#: Set by decoding operators while they end the stream because its end signal arrived:
-#: a disposal that happens then is a normal end (drain the body, reuse the connection),
-#: any other one an abort (close the connection at once).
-ending_gracefully: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "rxgpt_ending_gracefully", default=False
-)
-
-
-def end_gracefully(observer: Any) -> None:
-    """``observer.on_completed()``, marked as the normal end of the stream."""
-    token = ending_gracefully.set(True)
-    try:
-        observer.on_completed()
-    finally:
-        ending_gracefully.reset(token)
-
 
 #: Streams are long: rxgpt's own deadlines (rxgpt.Timeouts) apply, not aiohttp's 300 s.
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
@@ -104,16 +87,23 @@ def request(
     progress: Callable[[str], None] | None = None,
     drain_bytes: int = 64 * 1024,
     drain_timeout: float = 1.0,
-) -> Observable[bytes]:
+    media_type: str | None = None,
+) -> Batched[bytes]:
     """A cold observable: each subscription sends one request and emits the body's chunks.
 
     ``session`` is the caller's :class:`aiohttp.ClientSession` (one is created and closed
-    per subscription otherwise). ``flow`` lets a consumer pause socket reads (see
-    :mod:`rxgpt.aio`); ``progress`` is told "connected" (headers in) and "first_byte".
-    Disposing from another task (cancellation, timeout) closes the connection at once;
-    when the consumer stops synchronously while handling a chunk (it saw the end marker),
-    the rest of the body is drained, at most ``drain_bytes`` within ``drain_timeout``
-    seconds, so the connection can go back to the pool. Subscribe on a running loop.
+    per subscription otherwise). ``flow`` is the gate a consumer closes to pause socket
+    reads (one is made when not given; it is the observable's ``flow``, which
+    :func:`~rxgpt.to_async_iterable` finds, also through rxgpt operators); ``progress`` is
+    told "connected" (headers in) and "first_byte". A disposal while a chunk is being
+    delivered (the consumer saw the end: a decoder's end signal, a ``take_while``) ends
+    the stream normally: the rest of the body is drained, at most ``drain_bytes`` within
+    ``drain_timeout`` seconds, so the connection can go back to the pool. A disposal at
+    any other time (a timeout, a task cancelled), or after ``flow.abort()`` (a
+    cancellation), closes the connection at once. Subscribe on
+    a running loop. ``media_type`` (e.g. ``"text/event-stream"``) makes any other content
+    type of a 2xx answer an error; by default only HTML pages and JSON documents are.
+    A 204 answer (no content) completes at once, after ``progress("no_content")``.
     """
     body = dumps(json).encode() if json is not None else None
     send_headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -121,11 +111,14 @@ def request(
         send_headers["Content-Type"] = "application/json"
     send_headers.update(headers or {})
 
+    gate = flow if flow is not None else FlowControl()
+
     def subscribe(
-        observer: abc.ObserverBase[bytes], scheduler: abc.SchedulerBase | None = None
+        on_batch: Callable[[list[bytes]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
         loop = asyncio.get_running_loop()
-        gate = flow or current_flow.get()
         state = _Subscription()
 
         async def run() -> None:
@@ -142,29 +135,34 @@ def request(
                         progress("connected")
                     if resp.status >= 300:
                         raw = await _read_bounded(resp)
-                        observer.on_error(error_from_response(resp.status, resp.headers, raw, url))
+                        on_error(error_from_response(resp.status, resp.headers, raw, url))
                         return
-                    error = await _check_content_type(resp, url)
+                    if resp.status == 204:
+                        if progress is not None:
+                            progress("no_content")
+                        on_completed()
+                        return
+                    error = await _check_content_type(resp, url, media_type)
                     if error is not None:
-                        observer.on_error(error)
+                        on_error(error)
                         return
-                    await _pump(resp, observer, gate, progress, state)
+                    await _pump(resp, on_batch, gate, progress, state)
                     if state.graceful:
                         await _drain(resp, drain_bytes, drain_timeout)
                         return
                     if state.closed:
                         return
-                observer.on_completed()
+                on_completed()
             except asyncio.CancelledError:
                 raise
             except _ConsumerError as wrapped:
                 if not state.closed:
-                    observer.on_error(wrapped.error)
+                    on_error(wrapped.error)
             except RxgptError as error:
-                observer.on_error(error)
+                on_error(error)
             except Exception as error:
                 if not state.closed:
-                    observer.on_error(map_exception(error, url, mid_body=state.headers))
+                    on_error(map_exception(error, url, mid_body=state.headers))
             finally:
                 if own:
                     await client.close()
@@ -175,8 +173,8 @@ def request(
             if state.closed:
                 return
             state.closed = True
-            if state.in_on_next and ending_gracefully.get():
-                state.graceful = True  # the decoder saw the end signal: drain, then reuse
+            if state.in_on_next and not gate.aborted:
+                state.graceful = True  # the consumer saw the end: drain, then reuse
                 return
             if state.response is not None:
                 state.response.close()
@@ -184,7 +182,7 @@ def request(
 
         return Disposable(dispose)
 
-    return Observable(subscribe)
+    return Batched(subscribe, flow=gate)
 
 
 class _ConsumerError(Exception):
@@ -208,29 +206,27 @@ class _Subscription:
 
 async def _pump(
     resp: aiohttp.ClientResponse,
-    observer: abc.ObserverBase[bytes],
-    gate: FlowControl | None,
+    on_batch: Callable[[list[bytes]], None],
+    gate: FlowControl,
     progress: Callable[[str], None] | None,
     state: _Subscription,
 ) -> None:
     """Push every network read to the observer until EOF or disposal."""
     content = resp.content
-    on_next = observer.on_next
     chunk = await content.readany()
     if chunk and progress is not None:
         progress("first_byte")
     while chunk:
         state.in_on_next = True
         try:
-            on_next(chunk)
+            on_batch([chunk])
         except Exception as error:  # a consumer raised: end the stream with its error
             raise _ConsumerError(error) from error
         finally:
             state.in_on_next = False
         if state.closed:
             return
-        if gate is not None:
-            await gate.wait()
+        await gate.wait()
         chunk = await content.readany()
 
 
@@ -253,10 +249,12 @@ async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> No
 _NOT_STREAMS = ("text/html", "application/json", "application/problem+json")
 
 
-async def _check_content_type(resp: aiohttp.ClientResponse, url: str) -> RxgptError | None:
-    """A 2xx answer that is an HTML page or a JSON document instead of a stream."""
+async def _check_content_type(
+    resp: aiohttp.ClientResponse, url: str, required: str | None
+) -> RxgptError | None:
+    """A 2xx answer that is an HTML page or a JSON document (or not ``required``)."""
     media = resp.content_type.lower()
-    if media not in _NOT_STREAMS:
+    if media not in _NOT_STREAMS and (required is None or media == required):
         return None  # event streams, NDJSON, and unlabelled bodies are decoded
     raw = await _read_bounded(resp)
     text = raw.decode("utf-8", "replace")

@@ -415,8 +415,12 @@ async def test_slow_consumer_bounds_the_buffer_and_blocks_the_server(
 ) -> None:
     url, server = firehose
     counts = InFlight()
-    source = request(url, method="GET", session=session).pipe(ops.do_action(counts.on_push))
-    iterator = ObservableIterator(source, maxsize=MAXSIZE)
+    # a user's operator in between: the gate is passed explicitly to both ends
+    flow = FlowControl()
+    source = request(url, method="GET", session=session, flow=flow).pipe(
+        ops.do_action(counts.on_push)
+    )
+    iterator = ObservableIterator(source, maxsize=MAXSIZE, flow=flow)
     received = 0
     max_buffer = 0
     was_paused = False
@@ -455,10 +459,11 @@ async def test_slow_consumer_of_parsed_events_stays_bounded(
     """With a decoding stage, the bound is maxsize + the events one network read holds."""
     url, server = firehose
     counts = InFlight()
-    source = request(url, method="GET", session=session).pipe(
+    flow = FlowControl()
+    source = request(url, method="GET", session=session, flow=flow).pipe(
         ops.do_action(counts.on_chunk), parse_sse(), ops.do_action(counts.on_push)
     )
-    iterator = ObservableIterator(source, maxsize=MAXSIZE)
+    iterator = ObservableIterator(source, maxsize=MAXSIZE, flow=flow)
 
     first = await asyncio.wait_for(iterator.__anext__(), TIMEOUT)
     counts.consumed += 1

@@ -42,6 +42,7 @@ from rxgpt import (
     DecodeError,
     Delta,
     EventTooLarge,
+    FinishDelta,
     HTTPStatusError,
     RateLimitError,
     Retry,
@@ -270,23 +271,62 @@ async def test_cancel_from_inside_a_subscriber_closes_the_response_at_once(h: Ha
     await h.settled(within=0.1)
 
 
-async def test_take_on_the_transport_pipeline_closes_the_response_at_once(h: Harness) -> None:
-    """An Rx ``take(3)`` disposes its source from inside on_next: close, do not drain."""
+async def test_take_after_the_operators_ends_the_response_within_the_drain_bound(
+    h: Harness,
+) -> None:
+    """An Rx ``take(3)`` after the operators stops the stream from inside on_next.
+
+    That is a normal end, not an abort: the rest of the body is drained, bounded by the
+    transport's drain (64 KiB, 1 s); the server is still generating here, so after the
+    bound the response is closed. Nothing fails and nothing leaks.
+    """
     server, seen = await h.mock(tokens=200, itl_ms=20)
     body = {"model": MODEL, "messages": MESSAGES, "stream": True}
     source = request(server.base_url + "/chat/completions", json=body, session=h.session)
     done = asyncio.Event()
     taken: list[Delta] = []
-    source.pipe(decode_stream(), ops.take(3)).subscribe(
-        taken.append, lambda _: done.set(), done.set
-    )
+    errors: list[Exception] = []
+    source.pipe(decode_stream(), ops.take(3)).subscribe(taken.append, errors.append, done.set)
     await asyncio.wait_for(done.wait(), TIMEOUT)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    assert len(taken) == 3
-    await seen.wait_ended(1, within=2.0)
+    assert len(taken) == 3 and errors == []
+    await seen.wait_ended(1, within=3.0)
     closed_after = loop.time() - start
-    assert closed_after < 0.3, f"the response was closed {closed_after:.2f} s after take(3)"
+    assert closed_after < 1.5, f"the response was closed {closed_after:.2f} s after take(3)"
+    await h.settled(within=0.5)
+
+
+@pytest.mark.parametrize("stop", ["take_while", "first"])
+async def test_a_users_own_stop_after_the_operators_drains_and_reuses_the_connection(
+    h: Harness, stop: str
+) -> None:
+    """``take_while(not finish)`` / ``first()`` after ``decode_stream()``: drained, reused.
+
+    With one connection allowed, a second request after the stop must come on the same
+    TCP connection (server-side: one client port), so the first response was not aborted.
+    """
+    h.limit = 1
+    server, seen = await h.mock(tokens=5)
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+    url = server.base_url + "/chat/completions"
+    for _ in range(2):
+        source = request(url, json=body, session=h.session)
+        operator = (
+            ops.take_while(lambda d: not isinstance(d, FinishDelta))
+            if stop == "take_while"
+            else ops.first()
+        )
+        done = asyncio.Event()
+        got: list[Delta] = []
+        errors: list[Exception] = []
+        source.pipe(decode_stream(), operator).subscribe(got.append, errors.append, done.set)
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+        assert got and errors == []
+        await seen.wait_ended(seen.requests, within=2.0)
+    assert seen.requests == 2
+    assert seen.connections == 1
+    await h.settled(within=0.5)
 
 
 async def test_disposing_the_transport_subscription_closes_the_response_at_once(

@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 import reactivex
 
-from rxgpt import StreamError, accumulate, decode_stream
-from rxgpt._decoder import StreamDecoder
-from rxgpt._sse import SSEDecoder
+from rxgpt import (
+    MissingDone,
+    SSEDecoder,
+    StreamDecoder,
+    StreamError,
+    accumulate,
+    decode_json,
+    decode_stream,
+    extract_deltas,
+    parse_sse,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "composed" / "gemini.sse"
 FIRST_CHUNK = FIXTURE.read_bytes().split(b"\r\n\r\n")[1] + b"\r\n\r\n"  # "Let me look that up"
@@ -19,19 +27,29 @@ ERROR = (
 )
 
 
-def run(body: bytes, step: int) -> tuple[list[object], BaseException | None]:
+def run(
+    body: bytes, step: int, staged: bool = False
+) -> tuple[list[object], BaseException | None]:
     results: list[object] = []
     errors: list[BaseException] = []
     chunks = [body[i : i + step] for i in range(0, len(body), step)]
-    reactivex.from_iterable(chunks).pipe(decode_stream("gemini"), accumulate()).subscribe(
+    stages = (
+        (parse_sse(), decode_json(), extract_deltas("gemini"))
+        if staged
+        else (decode_stream("gemini"),)
+    )
+    reactivex.from_iterable(chunks).pipe(*stages, accumulate()).subscribe(
         results.append, errors.append
     )
     return results, errors[0] if errors else None
 
 
+@pytest.mark.parametrize("staged", [False, True], ids=["fused", "staged"])
 @pytest.mark.parametrize("step", [1, 7, 64, 100_000])
-def test_an_unframed_error_document_is_a_stream_error_with_the_partial_text(step: int) -> None:
-    results, error = run(FIRST_CHUNK + ERROR, step)
+def test_an_unframed_error_document_is_a_stream_error_with_the_partial_text(
+    step: int, staged: bool
+) -> None:
+    results, error = run(FIRST_CHUNK + ERROR, step, staged)
     assert results == []
     assert isinstance(error, StreamError)
     assert error.error == {
@@ -53,8 +71,8 @@ def test_unframed_text_that_is_not_an_error_is_ignored_and_not_kept() -> None:
     decoder = StreamDecoder("gemini")
     decoder.feed(b"this is not json\n" * 5000)  # 85 KB of unknown lines
     assert decoder.error is None
-    assert decoder.sse.unknown_lines is not None
-    assert sum(len(line) for line in decoder.sse.unknown_lines) < 64 * 1024
+    assert decoder.sse is not None
+    assert 0 < sum(len(line) + 1 for line in decoder.sse.unframed) <= 64 * 1024
     body = FIXTURE.read_bytes()
     deltas = decoder.feed(body)
     decoder.close()
@@ -65,7 +83,9 @@ def test_unframed_text_that_is_not_an_error_is_ignored_and_not_kept() -> None:
 def test_other_protocols_and_the_plain_decoder_ignore_unknown_lines() -> None:
     plain = SSEDecoder()
     assert plain.feed(b'{\n  "error": {"code": 1}\n}\n\ndata: x\n\n')[0].data == "x"
-    assert plain.unknown_lines is None
+    assert plain.unframed == ["{", '  "error": {"code": 1}', "}"]  # kept, not acted on
     openai = StreamDecoder("openai-chat")
     openai.feed(ERROR)
     assert openai.error is None
+    openai.close()
+    assert isinstance(openai.error, MissingDone)  # only Gemini sends errors that way

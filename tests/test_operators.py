@@ -42,7 +42,7 @@ from rxgpt import (
     parse_sse,
     snapshots,
 )
-from rxgpt._decoder import MissingDone
+from rxgpt import MissingDone
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded" / "openai-chat"

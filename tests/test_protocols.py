@@ -46,7 +46,10 @@ from rxgpt import (
     parse_sse,
 )
 from rxgpt._completion import Accumulator
-from rxgpt._protocols import DONE_MARKER_PROTOCOLS, OpenAIResponsesDecoder
+from rxgpt._protocols import OpenAIResponsesDecoder
+from rxgpt._protocols import PROTOCOLS as _PROTOCOLS
+
+DONE_MARKER_PROTOCOLS = {name for name, cls in _PROTOCOLS.items() if cls.has_done_marker}
 
 COMPOSED = Path(__file__).parent / "fixtures" / "composed"
 
@@ -109,7 +112,7 @@ def _stages(protocol: str, mode: str, *, heartbeats: bool, flush_incomplete: boo
     if mode == "fused":
         return (decode_stream(protocol, heartbeats=heartbeats, flush_incomplete=flush_incomplete),)
     if protocol == "ollama":
-        return (parse_ndjson(), extract_deltas(protocol))
+        return (parse_ndjson(), decode_json(done=None), extract_deltas(protocol))
     sse = parse_sse(heartbeats=heartbeats, flush_incomplete=flush_incomplete)
     if mode == "staged-none":
         return (sse, decode_json(done=None), extract_deltas(protocol))
@@ -558,7 +561,7 @@ def test_any_cut_before_the_last_signal_is_truncated_with_a_prefix(
 @pytest.mark.parametrize("name", ["ollama_chat.ndjson"])
 def test_ndjson_cut_inside_a_line_is_truncation_in_both_pipelines(name: str) -> None:
     # The fused decoder treats a final line cut in the middle as truncation; the staged
-    # parse_ndjson | extract_deltas must say the same (not DecodeError).
+    # parse_ndjson | decode_json | extract_deltas must say the same (not DecodeError).
     body = _body(name)
     cut = body.index(END_SIGNAL[name]) + 20  # inside the done line
     for mode in ("fused", "staged"):

@@ -38,7 +38,9 @@ from rxgpt import (
     parse_ndjson,
     parse_sse,
 )
-from rxgpt._protocols import DONE_MARKER_PROTOCOLS
+from rxgpt._protocols import PROTOCOLS as _PROTOCOLS
+
+DONE_MARKER_PROTOCOLS = {name for name, cls in _PROTOCOLS.items() if cls.has_done_marker}
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAST = settings(max_examples=25, deadline=None)
@@ -73,7 +75,7 @@ def _run(
     if not staged:
         stages: tuple[Any, ...] = (decode_stream(protocol, heartbeats=heartbeats),)
     elif protocol == "ollama":
-        stages = (parse_ndjson(), extract_deltas(protocol))
+        stages = (parse_ndjson(), decode_json(done=None), extract_deltas(protocol))
     else:
         done = "[DONE]" if protocol in DONE_MARKER_PROTOCOLS else None
         stages = (

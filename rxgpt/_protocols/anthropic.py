@@ -34,6 +34,7 @@ from .._deltas import (
 )
 from .._errors import StreamError
 from .._json import dumps
+from ._base import ProtocolDecoder
 
 __all__ = ["AnthropicDecoder", "anthropic_usage"]
 
@@ -59,16 +60,15 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     )
 
 
-class AnthropicDecoder:
+class AnthropicDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Anthropic stream events into deltas."""
 
     protocol = "anthropic"
-    end_in_band = True
 
-    __slots__ = ("_handlers", "_tools", "_usage", "ended")
+    __slots__ = ("_handlers", "_tools", "_usage")
 
     def __init__(self) -> None:
-        self.ended = False
+        super().__init__()
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # block index → tool-call index
         self._handlers: dict[str, Callable[[dict[str, Any], list[Delta]], None]] = {
@@ -82,15 +82,8 @@ class AnthropicDecoder:
             "error": self._error,
         }
 
-    @property
-    def eof_ok(self) -> bool:
-        """The body may end now: ``message_stop`` has arrived."""
-        return self.ended
-
-    def feed(self, event: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, event: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed event to ``out``."""
-        if type(event) is not dict:
-            return
         handler = self._handlers.get(event.get("type", ""))
         if handler is not None:
             handler(event, out)

@@ -30,6 +30,7 @@ from .._deltas import (
     normalize_finish_reason,
 )
 from .._json import dumps
+from ._base import ProtocolDecoder
 
 __all__ = ["GeminiDecoder", "gemini_usage"]
 
@@ -53,16 +54,16 @@ def gemini_usage(raw: dict[str, Any]) -> Usage:
     )
 
 
-class GeminiDecoder:
+class GeminiDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Gemini stream chunks into deltas."""
 
     protocol = "gemini"
-    end_in_band = True
-    ended = False  # no end marker: the stream just stops after the finish reason
+    unframed_errors = True
 
     __slots__ = ("_calls", "_finished", "_info", "_open", "_roles")
 
     def __init__(self) -> None:
+        super().__init__()
         self._info = False
         self._calls: dict[int, int] = {}  # candidate → number of calls so far
         self._roles: set[int] = set()
@@ -74,10 +75,8 @@ class GeminiDecoder:
         """The body may end now: every candidate has finished (or the prompt was blocked)."""
         return self._finished and not self._open
 
-    def feed(self, chunk: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
-        if type(chunk) is not dict:
-            return
         if not self._info and (chunk.get("responseId") or chunk.get("modelVersion")):
             self._info = True
             raw = {k: v for k, v in chunk.items() if k in _INFO_KEYS}

@@ -28,35 +28,29 @@ from .._deltas import (
     normalize_finish_reason,
 )
 from .._json import dumps
+from ._base import ProtocolDecoder
 
 __all__ = ["OllamaDecoder"]
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
 
-class OllamaDecoder:
+class OllamaDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Ollama NDJSON lines into deltas."""
 
     protocol = "ollama"
-    end_in_band = True
+    framing = "ndjson"
 
-    __slots__ = ("_calls", "_info", "_role", "ended")
+    __slots__ = ("_calls", "_info", "_role")
 
     def __init__(self) -> None:
-        self.ended = False
+        super().__init__()
         self._info = False
         self._role: str | None = None
         self._calls = 0
 
-    @property
-    def eof_ok(self) -> bool:
-        """The body may end now: the ``done: true`` line has arrived."""
-        return self.ended
-
-    def feed(self, line: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, line: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed line to ``out``."""
-        if type(line) is not dict:
-            return
         if not self._info:
             self._info = True
             raw = {k: v for k, v in line.items() if k in ("model", "created_at")}

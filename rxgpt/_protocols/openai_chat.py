@@ -32,6 +32,7 @@ from .._deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
+from ._base import ProtocolDecoder
 
 __all__ = ["OpenAIChatDecoder", "openai_usage"]
 
@@ -69,7 +70,7 @@ class _Calls:
         self.next_index = 0
 
 
-class OpenAIChatDecoder:
+class OpenAIChatDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Chat Completions chunks into deltas.
 
     Call :meth:`feed` with each parsed chunk (a dict) and a list to append deltas to.
@@ -77,10 +78,7 @@ class OpenAIChatDecoder:
     """
 
     protocol = "openai-chat"
-    #: This protocol's end signal (``[DONE]``) is outside the JSON: see :func:`decode_json`.
-    end_in_band = False
-    ended = False
-    eof_ok = False
+    has_done_marker = True
 
     __slots__ = (
         "_calls",
@@ -93,6 +91,7 @@ class OpenAIChatDecoder:
     )
 
     def __init__(self) -> None:
+        super().__init__()
         self._info = False
         self._fingerprint: object = None
         self._roles: dict[int, str] = {}
@@ -101,10 +100,8 @@ class OpenAIChatDecoder:
         self._refused: set[int] = set()  # choices with a non-empty refusal
         self._calls: dict[int, _Calls] = {}
 
-    def feed(self, chunk: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
-        if chunk.__class__ is not dict:
-            return
         choices = chunk.get("choices")
         if choices and len(choices) == 1 and self._info:
             # The common chunk: one choice whose delta is one text fragment, nothing else.

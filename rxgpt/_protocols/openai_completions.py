@@ -19,29 +19,27 @@ from .._deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
+from ._base import ProtocolDecoder
 from .openai_chat import openai_usage
 
 __all__ = ["OpenAICompletionsDecoder"]
 
 
-class OpenAICompletionsDecoder:
+class OpenAICompletionsDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed legacy completion chunks into deltas."""
 
     protocol = "openai-completions"
-    end_in_band = False
-    ended = False
-    eof_ok = False
+    has_done_marker = True
 
     __slots__ = ("_info", "_seen")
 
     def __init__(self) -> None:
+        super().__init__()
         self._info = False
         self._seen: set[int] = set()
 
-    def feed(self, chunk: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
-        if type(chunk) is not dict:
-            return
         if not self._info and chunk.get("id"):
             self._info = True
             raw = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}

@@ -33,6 +33,7 @@ from .._deltas import (
     UsageDelta,
 )
 from .._errors import DecodeError, StreamError
+from ._base import ProtocolDecoder
 
 __all__ = ["OpenAIResponsesDecoder", "responses_usage"]
 
@@ -68,11 +69,10 @@ def _response_raw(response: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k not in ("output", "usage")}
 
 
-class OpenAIResponsesDecoder:
+class OpenAIResponsesDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Responses API events into deltas."""
 
     protocol = "openai-responses"
-    end_in_band = True
 
     __slots__ = (
         "_ended_tools",
@@ -81,14 +81,13 @@ class OpenAIResponsesDecoder:
         "_next_seq",
         "_refused",
         "_tools",
-        "ended",
         "gaps",
         "strict",
     )
 
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
-        self.ended = False
+        super().__init__()
         #: (expected, received) sequence numbers of every gap or repeat seen.
         self.gaps: list[tuple[int, int]] = []
         self._next_seq: int | None = None
@@ -118,15 +117,8 @@ class OpenAIResponsesDecoder:
             "error": self._error,
         }
 
-    @property
-    def eof_ok(self) -> bool:
-        """The body may end now: a terminal event has arrived."""
-        return self.ended
-
-    def feed(self, event: Any, out: list[Delta]) -> None:
+    def feed_chunk(self, event: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed event to ``out``."""
-        if type(event) is not dict:
-            return
         seq = event.get("sequence_number")
         if type(seq) is int:
             self._check_sequence(seq, out)

@@ -1,0 +1,254 @@
+"""Operator fusion: rxgpt's stages, chained, run as one subscription with one call per read.
+
+Every rxgpt operator wraps one sans-IO *stage* (framing, payload, delta extraction,
+accumulation): an object with ``feed(batch) -> batch`` and ``close(end) -> batch`` that
+takes the items of one network read as a list and returns the next stage's list. Applying
+an rxgpt operator to the result of another does not nest two subscriptions: it extends one
+:class:`Chain`, whose subscription runs a :class:`Pipeline` of the stages over its root
+source. So ``parse_sse() | decode_json() | extract_deltas(p)`` *is* the fused decoder, and
+``decode_stream(p)`` is literally that chain.
+
+Between chains and the other rxgpt observables (the transport, retries, ``Fanout``) the
+batches travel through one private protocol, :class:`Batched` and its
+``subscribe_batches``: a stage after them takes each read's list directly. A user's own
+operator in between sees items one by one, as usual, and the next chain starts anew.
+
+How the input of a stage ended is an explicit value, :class:`End`, passed to ``close``:
+the error, whether the done marker arrived, and the text the framing found outside its
+frames. When a stage stops by itself (its end signal, or an error) it sets ``end``; the
+pipeline then closes the later stages with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import SingleAssignmentDisposable
+
+if TYPE_CHECKING:
+    from ._aio import FlowControl
+
+__all__ = [
+    "Batched",
+    "Chain",
+    "End",
+    "Pipeline",
+    "Stage",
+    "StageSpec",
+    "chain",
+    "subscribe_batches",
+]
+
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class End(NamedTuple):
+    """How a stage's input ended: told to its ``close``, and set as its own ``end``."""
+
+    #: Why the input failed; None for a clean end.
+    error: Exception | None = None
+    #: The payload stage saw the done marker (``data: [DONE]``).
+    marker: bool = False
+    #: Text the framing found outside its frames (see ``SSEDecoder.unframed``).
+    unframed: str = ""
+    #: How many payloads (events, lines) were decoded, when known.
+    events: int | None = None
+
+    @property
+    def message(self) -> str:
+        """`` (N events decoded)`` when the count is known, for error messages."""
+        return f" ({self.events} events decoded)" if self.events is not None else ""
+
+
+class Stage(Protocol):
+    """One sans-IO stage: the items of one read in, the next stage's items out."""
+
+    #: Set when the stage stopped by itself (its end signal or an error): it takes no more.
+    end: End | None
+
+    def feed(self, batch: list[Any]) -> list[Any]:
+        """Take one read's items; return what they completed (never loses them on error)."""
+        ...
+
+    def close(self, end: End) -> list[Any]:
+        """The input ended as ``end`` says: return the last items and set ``self.end``."""
+        ...
+
+
+class StageSpec(Protocol):
+    """What an operator contributes to a chain: how to build its stage per subscription."""
+
+    def build(self, downstream: StageSpec | None) -> Stage:
+        """A new stage; ``downstream`` is the spec of the stage after it, if any."""
+        ...
+
+
+class Pipeline:
+    """Stages composed: each read's batch goes through them all in one call."""
+
+    __slots__ = ("end", "stages")
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+        #: How the last stage ended, once it did: the pipeline then takes nothing more.
+        self.end: End | None = None
+
+    @classmethod
+    def of(cls, specs: Sequence[StageSpec]) -> Pipeline:
+        """Build each spec's stage, telling it which stage comes next."""
+        nexts: list[StageSpec | None] = [*specs[1:], None]
+        return cls([spec.build(nxt) for spec, nxt in zip(specs, nexts, strict=True)])
+
+    def feed(self, batch: list[Any]) -> list[Any]:
+        """Run one read's items through every stage."""
+        if self.end is not None:
+            return []
+        for n, stage in enumerate(self.stages):
+            batch = stage.feed(batch)
+            if stage.end is not None:
+                return self._finish(batch, n + 1, stage.end)
+            if not batch:
+                return batch
+        return batch
+
+    def close(self, end: End) -> list[Any]:
+        """The source ended as ``end`` says: close every stage in order."""
+        if self.end is not None:
+            return []
+        return self._finish([], 0, end)
+
+    def _finish(self, batch: list[Any], start: int, end: End) -> list[Any]:
+        """Feed ``batch`` on from stage ``start`` and close each later stage with ``end``."""
+        for stage in self.stages[start:]:
+            if batch:
+                batch = stage.feed(batch)
+            if stage.end is None:
+                batch = batch + stage.close(end) if batch else stage.close(end)
+            assert stage.end is not None
+            end = stage.end
+        self.end = end
+        return batch
+
+
+BatchSubscribe = Callable[
+    [Callable[[list[_T]], None], Callable[[Exception], None], Callable[[], None]],
+    abc.DisposableBase,
+]
+
+
+class Batched(Observable[_T], Generic[_T]):
+    """An observable whose items also come as one list per network read (private protocol).
+
+    Rx subscribers get the items one by one; :meth:`subscribe_batches` hands each read's
+    list over at once, for the next rxgpt stage, ``Fanout`` and the accumulator. ``flow``
+    is the :class:`~rxgpt.FlowControl` that pauses the socket reads behind it, if any;
+    ``items`` replaces the default item-wise subscription (a loop over each list).
+    """
+
+    def __init__(
+        self,
+        subscribe: BatchSubscribe[_T],
+        *,
+        flow: FlowControl | None = None,
+        items: Callable[[abc.ObserverBase[_T], abc.SchedulerBase | None], abc.DisposableBase]
+        | None = None,
+    ) -> None:
+        def each(
+            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            on_next = observer.on_next
+
+            def on_batch(batch: list[_T]) -> None:
+                for item in batch:
+                    on_next(item)
+
+            return subscribe(on_batch, observer.on_error, observer.on_completed)
+
+        super().__init__(items or each)
+        self._subscribe_batches = subscribe
+        self.flow = flow
+
+    def subscribe_batches(
+        self,
+        on_batch: Callable[[list[_T]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> abc.DisposableBase:
+        """Subscribe to the items as one list per read (lists are never empty)."""
+        return self._subscribe_batches(on_batch, on_error, on_completed)
+
+
+def subscribe_batches(
+    source: Observable[Any],
+    on_batch: Callable[[list[Any]], None],
+    on_error: Callable[[Exception], None],
+    on_completed: Callable[[], None],
+) -> abc.DisposableBase:
+    """Subscribe to ``source`` in batches: its own when it has them, else one item a list."""
+    if isinstance(source, Batched):
+        return source.subscribe_batches(on_batch, on_error, on_completed)
+    return source.subscribe(lambda item: on_batch([item]), on_error, on_completed)
+
+
+class Chain(Batched[_T]):
+    """A root source and the specs of the rxgpt stages applied to it, run as one pipeline."""
+
+    def __init__(self, source: Observable[Any], specs: tuple[StageSpec, ...]) -> None:
+        self.source = source
+        self.specs = specs
+        super().__init__(self._run, flow=source.flow if isinstance(source, Batched) else None)
+
+    def _run(
+        self,
+        on_batch: Callable[[list[Any]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> abc.DisposableBase:
+        pipeline = Pipeline.of(self.specs)
+        upstream = SingleAssignmentDisposable()
+
+        def finish(batch: list[Any]) -> None:
+            if batch:
+                on_batch(batch)
+            end = pipeline.end
+            assert end is not None
+            if end.error is not None:
+                on_error(end.error)
+            else:
+                on_completed()
+
+        def on_next(batch: list[Any]) -> None:
+            if pipeline.end is not None:
+                return
+            out = pipeline.feed(batch)
+            if pipeline.end is None:
+                if out:
+                    on_batch(out)
+                return
+            # The stream ended here (its end signal, or an error): stop the source while
+            # it is still delivering, which the transport takes as a normal end (drain).
+            upstream.dispose()
+            finish(out)
+
+        def source_error(error: Exception) -> None:
+            if pipeline.end is None:
+                finish(pipeline.close(End(error)))
+
+        def source_completed() -> None:
+            if pipeline.end is None:
+                finish(pipeline.close(End()))
+
+        upstream.disposable = subscribe_batches(
+            self.source, on_next, source_error, source_completed
+        )
+        return upstream
+
+
+def chain(source: Observable[Any], spec: StageSpec) -> Chain[Any]:
+    """``source`` with one more stage: the same chain extended when it is one."""
+    if isinstance(source, Chain):
+        return Chain(source.source, (*source.specs, spec))
+    return Chain(source, (spec,))
