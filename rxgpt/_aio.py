@@ -2,11 +2,12 @@
 
 Strategy: Rx pushes synchronously and has no backpressure, so the bridge works with the
 producer instead: :class:`FlowControl` is a gate the transport awaits before each socket
-read, passed as an explicit object (the observables rxgpt builds carry theirs as ``flow``). :func:`to_async_iterable` buffers pushed items in a deque; when the buffer reaches
-``maxsize`` it closes the gate (socket reads pause, the kernel buffers fill, TCP pushes
-back on the server) and it reopens it once the consumer has drained half of it. Leaving
-the ``async for`` early, or cancelling the consuming task, disposes the subscription,
-which closes the HTTP response.
+read, passed as an explicit object (the observables rxgpt builds carry theirs as
+``flow``). :func:`to_async_iterable` buffers pushed items in a deque; when the buffer
+reaches ``maxsize`` it closes the gate (socket reads pause, the kernel buffers fill, TCP
+pushes back on the server) and it reopens it once the consumer has drained half of it.
+Leaving the ``async for`` early, or cancelling the consuming task, disposes the
+subscription, which closes the HTTP response.
 """
 
 from __future__ import annotations

@@ -27,9 +27,7 @@ ERROR = (
 )
 
 
-def run(
-    body: bytes, step: int, staged: bool = False
-) -> tuple[list[object], BaseException | None]:
+def run(body: bytes, step: int, staged: bool = False) -> tuple[list[object], BaseException | None]:
     results: list[object] = []
     errors: list[BaseException] = []
     chunks = [body[i : i + step] for i in range(0, len(body), step)]

@@ -22,6 +22,7 @@ from rxgpt import (
     FinishDelta,
     Heartbeat,
     LogprobsDelta,
+    MissingDone,
     ResponseInfo,
     RoleDelta,
     RxgptError,
@@ -42,7 +43,6 @@ from rxgpt import (
     parse_sse,
     snapshots,
 )
-from rxgpt import MissingDone
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "recorded" / "openai-chat"

@@ -46,8 +46,8 @@ from rxgpt import (
     parse_sse,
 )
 from rxgpt._completion import Accumulator
-from rxgpt._protocols import OpenAIResponsesDecoder
 from rxgpt._protocols import PROTOCOLS as _PROTOCOLS
+from rxgpt._protocols import OpenAIResponsesDecoder
 
 DONE_MARKER_PROTOCOLS = {name for name, cls in _PROTOCOLS.items() if cls.has_done_marker}
 

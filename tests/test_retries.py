@@ -55,8 +55,8 @@ from rxgpt import (
     Timeouts,
     TransportError,
 )
-from rxgpt.mock import generate_tokens
 from rxgpt._resilience import retry_after
+from rxgpt.mock import generate_tokens
 
 SLACK = 0.5  # how much later than asked a retry may start
 EPS = 0.005

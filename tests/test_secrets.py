@@ -50,9 +50,9 @@ from rxgpt import (
     decode_stream,
     request,
 )
-from rxgpt._secrets import redact
 from rxgpt._observers import DeltaLogger
 from rxgpt._recording import record, replay, write_request
+from rxgpt._secrets import redact
 
 PROJECT_KEY = "sk-proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"
 GATEWAY_KEY = "gw7Tok" + "QzXy9876543210LmNoPqRsTuVwXyZaBcDeFgHiJk"
