@@ -178,7 +178,7 @@ class DecodeError(RxgptError):
         index: int | None = None,
         partial: Completion | None = None,
     ) -> None:
-        self.raw = raw
+        self.raw = redact(raw)
         self.index = index
         where = f" at event {index}" if index is not None else ""
         shown = raw if len(raw) <= 200 else raw[:200] + f"... ({len(raw)} chars)"

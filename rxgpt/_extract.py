@@ -13,9 +13,11 @@ from typing import Any
 
 from ._body_end import body_end
 from ._deltas import Delta, ErrorDelta
-from ._errors import RxgptError, StreamError
+from ._errors import DecodeError, RxgptError, StreamError
 from ._fusion import End, StageSpec
+from ._json import dumps
 from ._protocols import ProtocolDecoder, get_decoder
+from ._protocols._base import ShapeError
 
 __all__ = ["DeltaExtractor", "DeltasSpec", "error_delta"]
 
@@ -28,24 +30,41 @@ def error_delta(error: StreamError) -> ErrorDelta:
 class DeltaExtractor:
     """Stage: payloads → deltas for ``protocol``; ends at its end event or the body's end."""
 
-    __slots__ = ("_feed_many", "decoder", "end")
+    __slots__ = ("_feed_many", "decoder", "end", "fed")
 
     def __init__(self, protocol: str = "openai-chat") -> None:
         self.decoder: ProtocolDecoder = get_decoder(protocol)
         self._feed_many = self.decoder.feed_many
         self.end: End | None = None
+        #: Payloads fed so far (heartbeats included): the index of a bad payload.
+        self.fed = 0
 
     def feed(self, batch: list[Any]) -> list[Delta]:
         """Decode a read's payloads; stop at the protocol's end event or its error."""
         out: list[Delta] = []
         try:
             self._feed_many(batch, out)
+        except ShapeError as exc:
+            self._fail(self._shape_error(batch, exc), out)
+            return out
         except RxgptError as exc:
             self._fail(exc, out)
             return out
+        self.fed += len(batch)
         if self.decoder.ended:
             self.end = End()
         return out
+
+    def _shape_error(self, batch: list[Any], exc: ShapeError) -> DecodeError:
+        """The typed error for a payload of valid JSON but the wrong shape."""
+        position = next((n for n, item in enumerate(batch) if item is exc.item), 0)
+        cause = exc.__cause__
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else "bad shape"
+        return DecodeError(
+            f"unexpected shape of a {self.decoder.protocol} payload ({what})",
+            raw=dumps(exc.item),
+            index=self.fed + position,
+        )
 
     def close(self, end: End) -> list[Delta]:
         """The payloads ended: complete, truncated, or failed (see ``body_end``)."""

@@ -101,8 +101,7 @@ class PayloadDecoder:
         return out
 
     def _truncated(self) -> StreamInterrupted:
-        where = f"the body ended inside event {self.index}"
-        return MissingDone(where) if self.marker is not None else StreamInterrupted(where)
+        return StreamInterrupted(f"the body ended inside event {self.index}")
 
     def close(self, end: End) -> list[Any]:
         """The frames ended: without the marker, that is :class:`~rxgpt.MissingDone`."""

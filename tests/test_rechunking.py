@@ -128,7 +128,12 @@ def _decode(path: Path, chunks: list[bytes], *, heartbeats: bool = False) -> tup
         fused = _subscribe(chunks, (decode_stream(heartbeats=heartbeats),))
         assert fused == staged
         return staged
-    return _subscribe(chunks, (parse_sse(heartbeats=heartbeats), decode_json(done=None)))
+    done = "[DONE]" if path.name in DONE_MARKED else None  # the payloads, parsed
+    return _subscribe(chunks, (parse_sse(heartbeats=heartbeats), decode_json(done=done)))
+
+
+#: non-chat fixtures that end with data: [DONE]
+DONE_MARKED = {"openai_completions.sse"}
 
 
 @functools.cache
@@ -243,7 +248,7 @@ def _comments_before_end(body: bytes, path: Path) -> list[str]:
     for block in _lf(body).split(b"\n\n"):
         lines = block.decode().split("\n")
         data = "\n".join(line[5:].lstrip(" ") for line in lines if line.startswith("data:"))
-        if _is_openai(path) and data == "[DONE]":
+        if (_is_openai(path) or path.name in DONE_MARKED) and data == "[DONE]":
             break
         if data and path.name in ERROR_ENDED and json.loads(data).get("error"):
             break

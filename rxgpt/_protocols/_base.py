@@ -7,7 +7,19 @@ from typing import Any, ClassVar, Literal
 from .._deltas import Delta, Heartbeat
 from .._sse import Comment
 
-__all__ = ["Framing", "ProtocolDecoder"]
+__all__ = ["SHAPE_ERRORS", "Framing", "ProtocolDecoder", "ShapeError"]
+
+#: What a decoder's code raises on valid JSON of the wrong shape (a list for an object,
+#: a string for an index...): caught at the loop over a read's payloads, never further.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+class ShapeError(Exception):
+    """A payload of the wrong shape broke the decoder; ``item`` is that payload."""
+
+    def __init__(self, item: Any) -> None:
+        super().__init__("unexpected payload shape")
+        self.item = item
 
 #: How a protocol frames its payloads in the body.
 Framing = Literal["sse", "ndjson"]
@@ -48,12 +60,20 @@ class ProtocolDecoder:
             out.append(Heartbeat(item.text))
 
     def feed_many(self, items: list[Any], out: list[Delta]) -> None:
-        """:meth:`feed` for a read's payloads; stops at the end event."""
+        """:meth:`feed` for a read's payloads; stops at the end event.
+
+        Raises :class:`ShapeError` (from the original error) for a payload of the wrong
+        shape, with the deltas of the payloads before it already in ``out``.
+        """
         feed = self.feed
-        for item in items:
-            feed(item, out)
-            if self.ended:
-                return
+        item = None
+        try:
+            for item in items:
+                feed(item, out)
+                if self.ended:
+                    return
+        except SHAPE_ERRORS as exc:
+            raise ShapeError(item) from exc
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one JSON object (each protocol's own rules)."""

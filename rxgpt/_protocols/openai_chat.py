@@ -32,7 +32,7 @@ from .._deltas import (
     UsageDelta,
     normalize_finish_reason,
 )
-from ._base import ProtocolDecoder
+from ._base import SHAPE_ERRORS, ProtocolDecoder, ShapeError
 
 __all__ = ["OpenAIChatDecoder", "openai_usage"]
 
@@ -101,48 +101,39 @@ class OpenAIChatDecoder(ProtocolDecoder):
         self._calls: dict[int, _Calls] = {}
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
-        """Append the deltas of one parsed chunk to ``out``."""
-        choices = chunk.get("choices")
-        if choices and len(choices) == 1 and self._info:
-            # The common chunk: one choice whose delta is one text fragment, nothing else.
-            ch = choices[0]
-            delta = ch.get("delta")
-            if (
-                delta
-                and len(delta) == 1
-                and ch.get("finish_reason") is None
-                and ch.get("logprobs") is None
-                and len(ch) <= 4
-            ):
-                content = delta.get("content")
-                if content and content.__class__ is str and not chunk.get("usage"):
-                    out.append(TextDelta(ch.get("index", 0), content))
-                    return
-        self._chunk(chunk, choices, out)
+        """Append the deltas of one parsed chunk to ``out`` (see :meth:`feed_many`)."""
+        self._chunk(chunk, chunk.get("choices"), out)
 
     def feed_many(self, chunks: list[Any], out: list[Delta]) -> None:
-        """:meth:`feed` for a batch of chunks: the common chunk is handled inline."""
+        """Decode a read's chunks: the common chunk (one text fragment) is handled inline.
+
+        Raises :class:`ShapeError` for a chunk of the wrong shape (see the base class).
+        """
         append = out.append
         info = self._info
-        for chunk in chunks:
-            if info and chunk.__class__ is dict:
-                choices = chunk.get("choices")
-                if choices and len(choices) == 1:
-                    ch = choices[0]
-                    delta = ch.get("delta")
-                    if (
-                        delta
-                        and len(delta) == 1
-                        and ch.get("finish_reason") is None
-                        and ch.get("logprobs") is None
-                        and len(ch) <= 4
-                    ):
-                        content = delta.get("content")
-                        if content and content.__class__ is str and not chunk.get("usage"):
-                            append(TextDelta(ch.get("index", 0), content))
-                            continue
-            self.feed(chunk, out)
-            info = self._info
+        chunk = None
+        try:
+            for chunk in chunks:
+                if info and chunk.__class__ is dict:
+                    choices = chunk.get("choices")
+                    if choices and len(choices) == 1:
+                        ch = choices[0]
+                        delta = ch.get("delta")
+                        if (
+                            delta
+                            and len(delta) == 1
+                            and ch.get("finish_reason") is None
+                            and ch.get("logprobs") is None
+                            and len(ch) <= 4
+                        ):
+                            content = delta.get("content")
+                            if content and content.__class__ is str and not chunk.get("usage"):
+                                append(TextDelta(ch.get("index", 0), content))
+                                continue
+                self.feed(chunk, out)
+                info = self._info
+        except SHAPE_ERRORS as exc:
+            raise ShapeError(chunk) from exc
 
     def _chunk(self, chunk: dict[str, Any], choices: Any, out: list[Delta]) -> None:
         """Any chunk: metadata, every choice's delta and extras, finish, usage."""
