@@ -106,10 +106,10 @@ class Pipeline:
         """Run one read's items through every stage."""
         if self.end is not None:
             return []
-        for n, stage in enumerate(self.stages):
+        for stage in self.stages:
             batch = stage.feed(batch)
             if stage.end is not None:
-                return self._finish(batch, n + 1, stage.end)
+                return self._finish(batch, self.stages.index(stage) + 1, stage.end)
             if not batch:
                 return batch
         return batch

@@ -195,11 +195,26 @@ class _Framer:
             text = text[end:]
         else:
             text = "\n\n" + text
-        # The text now starts at an event boundary; all up to its last blank line is whole.
-        end = text.rfind("\n\n")
-        if end:
-            self._events(text[:end], out, comments)
-        self._rest(text[end + 2 :], out, comments)
+        # The text now starts at an event boundary. Split it where a one-line `data:` event
+        # can begin: every part but the last is whole; of the last, what precedes its last
+        # blank line (the rest is an event still arriving, kept for the next chunk).
+        parts = text.split("\n\ndata: ")
+        last = parts.pop()
+        end = last.rfind("\n\n")
+        if not parts:  # no `data:` block begins here: the per-line path
+            if end > 2:
+                self._blocks(last[2:end], out, comments)
+            rest = last[end + 2 :]
+        else:
+            if end >= 0:
+                parts.append(last[:end])
+                rest = last[end + 2 :]
+            else:
+                rest = "data: " + last
+            limit = self._limit
+            self._events(parts, limit is not None and len(text) > limit >> 2, out, comments)
+        if rest:
+            self._rest(rest, out, comments)
         return out
 
     def _prelude(self, text: str) -> str:
@@ -214,21 +229,16 @@ class _Framer:
                 text = text[1:]
         return text
 
-    def _events(self, text: str, out: list[Any], comments: bool) -> None:
-        """Dispatch every event of ``text``: whole blocks, from an event boundary on.
+    def _events(self, parts: list[str], big: bool, out: list[Any], comments: bool) -> None:
+        """Dispatch the whole blocks of ``parts``: the text split at ``"\n\ndata: "``.
 
-        The fast path: split where a one-line ``data:`` event can begin, so the common
-        event costs one slice and one tuple. A chunk so large that an event in it could
-        pass the size limit takes the per-line path, where the limit is checked.
+        The fast path: a part without a line break is a one-line ``data:`` event, which
+        costs one slice and one tuple. A chunk so ``big`` that an event in it could pass
+        the size limit takes the per-line path, where the limit is checked.
         """
-        parts = text.split("\n\ndata: ")
         head = parts[0]
         if len(head) > 2:  # blocks before the first `data: ` block (head starts with \n\n)
             self._blocks(head[2:], out, comments)
-        if len(parts) == 1:
-            return
-        limit = self._limit
-        big = limit is not None and len(text) > limit >> 2
         plain = self._plain
         last_id = self._id_buf
         append = out.append

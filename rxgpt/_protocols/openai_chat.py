@@ -111,6 +111,10 @@ class OpenAIChatDecoder(ProtocolDecoder):
         """
         append = out.append
         info = self._info
+        # Performance: the common chunk's TextDelta is built with object.__new__ and three
+        # slot stores, which costs about half of calling the dataclass (its __init__ is a
+        # Python function); the result is the same object as TextDelta(index, content).
+        new, text_delta = object.__new__, TextDelta
         chunk = None
         try:
             for chunk in chunks:
@@ -128,7 +132,11 @@ class OpenAIChatDecoder(ProtocolDecoder):
                         ):
                             content = delta.get("content")
                             if content and content.__class__ is str and not chunk.get("usage"):
-                                append(TextDelta(ch.get("index", 0), content))
+                                text = new(text_delta)
+                                text.choice = ch.get("index", 0)
+                                text.text = content
+                                text.part = 0
+                                append(text)
                                 continue
                 self.feed(chunk, out)
                 info = self._info
