@@ -12,10 +12,30 @@ from typing import Any
 
 from ._completion import Accumulator, Completion, CompletionState, Snapshot
 from ._deltas import Delta
-from ._errors import RxgptError, StreamInterrupted
+from ._errors import DecodeError, RxgptError, StreamInterrupted
 from ._fusion import End, StageSpec
+from ._protocols._base import SHAPE_ERRORS
 
-__all__ = ["AccumulateSpec", "Accumulation", "SnapshotSpec", "Snapshots", "partial_completion"]
+__all__ = [
+    "AccumulateSpec",
+    "Accumulation",
+    "SnapshotSpec",
+    "Snapshots",
+    "add_batch",
+    "partial_completion",
+]
+
+
+def add_batch(acc: Accumulator, batch: list[Delta]) -> DecodeError | None:
+    """Fold ``batch`` into ``acc``; a delta it cannot take is a typed error, never a crash.
+
+    rxgpt's decoders only emit well-typed deltas; this guards deltas made elsewhere.
+    """
+    try:
+        acc.add_all(batch)
+    except SHAPE_ERRORS as exc:
+        return DecodeError(f"a delta the accumulator cannot take ({type(exc).__name__}: {exc})")
+    return None
 
 
 def partial_completion(acc: Accumulator, error: BaseException) -> Completion:
@@ -40,7 +60,12 @@ class Accumulation:
 
     def feed(self, batch: list[Delta]) -> list[Completion]:
         """Fold a read's deltas in."""
-        self.acc.add_all(batch)
+        error = add_batch(self.acc, batch)
+        if error is not None:
+            self.end = End(error)
+            if not self.raise_errors:
+                return [partial_completion(self.acc, error)]
+            partial_completion(self.acc, error)
         return []
 
     def close(self, end: End) -> list[Completion]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from reactivex import Observable, abc
 
-from ._accumulate import partial_completion
+from ._accumulate import add_batch, partial_completion
 from ._aio import FlowControl, ObservableIterator
 from ._completion import Accumulator, Completion
 from ._deltas import Delta, TextDelta
@@ -66,7 +66,7 @@ class ChatStream:
         self._error: BaseException | None = None
         self._finished: asyncio.Event | None = None
         subscribe_batches(
-            self._fanout.observable, self._acc.add_all, self._on_error, self._on_completed
+            self._fanout.observable, self._accumulate, self._on_error, self._on_completed
         )
 
     # -- Rx access --------------------------------------------------------------------
@@ -132,6 +132,14 @@ class ChatStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.cancel()
+
+    def _accumulate(self, batch: list[Delta]) -> None:
+        # The stream's own accumulator is never detached like a faulty subscriber: a
+        # delta it cannot take ends the stream with a typed error.
+        error = add_batch(self._acc, batch)
+        if error is not None:
+            self._flow.abort()
+            self._fanout.dispose(error)
 
     def _on_completed(self) -> None:
         self._result = self._acc.completion("complete")

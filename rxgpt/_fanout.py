@@ -221,6 +221,8 @@ class Fanout(Generic[_T]):
         if self._buffer is not None:
             self._buffer.extend(batch)
         for entry in tuple(self._entries):
+            if self._terminal is not None:
+                return  # a subscriber ended the stream (ChatStream's accumulator can)
             on_next = entry.on_next
             try:
                 if entry.batches:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from .._delta_types import check_delta
 from .._deltas import Delta, Heartbeat
 from .._sse import Comment
 
@@ -20,6 +21,7 @@ class ShapeError(Exception):
     def __init__(self, item: Any) -> None:
         super().__init__("unexpected payload shape")
         self.item = item
+
 
 #: How a protocol frames its payloads in the body.
 Framing = Literal["sse", "ndjson"]
@@ -52,10 +54,21 @@ class ProtocolDecoder:
         return self.ended
 
     def feed(self, item: Any, out: list[Delta]) -> None:
-        """Append the deltas of one payload: a JSON object, or a heartbeat comment."""
+        """Append the deltas of one payload: a JSON object, or a heartbeat comment.
+
+        Each delta is checked against the delta model: a payload whose values have the
+        wrong types raises TypeError here (a :class:`ShapeError` from :meth:`feed_many`).
+        """
         cls = item.__class__
         if cls is dict:
-            self.feed_chunk(item, out)
+            start = len(out)
+            try:
+                self.feed_chunk(item, out)
+                for n in range(start, len(out)):  # the payload's values are untrusted
+                    check_delta(out[n])
+            except SHAPE_ERRORS:
+                del out[start:]  # a payload gives all its deltas or none
+                raise
         elif cls is Comment:
             out.append(Heartbeat(item.text))
 

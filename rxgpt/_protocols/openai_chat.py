@@ -131,9 +131,15 @@ class OpenAIChatDecoder(ProtocolDecoder):
                             and len(ch) <= 4
                         ):
                             content = delta.get("content")
-                            if content and content.__class__ is str and not chunk.get("usage"):
+                            index = ch.get("index", 0)
+                            if (
+                                content
+                                and content.__class__ is str
+                                and index.__class__ is int
+                                and not chunk.get("usage")
+                            ):
                                 text = new(text_delta)
-                                text.choice = ch.get("index", 0)
+                                text.choice = index
                                 text.text = content
                                 text.part = 0
                                 append(text)
