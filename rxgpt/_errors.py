@@ -16,7 +16,8 @@ Exception tree::
     │       └── MissingDone        ... cleanly, but without its ``data: [DONE]`` marker
     ├── StreamCancelled            the consumer cancelled the stream
     ├── DecodeError                a frame or JSON payload could not be decoded
-    │   └── EventTooLarge          an event or line grew past ``max_event_bytes``
+    │   ├── EventTooLarge          an event or line grew past ``max_event_bytes``
+    │   └── PartialJSONError       text that can never become JSON (``parse_partial``)
     ├── StreamError                the provider reported an error inside the stream
     ├── LateSubscriberError        a subscriber came after Fanout.connect() with no replay
     └── ClientClosedError          a closed Client was used again

@@ -47,6 +47,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._errors import DecodeError, RxgptError
+
 __all__ = ["PartialJSON", "PartialJSONError", "parse_partial"]
 
 #: The C string decoder behind ``json.loads`` (not in typeshed): ``(text, index after the
@@ -54,12 +56,14 @@ __all__ = ["PartialJSON", "PartialJSONError", "parse_partial"]
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = _json_decoder.scanstring  # type: ignore[attr-defined]
 
 
-class PartialJSONError(ValueError):
+class PartialJSONError(DecodeError, ValueError):
     """The text can never become valid JSON; ``position`` is the offending character's offset
     in everything fed so far (``msg`` is the message without the position)."""
 
     def __init__(self, msg: str, position: int) -> None:
-        super().__init__(f"{msg} at position {position}")
+        RxgptError.__init__(self, f"{msg} at position {position}")
+        self.raw = ""
+        self.index = None
         self.msg = msg
         self.position = position
 
