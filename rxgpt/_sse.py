@@ -75,7 +75,13 @@ def _size(text: str) -> int:
 
 
 class _Framer:
-    """The WHATWG event-stream algorithm; its subclasses choose what an event comes out as."""
+    """The WHATWG event-stream state machine; its subclasses choose what an event is.
+
+    A documented state machine (HTML §9.2.6, "Interpreting an event stream"): its state is
+    the unfinished line (``_tail``), the event being built (data lines, type, retry), the
+    last event ID buffer, and the rare flags (a BOM still to strip, an LF to swallow after
+    a chunk that ended in CR, failed). ``_lines`` is the per-line algorithm itself.
+    """
 
     #: Emit a one-line ``message`` event as its data string alone (see ``_SSEDataDecoder``).
     _plain: ClassVar[bool] = False
@@ -182,17 +188,10 @@ class _Framer:
             or self._retry_buf is not None
             or (self._id_buf != self.last_event_id)
         ):
-            # An event begun in an earlier chunk: its lines run up to the first blank line
-            # (the LF put in front ends the line before this text, so "\n\n" finds it).
-            text = "\n" + text
-            end = text.find("\n\n")
-            if end < 0:
-                self._rest(text[1:], out, comments)
+            rest = self._finish_event(text, out, comments)
+            if rest is None:
                 return out
-            if end:
-                self._lines(text[1:end].split("\n"), out, comments)
-            self._dispatch(out)
-            text = text[end:]
+            text = rest
         else:
             text = "\n\n" + text
         # The text now starts at an event boundary. Split it where a one-line `data:` event
@@ -216,6 +215,22 @@ class _Framer:
         if rest:
             self._rest(rest, out, comments)
         return out
+
+    def _finish_event(self, text: str, out: list[Any], comments: bool) -> str | None:
+        """Finish the event an earlier chunk began: its lines run to the first blank line.
+
+        Returns the text after that blank line (from the boundary, ``"\n\n"`` included),
+        or None when the event goes on past this text.
+        """
+        text = "\n" + text  # the LF that ended the line before, so "\n\n" finds a blank line
+        end = text.find("\n\n")
+        if end < 0:
+            self._rest(text[1:], out, comments)
+            return None
+        if end:
+            self._lines(text[1:end].split("\n"), out, comments)
+        self._dispatch(out)
+        return text[end:]
 
     def _prelude(self, text: str) -> str:
         """The rare states at a chunk's start: a BOM to strip, an LF to skip."""

@@ -123,11 +123,11 @@ class OpenAIChatDecoder(ProtocolDecoder):
                     if choices and len(choices) == 1:
                         ch = choices[0]
                         delta = ch.get("delta")
+                        # (`a is b is None`: both are None)
                         if (
                             delta
                             and len(delta) == 1
-                            and ch.get("finish_reason") is None
-                            and ch.get("logprobs") is None
+                            and ch.get("finish_reason") is ch.get("logprobs") is None
                             and len(ch) <= 4
                         ):
                             content = delta.get("content")
