@@ -22,6 +22,7 @@ from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
 from rxgpt import (
+    Client,
     FlowControl,
     ObservableIterator,
     from_async_iterable,
@@ -501,3 +502,89 @@ async def test_breaking_out_of_a_backpressured_stream_closes_it(
     await asyncio.wait_for(server.ended.wait(), TIMEOUT)
     assert not server.done
     assert server.written < TOTAL
+
+
+async def test_the_flow_is_found_through_rxgpt_operators_without_passing_it(
+    firehose: tuple[str, FirehoseState], session: aiohttp.ClientSession
+) -> None:
+    """``request(...).pipe(parse_sse())`` carries the transport's gate as ``.flow``."""
+    url, server = firehose
+    source = request(url, method="GET", session=session).pipe(parse_sse())
+    iterator = ObservableIterator(source, maxsize=MAXSIZE)
+    assert iterator.flow is source.flow  # type: ignore[attr-defined]
+    first = await asyncio.wait_for(iterator.__anext__(), TIMEOUT)
+    assert first.data == "x" * 4000
+    assert await wait_for_plateau(server) < TOTAL // 4
+    assert iterator.flow.paused
+    assert len(iterator._buffer) < MAXSIZE + 64
+    await iterator.aclose()
+    await asyncio.wait_for(server.ended.wait(), TIMEOUT)
+
+
+CHAT_EVENTS = 60_000
+
+
+@pytest.fixture
+async def chat_firehose(aiohttp_server: AiohttpServer) -> tuple[str, FirehoseState]:
+    """An OpenAI-style server that writes CHAT_EVENTS text chunks as fast as TCP lets it."""
+    state = FirehoseState()
+    event = (
+        b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+        b'"delta":{"content":"' + b"x" * 1000 + b'"},"finish_reason":null}]}\n\n'
+    )
+    role = b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n'
+
+    async def handler(req: web.Request) -> web.StreamResponse:
+        await req.read()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(req)
+        try:
+            await resp.write(role)
+            for _ in range(CHAT_EVENTS):
+                await resp.write(event)
+                state.written += len(event)
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+            state.done = True
+        finally:
+            state.ended.set()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/v1")), state
+
+
+@pytest.mark.parametrize("bridge", ["ObservableIterator", "to_async_iterable"])
+async def test_a_slow_consumer_of_chat_stream_observable_pauses_the_socket(
+    chat_firehose: tuple[str, FirehoseState], bridge: str
+) -> None:
+    """``ObservableIterator(stream.observable, maxsize=64)`` / ``to_async_iterable(...)``:
+    the bound holds by pausing socket reads, not by buffering the whole answer."""
+    url, server = chat_firehose
+    async with Client(base_url=url, api_key="sk-test-flow-0123456789") as client:
+        stream = client.chat(model="m", messages=[{"role": "user", "content": "hi"}])
+        if bridge == "ObservableIterator":
+            iterator: Any = ObservableIterator(stream.observable, maxsize=64)
+            buffered = lambda: len(iterator._buffer)  # noqa: E731
+        else:
+            iterator = to_async_iterable(stream.observable, maxsize=64)
+            buffered = None
+        stream.start()
+        first = await asyncio.wait_for(iterator.__anext__(), TIMEOUT)
+        assert first is not None
+        written = await wait_for_plateau(server)
+        assert written < CHAT_EVENTS * 1000 // 4, "the server was not held back"
+        assert not server.done
+        if buffered is not None:
+            assert buffered() < 64 + 2 * 256  # maxsize + what a read or two holds
+        count = 1
+        async with asyncio.timeout(60):
+            async for _delta in iterator:
+                count += 1
+        assert server.done
+        assert count >= CHAT_EVENTS
+        assert (
+            await asyncio.wait_for(stream.completion(), TIMEOUT)
+        ).text == "x" * 1000 * CHAT_EVENTS
