@@ -7,15 +7,13 @@ as a plain sans-IO object. Neither adds a rule of its own.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._deltas import Delta
 from ._extract import DeltaExtractor, DeltasSpec
 from ._framing import NDJSONSpec, SSEFraming, SSESpec
 from ._fusion import End, Pipeline, StageSpec
 from ._payload import DONE, PayloadSpec
 from ._protocols import ProtocolDecoder, decoder_class
-from ._sse import SSEDecoder
+from ._sse import _Framer
 
 __all__ = ["StreamDecoder", "stream_specs"]
 
@@ -90,8 +88,9 @@ class StreamDecoder:
         return end is not None and end.error is None
 
     @property
-    def sse(self) -> SSEDecoder | Any | None:
-        """The SSE decoder (``last_event_id``, ``retry``, ``comments``); None for NDJSON."""
+    def sse(self) -> _Framer | None:
+        """The SSE decoder (``last_event_id``, ``retry``, ``comments``, ``unframed``);
+        None for NDJSON."""
         framing = self._pipeline.stages[0]
         return framing.decoder if isinstance(framing, SSEFraming) else None
 

@@ -409,3 +409,51 @@ async def test_max_event_bytes_fails_the_stream_without_reconnecting(h: Harness)
     await h.settled(within=0.3)
     await asyncio.sleep(0.05)
     assert script.requests == 1
+
+
+async def test_a_consumer_that_raises_ends_the_stream_without_reconnecting(h: Harness) -> None:
+    """The consumer's own exception reaches on_error; it is no connection error to retry."""
+    url, script = await h.serve(sse(b"id: 1\ndata: a\n\n", b"id: 2\ndata: b\n\n"), status(204))
+    errors: list[Exception] = []
+    ended = asyncio.Event()
+
+    class Boom(Exception):
+        pass
+
+    def on_next(event: Any) -> None:
+        raise Boom(event.data)
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        ended.set()
+
+    event_source(url, session=h.session, retry_ms=10).subscribe(on_next, on_error, ended.set)
+    await asyncio.wait_for(ended.wait(), TIMEOUT)
+    await asyncio.sleep(0.1)  # a reconnection would come within retry_ms
+    assert len(errors) == 1 and isinstance(errors[0], Boom) and str(errors[0]) == "a"
+    assert script.requests == 1
+
+
+async def test_event_source_bounds_an_endless_line_by_default(h: Harness) -> None:
+    """The same 16 MiB event bound as Client: an endless line fails, it never grows."""
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        piece = b"data: " + b"x" * (1024 * 1024)
+        try:
+            for _ in range(40):  # 40 MiB at most, in one line
+                await response.write(piece)
+                piece = b"x" * (1024 * 1024)
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", endless)
+    server = await h.start(app)
+    events, _ = subscribe(str(server.make_url("/")), h.session, retry_ms=10)
+    await events.wait(within=20)
+    assert len(events.errors) == 1
+    assert type(events.errors[0]).__name__ == "EventTooLarge"
+    assert events.errors[0].limit == 16 * 1024 * 1024  # type: ignore[attr-defined]
