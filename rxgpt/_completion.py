@@ -8,6 +8,7 @@ costs what ``"".join`` over its fragments costs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -158,19 +159,19 @@ class Completion:
 
     def to_openai(self) -> dict[str, Any]:
         """The ``chat.completion`` object the non-streaming OpenAI API would have returned."""
-        from ._shapes import to_openai
+        from ._shape_openai import to_openai
 
         return to_openai(self)
 
     def to_anthropic(self) -> dict[str, Any]:
         """The Anthropic ``message`` object (as the anthropic SDK accumulates it)."""
-        from ._shapes import to_anthropic
+        from ._shape_anthropic import to_anthropic
 
         return to_anthropic(self)
 
     def to_responses(self) -> dict[str, Any]:
         """The OpenAI Responses ``response`` object (as openai-python's helper builds it)."""
-        from ._shapes import to_responses
+        from ._shape_responses import to_responses
 
         return to_responses(self)
 
@@ -307,39 +308,45 @@ class _ChoiceState:
         )
 
     def _parts(self, tools: list[ToolCall]) -> list[ContentPart]:
+        """The choice's content parts in wire order ([] for one undivided message)."""
         undivided = len(self.order) <= 1 and all(t.part < 0 for t in self.tools.values())
         if not self.starts and undivided:
             return []  # one undivided message (OpenAI chat): no parts to describe
         texts = _runs(self.text or [], self.text_runs)
         reasoning = _runs(self.reasoning, self.reasoning_runs)
-        signatures: dict[int, str] = {}
-        for part, value in self.signatures:
-            signatures[part] = value
-        tool_by_part = {
-            state.part: call
-            for state, call in zip(
-                sorted(self.tools.values(), key=lambda t: t.index), tools, strict=True
-            )
-            if state.part >= 0
-        }
+        signatures = dict(self.signatures)  # the last signature of a part wins
+        tool_by_part = self._tool_parts(tools)
         order = dict.fromkeys([*self.starts, *self.order, *tool_by_part])
-        parts = []
-        for part in order:
-            kind, raw = self.starts.get(part, ("", {}))
-            thinking = [reasoning[k] for k in (part * 2, part * 2 + 1) if k in reasoning]
-            parts.append(
-                ContentPart(
-                    part=part,
-                    kind=kind or ("tool_call" if part in tool_by_part else "text"),
-                    raw=raw,
-                    text=texts.get(part),
-                    reasoning="".join(thinking) if thinking else None,
-                    signature=signatures.get(part),
-                    annotations=[a["payload"] for a in self.annotations if a["part"] == part],
-                    tool_call=tool_by_part.get(part),
-                )
-            )
-        return parts
+        return [self._part(part, texts, reasoning, signatures, tool_by_part) for part in order]
+
+    def _tool_parts(self, tools: list[ToolCall]) -> dict[int, ToolCall]:
+        """The built tool calls (``tools``, in index order) that are content parts, by part."""
+        states = sorted(self.tools.values(), key=lambda t: t.index)
+        return {
+            state.part: call for state, call in zip(states, tools, strict=True) if state.part >= 0
+        }
+
+    def _part(
+        self,
+        part: int,
+        texts: dict[int, str],
+        reasoning: dict[int, str],
+        signatures: dict[int, str],
+        tool_by_part: dict[int, ToolCall],
+    ) -> ContentPart:
+        """Content part ``part``, from the joined channels and the tool calls by part."""
+        kind, raw = self.starts.get(part, ("", {}))
+        thinking = [reasoning[k] for k in (part * 2, part * 2 + 1) if k in reasoning]
+        return ContentPart(
+            part=part,
+            kind=kind or ("tool_call" if part in tool_by_part else "text"),
+            raw=raw,
+            text=texts.get(part),
+            reasoning="".join(thinking) if thinking else None,
+            signature=signatures.get(part),
+            annotations=[a["payload"] for a in self.annotations if a["part"] == part],
+            tool_call=tool_by_part.get(part),
+        )
 
 
 class Accumulator:
@@ -432,65 +439,91 @@ class Accumulator:
             add(delta)
 
     def _add_other(self, delta: Delta) -> None:
-        if isinstance(delta, RefusalDelta):
-            c = self._choice(delta.choice)
-            if c.refusal is None:
-                c.refusal = [delta.text]
-            else:
-                c.refusal.append(delta.text)
-        elif isinstance(delta, ReasoningDelta):
-            self._choice(delta.choice).add_reasoning(delta)
-        elif isinstance(delta, RoleDelta):
-            self._choice(delta.choice).role = delta.role
-        elif isinstance(delta, ToolCallStart):
-            tools = self._choice(delta.choice).tools
-            tool = tools.get(delta.index)
-            if tool is None:
-                tool = tools[delta.index] = _ToolState(
-                    delta.index, delta.id, delta.name, delta.type
-                )
-            else:  # never overwrite a known id or name with an empty one
-                tool.id = tool.id or delta.id
-                tool.name = tool.name or delta.name
-            tool.item_id = tool.item_id or delta.item_id
-            if delta.part >= 0:
-                tool.part = delta.part
-        elif isinstance(delta, ToolCallEnd):
-            tool = self._choice(delta.choice).tools.get(delta.index)
-            if tool is not None and delta.arguments is not None:
-                tool.final = delta.arguments
-        elif isinstance(delta, LogprobsDelta):
-            self._logprobs(delta)
-        elif isinstance(delta, FinishDelta):
-            c = self._choice(delta.choice)
-            if c.finish is None:  # a finish is accepted once per choice
-                c.finish = delta.reason
-                c.raw_finish = delta.raw_reason
-        elif isinstance(delta, UsageDelta):
-            self.usage = delta.usage
-        elif isinstance(delta, ResponseInfo):
-            if delta.protocol:
-                self._protocol = delta.protocol
-            if delta.raw:
-                self._info.update(delta.raw)
-            for key in ("id", "model", "created"):
-                value = getattr(delta, key)
-                if value is not None:
-                    self._meta[key] = value
-        elif isinstance(delta, PartStart):
-            c = self._choice(delta.choice)
-            c.starts[delta.part] = (delta.kind, delta.raw)
-            c.order.setdefault(delta.part)
-        elif isinstance(delta, ReasoningSignature):
-            self._choice(delta.choice).signatures.append((delta.part, delta.value))
-        elif isinstance(delta, AnnotationDelta):
-            record = {"kind": delta.kind, "payload": delta.payload, "part": delta.part}
-            if delta.choice is None:
-                self._annotations.append(record)
-            else:
-                self._choice(delta.choice).annotations.append(record)
-        elif isinstance(delta, Heartbeat | ErrorDelta):
-            self.count -= 1  # not content
+        """Fold a delta of any class but the two :meth:`add` takes inline (see _ADDERS)."""
+        adder = _ADDERS.get(delta.__class__)
+        if adder is None:  # a subclass: the adder of its nearest known base, if any
+            adder = next((_ADDERS[cls] for cls in delta.__class__.__mro__ if cls in _ADDERS), None)
+        if adder is not None:
+            adder(self, delta)
+
+    def _add_refusal(self, delta: RefusalDelta) -> None:
+        """A refusal fragment: starts the refusal channel or extends it."""
+        c = self._choice(delta.choice)
+        if c.refusal is None:
+            c.refusal = [delta.text]
+        else:
+            c.refusal.append(delta.text)
+
+    def _add_reasoning(self, delta: ReasoningDelta) -> None:
+        """A reasoning (or reasoning summary) fragment."""
+        self._choice(delta.choice).add_reasoning(delta)
+
+    def _add_role(self, delta: RoleDelta) -> None:
+        """The role of a choice's message (the last one wins)."""
+        self._choice(delta.choice).role = delta.role
+
+    def _add_tool_start(self, delta: ToolCallStart) -> None:
+        """A tool call begins (or a known one gets its id, name, item id or part)."""
+        tools = self._choice(delta.choice).tools
+        tool = tools.get(delta.index)
+        if tool is None:
+            tool = tools[delta.index] = _ToolState(delta.index, delta.id, delta.name, delta.type)
+        else:  # never overwrite a known id or name with an empty one
+            tool.id = tool.id or delta.id
+            tool.name = tool.name or delta.name
+        tool.item_id = tool.item_id or delta.item_id
+        if delta.part >= 0:
+            tool.part = delta.part
+
+    def _add_tool_end(self, delta: ToolCallEnd) -> None:
+        """A tool call ends; its authoritative arguments, if sent, replace the fragments."""
+        tool = self._choice(delta.choice).tools.get(delta.index)
+        if tool is not None and delta.arguments is not None:
+            tool.final = delta.arguments
+
+    def _add_finish(self, delta: FinishDelta) -> None:
+        """A choice's finish reason: the first one is kept."""
+        c = self._choice(delta.choice)
+        if c.finish is None:  # a finish is accepted once per choice
+            c.finish = delta.reason
+            c.raw_finish = delta.raw_reason
+
+    def _add_usage(self, delta: UsageDelta) -> None:
+        """Usage so far: replaces the earlier one."""
+        self.usage = delta.usage
+
+    def _add_info(self, delta: ResponseInfo) -> None:
+        """Response metadata: protocol, top-level fields, and id, model and created."""
+        if delta.protocol:
+            self._protocol = delta.protocol
+        if delta.raw:
+            self._info.update(delta.raw)
+        for key in ("id", "model", "created"):
+            value = getattr(delta, key)
+            if value is not None:
+                self._meta[key] = value
+
+    def _add_part_start(self, delta: PartStart) -> None:
+        """A content part begins: its kind and start payload."""
+        c = self._choice(delta.choice)
+        c.starts[delta.part] = (delta.kind, delta.raw)
+        c.order.setdefault(delta.part)
+
+    def _add_signature(self, delta: ReasoningSignature) -> None:
+        """An opaque reasoning token, kept with its part."""
+        self._choice(delta.choice).signatures.append((delta.part, delta.value))
+
+    def _add_annotation(self, delta: AnnotationDelta) -> None:
+        """An annotation of a choice, or of the whole response (``choice`` None)."""
+        record = {"kind": delta.kind, "payload": delta.payload, "part": delta.part}
+        if delta.choice is None:
+            self._annotations.append(record)
+        else:
+            self._choice(delta.choice).annotations.append(record)
+
+    def _add_no_content(self, delta: Heartbeat | ErrorDelta) -> None:
+        """A heartbeat or error: not content, so not counted."""
+        self.count -= 1
 
     def _logprobs(self, delta: LogprobsDelta) -> None:
         # Same rule as openai-python: the first logprobs object seen is taken as is,
@@ -544,6 +577,26 @@ class Accumulator:
             raw=dict(self._info),
             annotations=list(self._annotations),
         )
+
+
+#: Delta class → the :class:`Accumulator` method that folds it (:meth:`Accumulator.add`
+#: takes TextDelta and ToolCallArguments inline; a class not listed adds nothing).
+_ADDERS: dict[type[Delta], Callable[[Accumulator, Any], None]] = {
+    RefusalDelta: Accumulator._add_refusal,
+    ReasoningDelta: Accumulator._add_reasoning,
+    RoleDelta: Accumulator._add_role,
+    ToolCallStart: Accumulator._add_tool_start,
+    ToolCallEnd: Accumulator._add_tool_end,
+    LogprobsDelta: Accumulator._logprobs,
+    FinishDelta: Accumulator._add_finish,
+    UsageDelta: Accumulator._add_usage,
+    ResponseInfo: Accumulator._add_info,
+    PartStart: Accumulator._add_part_start,
+    ReasoningSignature: Accumulator._add_signature,
+    AnnotationDelta: Accumulator._add_annotation,
+    Heartbeat: Accumulator._add_no_content,
+    ErrorDelta: Accumulator._add_no_content,
+}
 
 
 class Snapshot:

@@ -155,6 +155,10 @@ class PartialJSON:
     ``strict=False`` allows raw control characters inside strings (as ``json.loads``'s
     ``strict`` does). After a :class:`PartialJSONError` every further :meth:`feed` raises it
     again; :meth:`value` keeps returning what was parsed before the error.
+
+    A documented state machine: its state between fragments is one of the ``_S_*``
+    constants below (what may come next) and the stack of open containers; ``_run`` is
+    its transition loop over a fragment.
     """
 
     #: The most characters re-read from one fragment with the next: an escape cut in the

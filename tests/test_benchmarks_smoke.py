@@ -140,7 +140,7 @@ def test_pipeline_every_peer_gets_the_same_answer(loop: asyncio.AbstractEventLoo
         peers.close()
     assert len(case.peers) == 9
     assert_all_ok(case, len(body.events))
-    assert len(bench_pipeline.targets(case)) == 4
+    assert len(bench_pipeline.targets(case)) == 5
     assert "µs/event" in bench_pipeline.pipeline_table(case)
 
 

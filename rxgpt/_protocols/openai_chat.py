@@ -198,11 +198,32 @@ class OpenAIChatDecoder(ProtocolDecoder):
             out.append(ResponseInfo(None, None, None, {"system_fingerprint": self._fingerprint}))
 
     def _delta(self, i: int, delta: dict[str, Any], out: list[Delta]) -> None:
+        """One choice's delta: role, content, refusal, reasoning and tool calls, in order."""
         role = delta.get("role")
         if role and self._roles.get(i) != role:
             self._roles[i] = role
             out.append(RoleDelta(i, role))
         content = delta.get("content")
+        if content is not None:
+            self._content(i, content, out)
+        refusal = delta.get("refusal")
+        if refusal is not None:
+            self._refusal(i, refusal, out)
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is str:
+            out.append(ReasoningDelta(i, reasoning))
+        details = delta.get("reasoning_details")
+        if details:
+            self._reasoning_details(i, details, out)
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            self._tool_calls(i, tool_calls, out)
+        function_call = delta.get("function_call")
+        if function_call:
+            self._tool_calls(i, [{"index": 0, "type": "function", "function": function_call}], out)
+
+    def _content(self, i: int, content: Any, out: list[Delta]) -> None:
+        """A delta's ``content``: text, typed parts, or the first empty string of a choice."""
         if content:
             if content.__class__ is str:
                 out.append(TextDelta(i, content))
@@ -211,29 +232,23 @@ class OpenAIChatDecoder(ProtocolDecoder):
         elif content == "" and i not in self._content_seen:
             self._content_seen.add(i)
             out.append(TextDelta(i, ""))
-        refusal = delta.get("refusal")
+
+    def _refusal(self, i: int, refusal: Any, out: list[Delta]) -> None:
+        """A delta's ``refusal``: a fragment, or the first empty string of a choice."""
         if refusal:
             self._refused.add(i)
             out.append(RefusalDelta(i, refusal))
         elif refusal == "" and i not in self._refusal_seen:
             self._refusal_seen.add(i)
             out.append(RefusalDelta(i, ""))
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning and type(reasoning) is str:
-            out.append(ReasoningDelta(i, reasoning))
-        details = delta.get("reasoning_details")
-        if details:
-            for detail in details:
-                if isinstance(detail, dict) and detail.get("type") != "reasoning.text":
-                    value = detail.get("data") or detail.get("signature") or detail.get("summary")
-                    if isinstance(value, str):
-                        out.append(ReasoningSignature(i, value, str(detail.get("type"))))
-        tool_calls = delta.get("tool_calls")
-        if tool_calls:
-            self._tool_calls(i, tool_calls, out)
-        function_call = delta.get("function_call")
-        if function_call:
-            self._tool_calls(i, [{"index": 0, "type": "function", "function": function_call}], out)
+
+    def _reasoning_details(self, i: int, details: Any, out: list[Delta]) -> None:
+        """OpenRouter's ``reasoning_details``: opaque entries (encrypted, summary) kept."""
+        for detail in details:
+            if isinstance(detail, dict) and detail.get("type") != "reasoning.text":
+                value = detail.get("data") or detail.get("signature") or detail.get("summary")
+                if isinstance(value, str):
+                    out.append(ReasoningSignature(i, value, str(detail.get("type"))))
 
     def _choice_extras(self, i: int, ch: dict[str, Any], out: list[Delta]) -> None:
         """Azure content-filter results and offsets (also on annotation-only chunks)."""
@@ -259,6 +274,7 @@ class OpenAIChatDecoder(ProtocolDecoder):
                         out.append(ReasoningDelta(i, inner["text"]))
 
     def _tool_calls(self, i: int, fragments: list[dict[str, Any]], out: list[Delta]) -> None:
+        """Tool-call fragments of choice ``i``: new calls start, arguments are passed on."""
         calls = self._calls.get(i)
         if calls is None:
             calls = self._calls[i] = _Calls()
@@ -266,32 +282,54 @@ class OpenAIChatDecoder(ProtocolDecoder):
             wire = frag.get("index")
             call_id = frag.get("id")
             function = frag.get("function") or frag.get("custom") or {}
-            index = calls.by_wire.get(wire) if wire is not None else None
-            if wire is None and call_id is None and calls.open:
-                index = calls.open[-1]  # index-less continuation fragment
-            if index is None or (call_id and calls.ids.get(index) not in (None, call_id)):
-                index = calls.next_index
-                calls.next_index += 1
-                if wire is not None:
-                    calls.by_wire[wire] = index
-                calls.ids[index] = call_id
-                calls.open.append(index)
-                out.append(
-                    ToolCallStart(
-                        i,
-                        index,
-                        call_id,
-                        function.get("name") or "",
-                        frag.get("type") or "function",
-                    )
-                )
-            elif call_id and calls.ids.get(index) is None:
-                calls.ids[index] = call_id
+            index = self._continued_call(calls, wire, call_id)
+            if index is None:
+                index = self._start_call(i, calls, wire, call_id, frag, function, out)
             arguments = function.get("arguments")
             if arguments is None:
                 arguments = function.get("input")
             if arguments:
                 out.append(ToolCallArguments(i, index, arguments))
+
+    @staticmethod
+    def _continued_call(calls: _Calls, wire: Any, call_id: Any) -> int | None:
+        """The open call a fragment continues (taking a late id), None if it starts one."""
+        index = calls.by_wire.get(wire) if wire is not None else None
+        if wire is None and call_id is None and calls.open:
+            index = calls.open[-1]  # index-less continuation fragment
+        if index is None or (call_id and calls.ids.get(index) not in (None, call_id)):
+            return None  # new, or a new id at an open index: a new call
+        if call_id and calls.ids.get(index) is None:
+            calls.ids[index] = call_id
+        return index
+
+    @staticmethod
+    def _start_call(
+        i: int,
+        calls: _Calls,
+        wire: Any,
+        call_id: Any,
+        frag: dict[str, Any],
+        function: Any,
+        out: list[Delta],
+    ) -> int:
+        """Open the next call of choice ``i`` for a fragment; returns its neutral index."""
+        index = calls.next_index
+        calls.next_index += 1
+        if wire is not None:
+            calls.by_wire[wire] = index
+        calls.ids[index] = call_id
+        calls.open.append(index)
+        out.append(
+            ToolCallStart(
+                i,
+                index,
+                call_id,
+                function.get("name") or "",
+                frag.get("type") or "function",
+            )
+        )
+        return index
 
     def _finish(self, i: int, raw: str, out: list[Delta]) -> None:
         calls = self._calls.get(i)
