@@ -88,7 +88,8 @@ class HTTPStatusError(RxgptError):
     ) -> None:
         self.status = status
         self.headers: dict[str, str] = {
-            k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in (headers or {}).items()
+            k: ("***" if k.lower() in SENSITIVE_HEADERS else redact(v))
+            for k, v in (headers or {}).items()
         }
         self.error: dict[str, Any] | None = redact_value(error) if error is not None else None
         self.body = redact(body)

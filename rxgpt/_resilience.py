@@ -63,8 +63,11 @@ class Timeouts:
     """Deadlines of one stream, in seconds (None: no limit).
 
     ``connect``: until the response headers arrive; ``first_byte``: from then until the
-    first body byte; ``idle``: the longest time without content (keep-alives do not
-    count); ``total``: the whole stream, retries included.
+    first body byte (and the reading of an error body), ``idle`` when it is None;
+    ``idle``: the longest time without content (keep-alives do not count); ``total``: the
+    whole stream, retries included. The defaults (10 s to connect, 300 s of silence) are
+    in the range of the vendor SDKs' (openai-python and anthropic: 5 s to connect, 600 s
+    to read): a dead connection always ends in :class:`~rxgpt.StreamTimeout`.
     """
 
     connect: float | None = 10.0
@@ -265,7 +268,12 @@ class _Run:
         if attempt != self.attempt or self.finished:
             return
         if kind == "connected":
-            self._arm_phase("first_byte", self.timeouts.first_byte)
+            # Until the first body byte (and while an error body is read), first_byte
+            # applies, else idle: silence after the headers never waits for ever.
+            if self.timeouts.first_byte is not None:
+                self._arm_phase("first_byte", self.timeouts.first_byte)
+            else:
+                self._arm_phase("idle", self.timeouts.idle)
         elif kind == "first_byte":
             self._arm_phase("", None)
             self._arm_idle()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
+import yarl
 from reactivex import abc
 from reactivex.disposable import Disposable
 
@@ -32,6 +33,7 @@ from ._errors import (
 )
 from ._fusion import Batched
 from ._json import dumps, loads
+from ._secrets import SENSITIVE_HEADERS, redact
 
 __all__ = ["error_from_response", "map_exception", "request"]
 
@@ -125,7 +127,8 @@ def request(
             own = session is None
             client = session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
             try:
-                async with client.request(method, url, data=body, headers=send_headers) as resp:
+                opened = await _open(client, method, url, body, send_headers)
+                async with opened as resp:
                     state.response = resp
                     if state.closed:
                         resp.close()
@@ -183,6 +186,41 @@ def request(
         return Disposable(dispose)
 
     return Batched(subscribe, flow=gate)
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 10
+
+
+async def _open(
+    client: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> aiohttp.ClientResponse:
+    """Send the request, following redirects; credentials never leave their origin.
+
+    aiohttp drops only ``Authorization`` on a redirect to another host; rxgpt's providers
+    also authenticate with ``x-api-key``, ``x-goog-api-key`` and ``api-key``. So redirects
+    are followed here: to the same origin as sent, to another origin without any
+    credential header (see ``SENSITIVE_HEADERS``). 307 and 308 keep the method and body;
+    303, and 301/302 after a POST, become a GET without a body (as browsers and httpx do).
+    """
+    for _ in range(_MAX_REDIRECTS + 1):
+        resp = await client.request(method, url, data=body, headers=headers, allow_redirects=False)
+        location = resp.headers.get("Location")
+        if resp.status not in _REDIRECTS or not location:
+            return resp
+        resp.release()
+        target = resp.url.join(yarl.URL(location))
+        if target.origin() != resp.url.origin():
+            headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
+        if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        url = str(target)
+    raise TransportError(f"more than {_MAX_REDIRECTS} redirects from {redact(url)}")
 
 
 class _ConsumerError(Exception):
