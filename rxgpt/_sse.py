@@ -84,7 +84,7 @@ class _Framer:
     """
 
     #: Emit a one-line ``message`` event as its data string alone (see ``_SSEDataDecoder``).
-    _plain: ClassVar[bool] = False
+    _PLAIN: ClassVar[bool] = False
 
     __slots__ = (
         "_data",
@@ -95,6 +95,7 @@ class _Framer:
         "_flush_incomplete",
         "_id_buf",
         "_limit",
+        "_plain",
         "_retry_buf",
         "_skip_lf",
         "_start",
@@ -126,6 +127,7 @@ class _Framer:
         self._id_buf = last_event_id  # last event ID buffer
         self._retry_buf: int | None = None  # this block's retry: field
         self._limit = max_event_bytes
+        self._plain = self._PLAIN  # (an instance slot: read once per chunk, the fastest)
         self._flush_incomplete = flush_incomplete
         self._unframed_size = 0
         #: The last event ID string: committed at every blank line, even if nothing fires.
@@ -195,23 +197,44 @@ class _Framer:
         else:
             text = "\n\n" + text
         # The text now starts at an event boundary. Split it where a one-line `data:` event
-        # can begin: every part but the last is whole; of the last, what precedes its last
-        # blank line (the rest is an event still arriving, kept for the next chunk).
-        parts = text.split("\n\ndata: ")
-        last = parts.pop()
-        end = last.rfind("\n\n")
-        if not parts:  # no `data:` block begins here: the per-line path
-            if end > 2:
-                self._blocks(last[2:end], out, comments)
-            rest = last[end + 2 :]
+        # can begin (parts[0] is what comes before the first): all up to the last blank
+        # line is whole; the rest is an event still arriving, kept for the next chunk.
+        if text[-2:] == "\n\n":  # the read ended at an event boundary (the common case)
+            parts = text[:-2].split("\n\ndata: ")
+            rest = ""
         else:
-            if end >= 0:
+            parts = text.split("\n\ndata: ")
+            last = parts.pop()
+            # (str.rfind searches byte by byte: ask the fast forward search first)
+            end = last.rfind("\n\n") if "\n\n" in last else -1
+            if not parts:  # no `data:` block begins here: `last` is the whole text
+                parts = [last[:end]]
+                rest = last[end + 2 :]
+            elif end >= 0:
                 parts.append(last[:end])
                 rest = last[end + 2 :]
             else:
                 rest = "data: " + last
-            limit = self._limit
-            self._events(parts, limit is not None and len(text) > limit >> 2, out, comments)
+        head = parts[0]
+        if len(head) > 2:  # blocks before the first `data:` block (head starts with \n\n)
+            self._blocks(head[2:], out, comments)
+        # The fast path, the only one: a part without a line break is a one-line
+        # `data:` event, which costs one slice and one tuple (its data string alone for
+        # the data-only decoder). A chunk so big that one of its events could pass the
+        # size limit takes the per-line path, where the limit is checked.
+        limit = self._limit
+        big = limit is not None and len(text) > limit >> 2
+        plain = self._plain
+        last_id = self._id_buf
+        for part in parts[1:]:
+            if big or "\n" in part:
+                self._blocks("data: " + part, out, comments)
+                last_id = self._id_buf
+            elif plain:
+                out.append(part)
+            else:
+                out.append(_new(ServerSentEvent, ("message", part, last_id, None)))
+        self.last_event_id = last_id
         if rest:
             self._rest(rest, out, comments)
         return out
@@ -244,29 +267,6 @@ class _Framer:
                 text = text[1:]
         return text
 
-    def _events(self, parts: list[str], big: bool, out: list[Any], comments: bool) -> None:
-        """Dispatch the whole blocks of ``parts``: the text split at ``"\n\ndata: "``.
-
-        The fast path: a part without a line break is a one-line ``data:`` event, which
-        costs one slice and one tuple. A chunk so ``big`` that an event in it could pass
-        the size limit takes the per-line path, where the limit is checked.
-        """
-        head = parts[0]
-        if len(head) > 2:  # blocks before the first `data: ` block (head starts with \n\n)
-            self._blocks(head[2:], out, comments)
-        plain = self._plain
-        last_id = self._id_buf
-        append = out.append
-        for part in parts[1:]:
-            if big or "\n" in part:
-                self._blocks("data: " + part, out, comments)
-                last_id = self._id_buf
-            elif plain:
-                append(part)
-            else:
-                append(_new(ServerSentEvent, ("message", part, last_id, None)))
-        self.last_event_id = last_id
-
     def _blocks(self, text: str, out: list[Any], comments: bool) -> None:
         """Run the per-line algorithm over whole blocks, each ended by a blank line."""
         for block in text.split("\n\n"):
@@ -275,6 +275,9 @@ class _Framer:
 
     def _rest(self, text: str, out: list[Any], comments: bool) -> None:
         """The text after the last blank line: whole lines of an event, then the tail."""
+        if "\n" not in text:  # only the start of an event's first line (the common case)
+            self._grow_tail(text, out)
+            return
         lines = text.split("\n")
         tail = lines.pop()
         if lines:
@@ -383,7 +386,7 @@ class _SSEDataDecoder(_Framer):
     :class:`ServerSentEvent`. Ids are kept as usual.
     """
 
-    _plain = True
+    _PLAIN = True
     __slots__ = ()
 
     def feed(self, data: bytes, comments: bool = False) -> list[str | ServerSentEvent | Comment]:
