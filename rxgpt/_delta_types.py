@@ -16,7 +16,16 @@ from typing import Any
 from . import _deltas
 from ._deltas import Delta, Usage
 
-__all__ = ["check_delta"]
+__all__ = ["MAX_CHOICES", "MAX_TOOL_CALLS", "check_delta"]
+
+#: The most choices one stream may have (OpenAI's own limit on ``n``): memory stays bounded
+#: when a hostile server invents a new choice index per chunk.
+MAX_CHOICES = 128
+#: The most tool calls one choice may have, for the same reason.
+MAX_TOOL_CALLS = 1024
+
+#: Integer fields that number things a stream keeps state for, and their bounds.
+_BOUNDS = {"choice": MAX_CHOICES, "index": MAX_TOOL_CALLS}
 
 
 def _accepted(hint: Any) -> tuple[type, ...] | None:
@@ -59,7 +68,9 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
 def check_delta(delta: Delta | Usage) -> None:
     """Raise TypeError naming the field when ``delta`` holds a value of the wrong type.
 
-    The class must be one the annotation names exactly (``True`` is not an ``int`` here).
+    The class must be one the annotation names exactly (``True`` is not an ``int`` here);
+    a choice number must be below :data:`MAX_CHOICES`, a tool call's below
+    :data:`MAX_TOOL_CALLS` (ValueError otherwise).
     """
     for name, accepted in _FIELDS[delta.__class__]:
         value = getattr(delta, name)
@@ -70,3 +81,6 @@ def check_delta(delta: Delta | Usage) -> None:
             )
         if value.__class__ is Usage:
             check_delta(value)
+        bound = _BOUNDS.get(name)
+        if bound is not None and value.__class__ is int and not 0 <= value < bound:
+            raise ValueError(f"{type(delta).__name__}.{name} is {value}, not in 0..{bound - 1}")

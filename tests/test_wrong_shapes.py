@@ -76,3 +76,26 @@ async def test_a_wrong_shape_is_a_decode_error_with_index_raw_and_partial(
     assert error.partial is not None and error.partial.text == "Hello"
     assert error.partial.state == "error"
     await h.settled(within=0.5)
+
+
+async def test_a_new_choice_index_per_chunk_stops_at_the_cap(h: Harness) -> None:
+    """100k choice indices must not become 100k choices in memory: past 128, a DecodeError."""
+    chunks = b"".join(raw_chunk(base(index=n)) for n in range(100_000))
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for start in range(0, len(chunks), 64 * 1024):
+                await response.write(chunks[start : start + 64 * 1024])
+            await response.write_eof()
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client stopped reading: expected
+        return response
+
+    url, _ = await h.serve(answer)
+    error = await failure(chat(h.client(url)))
+    assert isinstance(error, DecodeError), repr(error)
+    assert error.index == 128 and "0..127" in str(error)
+    assert error.partial is not None and len(error.partial.choices) == 128

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._delta_types import MAX_CHOICES
 from .._deltas import (
     AnnotationDelta,
     Delta,
@@ -136,6 +137,7 @@ class OpenAIChatDecoder(ProtocolDecoder):
                                 content
                                 and content.__class__ is str
                                 and index.__class__ is int
+                                and 0 <= index < MAX_CHOICES
                                 and not chunk.get("usage")
                             ):
                                 text = new(text_delta)
