@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from ._client import Client
 from ._completion import Completion
@@ -27,15 +27,45 @@ from ._secrets import redact
 __all__ = ["main"]
 
 
+def _port(text: str) -> int:
+    """A TCP port number (0 picks a free one), for argparse."""
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number, zero or more, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a user's mistake reported as one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: MESSAGE`` and exit 2, without the usage block."""
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     """The command-line parser of ``rxgpt chat`` and ``rxgpt serve``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rxgpt", description="Stream LLM answers through a reactive pipeline."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"rxgpt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     chat = commands.add_parser("chat", help="stream one answer to the terminal")
-    chat.add_argument("prompt", help="the user message")
+    chat.add_argument("prompt", help="the user message ('-' reads it from stdin)")
     chat.add_argument(
         "--provider",
         default="openai",
@@ -56,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the embedded OpenAI-compatible server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--tokens", type=int, default=64, help="tokens per answer")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--tokens", type=_count, default=64, help="tokens per answer")
     serve.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token")
     serve.add_argument("--itl-ms", type=float, default=0.0, help="inter-token latency")
     serve.add_argument("--api-key", default=None, help="require this API key")
@@ -127,7 +157,8 @@ def _messages(args: argparse.Namespace) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": args.prompt})
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    messages.append({"role": "user", "content": prompt})
     return messages
 
 
@@ -153,7 +184,10 @@ async def _chat(args: argparse.Namespace) -> int:
     """Run ``rxgpt chat``: stream one answer to the printer, logger and metrics."""
     messages = _messages(args)
     params = _body_params(args)
-    log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
+    try:
+        log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
+    except OSError as error:
+        raise SystemExit(f"rxgpt chat: cannot write the log {args.log}: {error.strerror}") from None
     try:
         async with (
             _target(args) as (base_url, api_key, model),
@@ -182,7 +216,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Run ``rxgpt serve``: the embedded server, with ``--fault`` defaults, until Ctrl+C."""
-    from .mock import MockConfig, run_server
+    from .mock import FaultOptions, MockConfig, run_server
 
     faults: dict[str, Any] = {}
     for item in args.fault:
@@ -200,8 +234,18 @@ def _serve(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         faults=faults,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        run_server(args.host, args.port, config)
+    try:
+        FaultOptions.parse(faults)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"rxgpt serve: --fault: {error}") from None
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_server(args.host, args.port, config)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SystemExit(
+            f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}"
+        ) from None
     return 0
 
 

@@ -53,14 +53,18 @@ class TextPrinter(Observer[Delta]):
         super().__init__()
         self._file = file
         self._choice = choice
+        self._printed = False  # some text is on the line: end it at the end of the stream
 
     def _on_next_core(self, value: Delta) -> None:
         if type(value) is TextDelta and value.choice == self._choice and value.text:
             self._file.write(value.text)
             self._file.flush()
+            self._printed = True
 
     def _on_error_core(self, error: Exception) -> None:
-        self._file.write("\n")
+        if self._printed:  # no stray blank line before an error message
+            self._file.write("\n")
+            self._file.flush()
 
     def _on_completed_core(self) -> None:
         self._file.write("\n")

@@ -11,6 +11,7 @@ errors here, at one boundary, for the request and for the body alike.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -331,6 +332,10 @@ def map_exception(error: BaseException, url: str, *, mid_body: bool = False) -> 
     """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return StreamTimeout("connect", 0)
+    if isinstance(error, aiohttp.ClientConnectorError) and not mid_body:
+        code = error.os_error.errno
+        reason = (os.strerror(code) if code else str(error.os_error)).lower()
+        return TransportError(f"cannot connect to {url}: {reason}")
     if isinstance(error, aiohttp.ClientPayloadError):
         return StreamInterrupted(f"the connection broke mid-body: {error}")
     if isinstance(error, aiohttp.ServerDisconnectedError | ConnectionResetError):
