@@ -56,9 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     """The command-line parser of ``rxgpt chat`` and ``rxgpt serve``."""
-    parser = _Parser(
-        prog="rxgpt", description="Stream LLM answers through a reactive pipeline."
-    )
+    parser = _Parser(prog="rxgpt", description="Stream LLM answers through a reactive pipeline.")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"rxgpt {__version__}")
@@ -124,7 +122,13 @@ async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[str | None, s
     from .mock import MockConfig, MockServer
 
     async with MockServer(MockConfig(itl_ms=8, ttft_ms=40)) as server:
-        yield provider.base_url_at(server.url), _EMBEDDED_KEY, args.model or _EMBEDDED_MODEL
+        url = provider.base_url_at(server.url)
+        names = " / ".join((*provider.base_url_env[:1], *provider.api_key_env[:1]))
+        sys.stderr.write(
+            f"rxgpt: no API configured: talking to the embedded server at {url} "
+            f"(set {names}, or pass --base-url and --api-key, for a real API)\n"
+        )
+        yield url, _EMBEDDED_KEY, args.model or _EMBEDDED_MODEL
 
 
 def _summary(metrics: StreamMetrics, completion: Completion) -> str:

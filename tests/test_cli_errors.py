@@ -88,3 +88,21 @@ def test_the_prompt_can_come_from_stdin() -> None:
         return str(json.loads(done.stdout)["choices"][0]["message"]["content"])
 
     assert text(piped) == text(given) != text(other)  # the embedded server is deterministic
+
+
+def test_the_embedded_server_is_announced_with_how_to_use_a_real_api() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "rxgpt", "chat", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    notice = done.stderr.strip().splitlines()
+    assert len(notice) == 1 and "embedded server at http://127.0.0.1:" in notice[0]
+    assert "OPENAI_BASE_URL" in notice[0] and "OPENAI_API_KEY" in notice[0]
+    assert "state complete" in done.stdout
