@@ -17,9 +17,11 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import IO, Any, NoReturn
 
+from ._chat_stream import ChatStream
 from ._client import Client
 from ._completion import Completion
-from ._errors import RxgptError
+from ._deltas import Delta
+from ._errors import RxgptError, StreamCancelled
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, Provider, get_provider
 from ._secrets import redact
@@ -175,6 +177,44 @@ def _body_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+class _PipePrinter(TextPrinter):
+    """The live text printer; when stdout is closed (``| head``) it stops the stream."""
+
+    closed = False
+
+    def __init__(self, file: IO[str], stream: ChatStream) -> None:
+        super().__init__(file)
+        self._stream = stream
+
+    def _on_next_core(self, value: Delta) -> None:
+        if _PipePrinter.closed:
+            return
+        try:
+            super()._on_next_core(value)
+        except BrokenPipeError:
+            _PipePrinter.closed = True
+            self._stream.cancel()
+
+    def _on_error_core(self, error: Exception) -> None:
+        if not _PipePrinter.closed:
+            with contextlib.suppress(BrokenPipeError):
+                super()._on_error_core(error)
+
+    def _on_completed_core(self) -> None:
+        if not _PipePrinter.closed:
+            try:
+                super()._on_completed_core()
+            except BrokenPipeError:
+                _PipePrinter.closed = True
+
+
+def _closed_pipe() -> int:
+    """Exit as a program whose stdout was closed does: quietly, status 128 + SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe
+    return 141
+
+
 def _report_error(error: RxgptError, as_json: bool) -> int:
     """Print a stream's typed error (and with ``--json`` its partial result); exit code 1."""
     sys.stdout.flush()
@@ -203,15 +243,25 @@ async def _chat(args: argparse.Namespace) -> int:
             if log_file is not None:
                 stream.subscribe(DeltaLogger(log_file))
             if not args.json:
-                stream.subscribe(TextPrinter(sys.stdout))
+                stream.subscribe(_PipePrinter(sys.stdout, stream))
             try:
                 completion = await stream.completion()
+            except BrokenPipeError:
+                return _closed_pipe()
             except RxgptError as error:
+                if isinstance(error, StreamCancelled) and _PipePrinter.closed:
+                    return _closed_pipe()
                 return _report_error(error, args.json)
-        if args.json:
-            print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
-        else:
-            _print_summary(_summary(metrics, completion), sys.stdout)
+        if _PipePrinter.closed:
+            return _closed_pipe()
+        try:
+            if args.json:
+                print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
+            else:
+                _print_summary(_summary(metrics, completion), sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _closed_pipe()
         return 0
     finally:
         if log_file is not None:

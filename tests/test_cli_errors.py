@@ -106,3 +106,25 @@ def test_the_embedded_server_is_announced_with_how_to_use_a_real_api() -> None:
     assert len(notice) == 1 and "embedded server at http://127.0.0.1:" in notice[0]
     assert "OPENAI_BASE_URL" in notice[0] and "OPENAI_API_KEY" in notice[0]
     assert "state complete" in done.stdout
+
+
+def test_output_piped_into_head_ends_quietly_with_the_closed_pipe_status() -> None:
+    """``rxgpt chat ... | head -c 20``: no "subscriber raised", no traceback, status 141."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rxgpt", "chat", "hi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.read(20)  # what `head -c 20` takes, then it closes the pipe
+    process.stdout.close()
+    try:
+        status = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert len(first) == 20
+    assert status == 141, stderr
+    assert "Traceback" not in stderr and "subscriber raised" not in stderr
