@@ -61,21 +61,20 @@ class Accumulation:
     def feed(self, batch: list[Delta]) -> list[Completion]:
         """Fold a read's deltas in."""
         error = add_batch(self.acc, batch)
-        if error is not None:
-            self.end = End(error)
-            if not self.raise_errors:
-                return [partial_completion(self.acc, error)]
-            partial_completion(self.acc, error)
-        return []
+        return [] if error is None else self._fail(error)
 
     def close(self, end: End) -> list[Completion]:
         """The result: complete, or the partial one (attached to the error, or emitted)."""
         if end.error is None:
             self.end = End()
             return [self.acc.completion("complete")]
-        partial = partial_completion(self.acc, end.error)
+        return self._fail(end.error)
+
+    def _fail(self, error: Exception) -> list[Completion]:
+        """End with the partial result: attached to ``error`` (raised on), or emitted."""
+        partial = partial_completion(self.acc, error)
         if self.raise_errors:
-            self.end = End(end.error)
+            self.end = End(error)
             return []
         self.end = End()
         return [partial]

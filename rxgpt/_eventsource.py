@@ -23,14 +23,12 @@ import aiohttp
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
+from ._client import DEFAULT_MAX_EVENT_BYTES
 from ._errors import TransportError
 from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import request
 
 __all__ = ["event_source"]
-
-#: The default bound on one event, as for :class:`~rxgpt.Client`.
-_DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 def event_source(
@@ -43,7 +41,7 @@ def event_source(
     last_event_id: str = "",
     retry_ms: int = 3000,
     max_reconnects: int | None = 10,
-    max_event_bytes: int | None = _DEFAULT_MAX_EVENT_BYTES,
+    max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
 ) -> Observable[ServerSentEvent]:
     """An observable of a server's events that reconnects (opt-in resumable streams).
 
@@ -58,9 +56,16 @@ def event_source(
         observer: abc.ObserverBase[ServerSentEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         run = _Reconnecting(
-            observer, url, method, json, dict(headers or {}), session, retry_ms, max_reconnects
+            observer,
+            url,
+            method,
+            json,
+            dict(headers or {}),
+            session,
+            retry_ms,
+            max_reconnects,
+            max_event_bytes,
         )
-        run.max_event_bytes = max_event_bytes
         run.connect(last_event_id)
         return Disposable(run.dispose)
 
@@ -80,6 +85,7 @@ class _Reconnecting:
         session: aiohttp.ClientSession | None,
         retry_ms: int,
         max_reconnects: int | None,
+        max_event_bytes: int | None,
     ) -> None:
         self.observer = observer
         self.url = url
@@ -89,7 +95,7 @@ class _Reconnecting:
         self.session = session
         self.retry_ms = retry_ms
         self.max_reconnects = max_reconnects
-        self.max_event_bytes: int | None = None
+        self.max_event_bytes = max_event_bytes
         self.connection = SerialDisposable()
         self.timer: asyncio.TimerHandle | None = None
         self.failures = 0  # connections in a row that gave no event

@@ -73,7 +73,7 @@ class NDJSONFraming:
         """Split a read's chunks into the lines they completed."""
         try:
             if len(batch) == 1:
-                return list(self.decoder.feed(batch[0]))
+                return self.decoder.feed(batch[0])
             return [line for chunk in batch for line in self.decoder.feed(chunk)]
         except EventTooLarge as exc:
             self.end = End(exc)
