@@ -3,7 +3,9 @@
 Stated once for every path: a stream is complete when its protocol's end signal arrived
 (the done marker for the protocols that have one, their own end event for the others), or
 when the protocol allows the body to end now (Gemini, after every candidate's finish
-reason); otherwise it was truncated. An error document sent outside the SSE framing (see
+reason; OpenAI without ``[DONE]``, after every choice's finish reason, as openai-python,
+the Vercel AI SDK and LiteLLM accept it, unless ``require_done``); otherwise it was
+truncated. An error document sent outside the SSE framing (see
 ``ProtocolDecoder.unframed_errors``) is the provider's error, and says so.
 """
 
@@ -16,14 +18,15 @@ from ._fusion import End
 from ._json import JSONDecodeError, loads
 from ._protocols import ProtocolDecoder
 
-__all__ = ["body_end"]
+__all__ = ["body_end", "marker_missing"]
 
 
-def body_end(decoder: ProtocolDecoder, end: End) -> Exception | None:
+def body_end(decoder: ProtocolDecoder, end: End, *, require_done: bool = False) -> Exception | None:
     """The stream's outcome when its payloads ended as ``end`` says: None when complete.
 
     A :class:`~rxgpt.MissingDone` from the payload stage means the body ended cleanly
-    without the marker: whether that is complete is the protocol's call.
+    without the marker: complete when every choice had finished (``decoder.eof_ok``),
+    unless ``require_done``.
     """
     error = end.error
     if error is not None and not isinstance(error, MissingDone):
@@ -33,12 +36,19 @@ def body_end(decoder: ProtocolDecoder, end: End) -> Exception | None:
         if unframed is not None:
             return unframed
     if decoder.has_done_marker:
+        if marker_missing(decoder, end) and not end.cut and decoder.eof_ok and not require_done:
+            return None  # every choice finished, at an event boundary: only the marker is missing
         return error  # the marker came (or the payload stage was told there is none)
     if decoder.eof_ok:
         return None
     return StreamInterrupted(
         f"the {decoder.protocol} body ended before its end signal{end.message}"
     )
+
+
+def marker_missing(decoder: ProtocolDecoder, end: End) -> bool:
+    """The body ended cleanly without the done marker of a protocol that has one."""
+    return decoder.has_done_marker and isinstance(end.error, MissingDone)
 
 
 def _unframed_error(text: str, index: int | None) -> RxgptError | None:

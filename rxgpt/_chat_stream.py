@@ -49,10 +49,16 @@ class ChatStream:
         heartbeats: bool = False,
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
+        require_done: bool = False,
     ) -> None:
         self.protocol = protocol
         self._flow = FlowControl()
-        decode = decode_stream(protocol, heartbeats=heartbeats, max_event_bytes=max_event_bytes)
+        decode = decode_stream(
+            protocol,
+            heartbeats=heartbeats,
+            max_event_bytes=max_event_bytes,
+            require_done=require_done,
+        )
 
         def attempt(progress: Progress) -> Observable[Delta]:
             return decode(make_source(self._flow, progress))

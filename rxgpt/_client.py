@@ -61,7 +61,9 @@ class Client:
 
     ``timeouts`` and ``retry`` apply to every call unless the call overrides them;
     omitted, they are ``Timeouts()`` and ``Retry()``; ``None`` means no deadlines, or no
-    retries (one attempt).
+    retries (one attempt). A body that ends without ``data: [DONE]`` after every choice's
+    finish reason is complete (``completion.end_marker`` is False), as in openai-python;
+    ``require_done=True`` makes it a :class:`~rxgpt.MissingDone` error.
 
     Use as ``async with rxgpt.Client(...) as client:`` (or call :meth:`aclose`). The
     connection pool is created on first use, inside the running loop. Once closed, the
@@ -80,8 +82,11 @@ class Client:
         max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
         timeouts: Timeouts | UseClientDefault | None = USE_CLIENT_DEFAULT,
         retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        require_done: bool = False,
     ) -> None:
         self.provider = get_provider(provider)
+        #: Every call fails on a body without ``data: [DONE]``, unless the call says.
+        self.require_done = require_done
         #: The deadlines of every call (None: none), unless a call gives its own.
         self.timeouts: Timeouts | None = _or_default(timeouts, Timeouts())
         #: The retry policy of every call (None: one attempt), unless a call gives its own.
@@ -160,6 +165,7 @@ class Client:
         protocol: str | None = None,
         timeouts: Timeouts | UseClientDefault | None = USE_CLIENT_DEFAULT,
         retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        require_done: bool | UseClientDefault = USE_CLIENT_DEFAULT,
         **params: Any,
     ) -> ChatStream:
         """Prepare a streamed answer to ``messages`` (sent when the stream starts).
@@ -167,8 +173,9 @@ class Client:
         Extra keyword ``params`` go into the request body as given (``temperature``,
         ``tools``, ``stream_options``...). ``replay`` is the late-subscriber policy;
         ``protocol`` overrides the decoder chosen by the provider. ``max_event_bytes``,
-        ``timeouts`` and ``retry`` default to the client's; an explicit ``None`` turns
-        them off for this call (no size limit, no deadlines, a single attempt).
+        ``timeouts``, ``retry`` and ``require_done`` default to the client's; an explicit
+        ``None`` turns the first three off for this call (no size limit, no deadlines, a
+        single attempt).
 
         Raises:
             ClientClosedError: the client was closed (also raised by the stream if the
@@ -196,4 +203,5 @@ class Client:
             heartbeats=heartbeats,
             timeouts=_or_default(timeouts, self.timeouts),
             retry=_or_default(retry, self.retry),
+            require_done=_or_default(require_done, self.require_done),
         )

@@ -19,6 +19,7 @@ from ._deltas import (
     FinishDelta,
     Heartbeat,
     LogprobsDelta,
+    MissingEndMarker,
     PartStart,
     ReasoningDelta,
     ReasoningSignature,
@@ -141,6 +142,9 @@ class Completion:
     deltas: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    #: False when the body ended without its ``data: [DONE]`` marker, after every choice
+    #: had finished (accepted: see :class:`~rxgpt.MissingEndMarker`).
+    end_marker: bool = True
 
     @property
     def text(self) -> str:
@@ -364,6 +368,7 @@ class Accumulator:
         "_meta",
         "_protocol",
         "count",
+        "end_marker",
         "usage",
     )
 
@@ -376,6 +381,8 @@ class Accumulator:
         self._annotations: list[dict[str, Any]] = []
         self.usage: Usage | None = None
         self.count = 0
+        #: False once a :class:`~rxgpt.MissingEndMarker` was added.
+        self.end_marker = True
 
     def _choice(self, index: int) -> _ChoiceState:
         state = self._choices.get(index)
@@ -525,6 +532,11 @@ class Accumulator:
         """A heartbeat or error: not content, so not counted."""
         self.count -= 1
 
+    def _add_missing_marker(self, delta: MissingEndMarker) -> None:
+        """The body ended without its end marker (accepted): not content either."""
+        self.end_marker = False
+        self.count -= 1
+
     def _logprobs(self, delta: LogprobsDelta) -> None:
         # Same rule as openai-python: the first logprobs object seen is taken as is,
         # later ones extend its lists.
@@ -576,6 +588,7 @@ class Accumulator:
             deltas=self.count,
             raw=dict(self._info),
             annotations=list(self._annotations),
+            end_marker=self.end_marker,
         )
 
 
@@ -595,6 +608,7 @@ _ADDERS: dict[type[Delta], Callable[[Accumulator, Any], None]] = {
     ReasoningSignature: Accumulator._add_signature,
     AnnotationDelta: Accumulator._add_annotation,
     Heartbeat: Accumulator._add_no_content,
+    MissingEndMarker: Accumulator._add_missing_marker,
     ErrorDelta: Accumulator._add_no_content,
 }
 

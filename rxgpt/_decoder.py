@@ -24,6 +24,7 @@ def stream_specs(
     heartbeats: bool = False,
     max_event_bytes: int | None = None,
     flush_incomplete: bool = False,
+    require_done: bool = False,
 ) -> tuple[StageSpec, ...]:
     """The stages that decode ``protocol``'s body: framing, payload, deltas."""
     cls = decoder_class(protocol)
@@ -33,7 +34,7 @@ def stream_specs(
     else:
         framing = SSESpec(heartbeats, max_event_bytes, flush_incomplete)
     done = DONE if cls.has_done_marker else None
-    return (framing, PayloadSpec(done), DeltasSpec(protocol))
+    return (framing, PayloadSpec(done), DeltasSpec(protocol, require_done))
 
 
 class StreamDecoder:
@@ -42,10 +43,11 @@ class StreamDecoder:
     ``protocol`` picks the provider decoder and its framing (see :data:`PROTOCOLS`).
     ``heartbeats=True`` turns SSE comments into :class:`~rxgpt.Heartbeat` deltas;
     ``flush_incomplete=True`` accepts a final event whose blank line never came, if its
-    data is JSON (for servers that omit it). As in h11, :meth:`feed` never loses what it
-    decoded: when a chunk also held something bad, it returns the good deltas and sets
-    :attr:`error`; :attr:`done` becomes True at the protocol's end signal. Either way the
-    decoder then takes nothing more. :meth:`close` marks the end of the body.
+    data is JSON (for servers that omit it); ``require_done=True`` rejects an OpenAI body
+    that ends without ``[DONE]`` even after every finish reason. As in h11, :meth:`feed`
+    never loses what it decoded: when a chunk also held something bad, it returns the good
+    deltas and sets :attr:`error`; :attr:`done` becomes True at the protocol's end signal.
+    Either way the decoder then takes nothing more. :meth:`close` marks the end of the body.
     """
 
     __slots__ = ("_pipeline", "protocol")
@@ -57,6 +59,7 @@ class StreamDecoder:
         max_event_bytes: int | None = None,
         heartbeats: bool = False,
         flush_incomplete: bool = False,
+        require_done: bool = False,
     ) -> None:
         self.protocol = protocol
         specs = stream_specs(
@@ -64,6 +67,7 @@ class StreamDecoder:
             heartbeats=heartbeats,
             max_event_bytes=max_event_bytes,
             flush_incomplete=flush_incomplete,
+            require_done=require_done,
         )
         self._pipeline = Pipeline.of(specs)
 

@@ -24,6 +24,7 @@ __all__ = [
     "FinishDelta",
     "Heartbeat",
     "LogprobsDelta",
+    "MissingEndMarker",
     "PartStart",
     "ReasoningDelta",
     "ReasoningSignature",
@@ -283,6 +284,19 @@ class Heartbeat(Delta):
     """A keep-alive (SSE comment, Anthropic ping): the connection lives, no progress."""
 
     comment: str = ""
+
+
+@dataclass(slots=True)
+class MissingEndMarker(Delta):
+    """The body ended cleanly after every choice's finish reason, without ``data: [DONE]``.
+
+    Many OpenAI-compatible servers omit the marker, and openai-python, the Vercel AI SDK
+    and LiteLLM accept such a stream: so does rxgpt (the last delta of the stream; the
+    result says ``end_marker=False``). ``require_done=True`` makes it a
+    :class:`~rxgpt.MissingDone` error instead.
+    """
+
+    marker: str = "[DONE]"
 
 
 def delta_to_dict(delta: Delta) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._body_end import body_end
-from ._deltas import Delta, ErrorDelta
+from ._body_end import body_end, marker_missing
+from ._deltas import Delta, ErrorDelta, MissingEndMarker
 from ._errors import DecodeError, RxgptError, StreamError
 from ._fusion import End, StageSpec
 from ._json import dumps
@@ -30,10 +30,12 @@ def error_delta(error: StreamError) -> ErrorDelta:
 class DeltaExtractor:
     """Stage: payloads → deltas for ``protocol``; ends at its end event or the body's end."""
 
-    __slots__ = ("_feed_many", "decoder", "end", "fed")
+    __slots__ = ("_feed_many", "decoder", "end", "fed", "require_done")
 
-    def __init__(self, protocol: str = "openai-chat") -> None:
+    def __init__(self, protocol: str = "openai-chat", *, require_done: bool = False) -> None:
         self.decoder: ProtocolDecoder = get_decoder(protocol)
+        #: A body that ends without the done marker fails, even after every finish reason.
+        self.require_done = require_done
         self._feed_many = self.decoder.feed_many
         self.end: End | None = None
         #: Payloads fed so far (heartbeats included): the index of a bad payload.
@@ -69,8 +71,10 @@ class DeltaExtractor:
     def close(self, end: End) -> list[Delta]:
         """The payloads ended: complete, truncated, or failed (see ``body_end``)."""
         out: list[Delta] = []
-        error = body_end(self.decoder, end)
+        error = body_end(self.decoder, end, require_done=self.require_done)
         if error is None:
+            if marker_missing(self.decoder, end):  # accepted without the marker: say so
+                out.append(MissingEndMarker())
             self.end = End(events=end.events)
         else:
             self._fail(error, out)
@@ -87,7 +91,8 @@ class DeltasSpec:
     """:func:`~rxgpt.extract_deltas` in a chain."""
 
     protocol: str = "openai-chat"
+    require_done: bool = False
 
     def build(self, downstream: StageSpec | None) -> DeltaExtractor:
         """A delta stage."""
-        return DeltaExtractor(self.protocol)
+        return DeltaExtractor(self.protocol, require_done=self.require_done)

@@ -56,7 +56,8 @@ class SSEFraming:
     def close(self, end: End) -> list[Any]:
         """The body ended: flush the last event on request; pass on the unframed text."""
         frames = self.decoder.close(flush=self._flush and end.error is None)
-        self.end = end._replace(unframed="\n".join(self.decoder.unframed))
+        decoder = self.decoder
+        self.end = end._replace(unframed="\n".join(decoder.unframed), cut=decoder.cut)
         return list(frames)
 
 

@@ -56,6 +56,8 @@ class End(NamedTuple):
     unframed: str = ""
     #: How many payloads (events, lines) were decoded, when known.
     events: int | None = None
+    #: The body ended inside a frame, which the framing discarded (not a clean end).
+    cut: bool = False
 
     @property
     def message(self) -> str:

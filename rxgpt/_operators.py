@@ -88,17 +88,22 @@ def decode_json(*, done: str | None = DONE) -> Operator[Any, Any]:
     return lambda source: chain(source, spec)
 
 
-def extract_deltas(protocol: str = "openai-chat") -> Operator[Any, Delta]:
+def extract_deltas(
+    protocol: str = "openai-chat", *, require_done: bool = False
+) -> Operator[Any, Delta]:
     """Turn parsed payloads of ``protocol`` into neutral :class:`~rxgpt.Delta` items.
 
     Heartbeats (:class:`~rxgpt.Comment`) become :class:`~rxgpt.Heartbeat` deltas.
     Protocols whose end is an event of their own (Anthropic ``message_stop``...) complete
     when it arrives; at the end of the body a stream that may not end there fails with
-    :class:`~rxgpt.StreamInterrupted`. An in-band error is emitted as an
-    :class:`~rxgpt.ErrorDelta` before the stream fails with :class:`~rxgpt.StreamError`.
+    :class:`~rxgpt.StreamInterrupted`. An OpenAI body that ends without ``[DONE]`` after
+    every choice's finish reason completes with a :class:`~rxgpt.MissingEndMarker` last
+    (``require_done=True``: it fails with :class:`~rxgpt.MissingDone`). An in-band error
+    is emitted as an :class:`~rxgpt.ErrorDelta` before the stream fails with
+    :class:`~rxgpt.StreamError`.
     """
     decoder_class(protocol)  # fail fast on an unknown name
-    spec = DeltasSpec(protocol)
+    spec = DeltasSpec(protocol, require_done)
     return lambda source: chain(source, spec)
 
 
@@ -108,6 +113,7 @@ def decode_stream(
     heartbeats: bool = False,
     max_event_bytes: int | None = None,
     flush_incomplete: bool = False,
+    require_done: bool = False,
 ) -> Operator[bytes, Delta]:
     """The framing, payload and delta stages of ``protocol`` in one operator.
 
@@ -119,6 +125,7 @@ def decode_stream(
         heartbeats=heartbeats,
         max_event_bytes=max_event_bytes,
         flush_incomplete=flush_incomplete,
+        require_done=require_done,
     )
 
     def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:

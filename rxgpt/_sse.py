@@ -103,6 +103,7 @@ class _Framer:
         "_tail_size",
         "_unframed_size",
         "comments",
+        "cut",
         "last_event_id",
         "retry",
         "unframed",
@@ -139,6 +140,8 @@ class _Framer:
         #: Lines the algorithm ignores (unknown field names: text outside the framing), in
         #: order, up to 64 KiB: an error document some servers send instead of events.
         self.unframed: list[str] = []
+        #: Set by :meth:`close`: the body ended inside an event, which was discarded.
+        self.cut = False
 
     def close(self, *, flush: bool = False) -> list[ServerSentEvent]:
         """Mark the end of the stream; the unterminated event is discarded.
@@ -159,6 +162,8 @@ class _Framer:
             if self._data:
                 self._dispatch(out)
                 out = [IncompleteEvent(*event) for event in out]
+        else:
+            self.cut = bool(self._data) or any(self._tail)
         self._tail = []
         self._data = []
         return out

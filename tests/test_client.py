@@ -663,6 +663,7 @@ async def test_cancel_before_start_sends_no_request(
 FAULTS = [
     pytest.param({"garbage_at": 3}, DecodeError, "".join(WORDS[:2]), "error", id="garbage_at"),
     pytest.param({"error_at": 4}, StreamError, "".join(WORDS[:3]), "error", id="error_at"),
+    # (without [DONE] a stream is complete after its finish reason: strict mode here)
     pytest.param({"no_done": True}, StreamInterrupted, TEXT, "truncated", id="no_done"),
     pytest.param(
         {"drop_after": 6}, StreamInterrupted, "".join(WORDS[:5]), "truncated", id="drop_after"
@@ -681,7 +682,7 @@ async def test_faults_give_typed_errors_with_partial_from_completion(
     partial_text: str,
     state: str,
 ) -> None:
-    stream = chat(client, mock=fault, **ONE_ATTEMPT)
+    stream = chat(client, mock=fault, require_done="no_done" in fault, **ONE_ATTEMPT)
     with pytest.raises(RxgptError) as info:
         await asyncio.wait_for(stream.completion(), TIMEOUT)
     error = info.value
@@ -707,7 +708,7 @@ async def test_faults_give_typed_errors_from_async_for(
     partial_text: str,
     state: str,
 ) -> None:
-    stream = chat(client, mock=fault, **ONE_ATTEMPT)
+    stream = chat(client, mock=fault, require_done="no_done" in fault, **ONE_ATTEMPT)
     got: list[Delta] = []
     with pytest.raises(error_type) as info:
         async with asyncio.timeout(TIMEOUT):

@@ -97,7 +97,12 @@ async def test_failure_leaks_nothing_and_the_single_connection_slot_is_free(
 ) -> None:
     h.limit = 1
     server, seen = await h.mock(tokens=TOKENS)
-    client = h.client(server.base_url, timeouts=Timeouts(idle=0.2), max_event_bytes=64 * 1024)
+    client = h.client(
+        server.base_url,
+        timeouts=Timeouts(idle=0.2),
+        max_event_bytes=64 * 1024,
+        require_done="no_done" in fault,  # (else a stream without [DONE] is complete)
+    )
     stream = chat(client, mock=fault)
     with pytest.raises(RxgptError) as info:
         await asyncio.wait_for(stream.completion(), TIMEOUT)

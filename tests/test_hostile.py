@@ -371,6 +371,8 @@ PROVIDERS = [
 async def test_no_end_signal_is_stream_interrupted_on_every_protocol(
     h: Harness, provider: str, suffix: str
 ) -> None:
+    # Strict mode: without it an OpenAI body missing only [DONE] is complete (see
+    # test_missing_done.py); the other protocols' end events are never optional.
     server, _ = await h.mock(tokens=TOKENS)
     client = Client(
         server.url + suffix,
@@ -378,6 +380,7 @@ async def test_no_end_signal_is_stream_interrupted_on_every_protocol(
         provider=provider,
         session=h.session,
         retry=Retry(attempts=1),
+        require_done=True,
     )
     complete = await asyncio.wait_for(chat(client).completion(), TIMEOUT)
     assert complete.state == "complete" and complete.text

@@ -96,15 +96,30 @@ def sse_body(*chunks: Any, done: bool = True) -> bytes:
     return body + (b"data: [DONE]\n\n" if done else b"")
 
 
-def staged() -> tuple[Any, ...]:
-    return (parse_sse(), decode_json(), extract_deltas("openai-chat"))
+def staged(require_done: bool = False) -> tuple[Any, ...]:
+    return (parse_sse(), decode_json(), extract_deltas("openai-chat", require_done=require_done))
 
 
-def fused() -> tuple[Any, ...]:
-    return (decode_stream("openai-chat"),)
+def fused(require_done: bool = False) -> tuple[Any, ...]:
+    return (decode_stream("openai-chat", require_done=require_done),)
 
 
 PIPELINES = {"staged": staged, "fused": fused}
+
+
+def all_finished(blocks: list[bytes]) -> bool:
+    """Every choice the raw blocks carry has a finish reason (no rxgpt code)."""
+    seen: set[int] = set()
+    finished: set[int] = set()
+    for block in blocks:
+        data = block.decode().removeprefix("data: ").strip()
+        if data == "[DONE]":
+            continue
+        for ch in json.loads(data).get("choices") or []:
+            seen.add(ch.get("index", 0))
+            if ch.get("finish_reason"):
+                finished.add(ch.get("index", 0))
+    return bool(seen) and seen <= finished
 
 
 def events_of(body: bytes) -> list[bytes]:
@@ -779,8 +794,8 @@ def test_snapshots_attach_partial_on_error() -> None:
 TEXT_STOP = (RECORDED / "text_stop.sse").read_bytes()
 
 
-def _complete(chunks: list[bytes], pipeline: str) -> Result:
-    return feed(chunks, *PIPELINES[pipeline](), accumulate())
+def _complete(chunks: list[bytes], pipeline: str, *, require_done: bool = False) -> Result:
+    return feed(chunks, *PIPELINES[pipeline](require_done), accumulate())
 
 
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
@@ -875,16 +890,30 @@ def test_body_cut_in_half_in_the_middle_of_an_event(pipeline: str) -> None:
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
 @pytest.mark.parametrize("name", ["text_stop.sse", "tool_calls_parallel.sse", "n3_choices.sse"])
 def test_every_cut_point_is_truncated_with_the_text_so_far(pipeline: str, name: str) -> None:
+    # A cut mid-event, or at a boundary before every choice has finished, is truncated;
+    # at a boundary after every finish reason the stream is complete, without the marker
+    # (as openai-python takes it), unless require_done.
     body = (RECORDED / name).read_bytes()
     blocks = events_of(body)
     offset = 0
+    completes = 0
     for k, block in enumerate(blocks):
         expected = "".join(content_of(b) for b in blocks[:k])
         # at the boundary, and in the middle of the event (its JSON is incomplete there)
         for cut in (offset, offset + len(block) // 2):
-            _assert_truncated(_complete([body[:cut]], pipeline), expected, k)
+            result = _complete([body[:cut]], pipeline)
+            if cut == offset and all_finished(blocks[:k]):
+                completes += 1
+                [completion] = result.ok()
+                assert completion.state == "complete" and not completion.end_marker
+                assert completion.text == expected
+            else:
+                _assert_truncated(result, expected, k)
+            strict = _complete([body[:cut]], pipeline, require_done=True)
+            _assert_truncated(strict, expected, k)
         offset += len(block)
     assert offset == len(body)
+    assert completes >= 1  # the cut just before [DONE], at least
 
 
 def _summary(result: Result) -> tuple[Any, ...]:
@@ -924,13 +953,13 @@ def test_missing_final_blank_line_same_in_fused_and_staged(name: str, flush: boo
             staged_result = _summary(run_([body[:cut]], "staged"))
             fused_result = _summary(run_([body[:cut]], "fused"))
             assert fused_result == staged_result, (cut, body[:cut][-40:])
-            if block == b"data: [DONE]\n\n":
-                assert staged_result[:2] == (
-                    ("completed", "complete") if flush else (MissingDone, "truncated")
-                )
+            kept = blocks[: k + 1] if flush else blocks[:k]
+            if flush and (block == b"data: [DONE]\n\n" or all_finished(kept)):
+                # the last event flushed, every choice finished: complete, with or
+                # without the marker (dropped instead, it is a cut: truncated)
+                assert staged_result[:2] == ("completed", "complete")
             else:
                 assert staged_result[:2] == (MissingDone, "truncated")
-                kept = blocks[: k + 1] if flush else blocks[:k]
                 text = "".join(content_of(b) for b in kept)
                 choices = staged_result[2]["choices"]
                 assert len(choices) == (1 if kept else 0)
@@ -953,7 +982,7 @@ def test_flush_incomplete_discards_a_cut_off_event_as_truncation(pipeline: str) 
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
 def test_cut_just_before_done_keeps_everything_but_is_truncated(pipeline: str) -> None:
     body = TEXT_STOP[: TEXT_STOP.rindex(b"data: [DONE]")]
-    result = _complete([body], pipeline)
+    result = _complete([body], pipeline, require_done=True)
     error = result.error
     assert isinstance(error, StreamInterrupted)
     assert error.partial is not None

@@ -168,6 +168,16 @@ def chunkings(body: bytes, seed: int) -> list[list[bytes]]:
     return [[body], [body[i : i + 1] for i in range(len(body))], randomly]
 
 
+def _cut_after_every_finish(reference: Outcome, result: Completion | None) -> bool:
+    described = reference[2]
+    return (
+        described is not None
+        and described[0] == "MissingDone"
+        and result is not None
+        and not result.end_marker
+    )
+
+
 def check(body: bytes, protocol: str, seed: int = 0, *, unframed: bool = False) -> Outcome:
     """Every path at every chunking gives the outcome of the staged chain on the whole.
 
@@ -181,6 +191,14 @@ def check(body: bytes, protocol: str, seed: int = 0, *, unframed: bool = False) 
             got = path(chunks, protocol)
             assert got == reference, (path.__name__, len(chunks))
         deltas, result, error = unfused(chunks, protocol)
+        if _cut_after_every_finish(reference, result):
+            # The body ended inside an event after every finish reason: only chained
+            # stages see the framing's cut (truncated); the unchained ones see a body
+            # without [DONE] (complete, end_marker False). The same content either way.
+            assert deltas[:-1] == reference[0]
+            assert result is not None and reference[2] is not None
+            assert reference[2][2].text == result.text
+            continue
         if unframed:
             assert deltas == reference[0][:-1]  # all but the ErrorDelta
             assert error is not None and reference[2] is not None

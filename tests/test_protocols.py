@@ -108,16 +108,26 @@ class Outcome:
     deltas: list[Delta] = field(default_factory=list)
 
 
-def _stages(protocol: str, mode: str, *, heartbeats: bool, flush_incomplete: bool) -> tuple:
+def _stages(
+    protocol: str, mode: str, *, heartbeats: bool, flush_incomplete: bool, require_done: bool
+) -> tuple:
     if mode == "fused":
-        return (decode_stream(protocol, heartbeats=heartbeats, flush_incomplete=flush_incomplete),)
+        return (
+            decode_stream(
+                protocol,
+                heartbeats=heartbeats,
+                flush_incomplete=flush_incomplete,
+                require_done=require_done,
+            ),
+        )
+    extract = extract_deltas(protocol, require_done=require_done)
     if protocol == "ollama":
-        return (parse_ndjson(), decode_json(done=None), extract_deltas(protocol))
+        return (parse_ndjson(), decode_json(done=None), extract)
     sse = parse_sse(heartbeats=heartbeats, flush_incomplete=flush_incomplete)
     if mode == "staged-none":
-        return (sse, decode_json(done=None), extract_deltas(protocol))
+        return (sse, decode_json(done=None), extract)
     # "staged": decode_json's default marker, which protocols without one must tolerate
-    return (sse, decode_json(), extract_deltas(protocol))
+    return (sse, decode_json(), extract)
 
 
 def _modes(protocol: str) -> list[str]:
@@ -133,9 +143,16 @@ def run(
     *,
     heartbeats: bool = False,
     flush_incomplete: bool = False,
+    require_done: bool = False,
 ) -> Outcome:
     """Push ``chunks`` through one pipeline and ``accumulate``."""
-    stages = _stages(protocol, mode, heartbeats=heartbeats, flush_incomplete=flush_incomplete)
+    stages = _stages(
+        protocol,
+        mode,
+        heartbeats=heartbeats,
+        flush_incomplete=flush_incomplete,
+        require_done=require_done,
+    )
     deltas: list[Delta] = []
     results: list[Completion] = []
     errors: list[Exception] = []
@@ -525,11 +542,13 @@ def test_heartbeats_survive_any_split(points: list[int]) -> None:
 
 @pytest.mark.parametrize("name", COMPLETE)
 def test_cut_before_the_end_signal_is_truncated(name: str) -> None:
+    # (strict: without it an OpenAI body that lacks only [DONE] is complete, see
+    # test_missing_done.py)
     body = _body(name)
     cut = body.index(END_SIGNAL[name])
     full = _reference(name)[0]
     for mode in _modes(PROTOCOL[name]):
-        outcome = run([body[:cut]], PROTOCOL[name], mode)
+        outcome = run([body[:cut]], PROTOCOL[name], mode, require_done=True)
         assert isinstance(outcome.error, StreamInterrupted), (mode, outcome.error)
         assert outcome.result.state == "truncated"
         assert outcome.error.partial is outcome.result
@@ -551,7 +570,7 @@ def test_any_cut_before_the_last_signal_is_truncated_with_a_prefix(
         cut = body.rfind(b"\n", 0, cut) + 1
     full = _reference(name)[0]
     for mode in _modes(PROTOCOL[name]):
-        outcome = run([body[:cut]], PROTOCOL[name], mode)
+        outcome = run([body[:cut]], PROTOCOL[name], mode, require_done=True)
         assert isinstance(outcome.error, StreamInterrupted), (mode, outcome.error)
         assert outcome.result.state == "truncated"
         for choice in outcome.result.choices:

@@ -75,7 +75,9 @@ class OpenAIChatDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Chat Completions chunks into deltas.
 
     Call :meth:`feed` with each parsed chunk (a dict) and a list to append deltas to.
-    ``ended`` is always False: this protocol ends with ``[DONE]``, outside the JSON.
+    ``ended`` is always False: this protocol ends with ``[DONE]``, outside the JSON;
+    ``eof_ok`` says every choice seen has its finish reason (a body may then end without
+    the marker, see :func:`~rxgpt._body_end.body_end`).
     """
 
     protocol = "openai-chat"
@@ -85,10 +87,12 @@ class OpenAIChatDecoder(ProtocolDecoder):
         "_calls",
         "_content_seen",
         "_fingerprint",
+        "_finished",
         "_info",
         "_refusal_seen",
         "_refused",
         "_roles",
+        "_seen",
     )
 
     def __init__(self) -> None:
@@ -100,6 +104,13 @@ class OpenAIChatDecoder(ProtocolDecoder):
         self._refusal_seen: set[int] = set()
         self._refused: set[int] = set()  # choices with a non-empty refusal
         self._calls: dict[int, _Calls] = {}
+        self._seen: set[int] = set()  # every valid choice index met
+        self._finished: set[Any] = set()  # the choices with a finish reason
+
+    @property
+    def eof_ok(self) -> bool:
+        """Every choice seen has finished: the body may end without ``[DONE]``."""
+        return bool(self._seen) and self._seen <= self._finished
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out`` (see :meth:`feed_many`)."""
@@ -116,6 +127,7 @@ class OpenAIChatDecoder(ProtocolDecoder):
         # slot stores, which costs about half of calling the dataclass (its __init__ is a
         # Python function); the result is the same object as TextDelta(index, content).
         new, text_delta = object.__new__, TextDelta
+        seen = self._seen
         chunk = None
         try:
             for chunk in chunks:
@@ -137,7 +149,7 @@ class OpenAIChatDecoder(ProtocolDecoder):
                                 content
                                 and content.__class__ is str
                                 and index.__class__ is int
-                                and 0 <= index < MAX_CHOICES
+                                and index in seen  # a valid choice met before
                                 and not chunk.get("usage")
                             ):
                                 text = new(text_delta)
@@ -156,8 +168,11 @@ class OpenAIChatDecoder(ProtocolDecoder):
         if not self._info or chunk.get("system_fingerprint") != self._fingerprint:
             self._response_info(chunk, out)
         if choices:
+            seen = self._seen
             for ch in choices:
                 i = ch.get("index", 0)
+                if i.__class__ is int and 0 <= i < MAX_CHOICES:
+                    seen.add(i)  # (any other index fails check_delta with its deltas)
                 delta = ch.get("delta")
                 if delta:
                     self._delta(i, delta, out)
@@ -343,3 +358,4 @@ class OpenAIChatDecoder(ProtocolDecoder):
         if reason == "stop" and i in self._refused:
             reason = "refusal"
         out.append(FinishDelta(i, reason, raw))
+        self._finished.add(i)

@@ -31,12 +31,18 @@ class OpenAICompletionsDecoder(ProtocolDecoder):
     protocol = "openai-completions"
     has_done_marker = True
 
-    __slots__ = ("_info", "_seen")
+    __slots__ = ("_finished", "_info", "_seen")
 
     def __init__(self) -> None:
         super().__init__()
         self._info = False
         self._seen: set[int] = set()
+        self._finished: set[int] = set()
+
+    @property
+    def eof_ok(self) -> bool:
+        """Every choice seen has finished: the body may end without ``[DONE]``."""
+        return bool(self._seen) and self._seen <= self._finished
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
@@ -61,6 +67,7 @@ class OpenAICompletionsDecoder(ProtocolDecoder):
             finish = choice.get("finish_reason")
             if finish:
                 out.append(FinishDelta(i, normalize_finish_reason(finish), finish))
+                self._finished.add(i)
         usage = chunk.get("usage")
         if usage:
             out.append(UsageDelta(openai_usage(usage)))
