@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint serve clean
+.PHONY: run test bench bench-update lint serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# `make bench` writes its report and plot to benchmarks/results/ (untracked): a fresh
+# clone's tracked files stay unchanged. `make bench-update` refreshes the committed ones.
+BENCH_OUT := benchmarks/results
 bench: $(STAMP)
-	$(PY) -m benchmarks --report docs/benchmark-latest.md
+	mkdir -p $(BENCH_OUT)
+	$(PY) -m benchmarks --report $(BENCH_OUT)/benchmark-latest.md --plot $(BENCH_OUT)/performance.png
+
+bench-update: $(STAMP)
+	$(PY) -m benchmarks --report docs/benchmark-latest.md --plot docs/performance.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rxgpt tests benchmarks

@@ -14,6 +14,7 @@ Options:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -26,36 +27,23 @@ from .common import SCHEMA_VERSION, BenchResult, format_targets, machine_info, p
 __all__ = ["BENCHMARKS", "create_parser", "main"]
 
 
-def _sse(quick: bool) -> BenchResult:
-    from . import bench_sse
+def _runner(module: str) -> Callable[[bool], BenchResult]:
+    """The ``run(quick)`` of ``benchmarks.<module>``, imported only when it runs."""
 
-    return bench_sse.run(quick)
+    def run(quick: bool) -> BenchResult:
+        result: BenchResult = importlib.import_module(f".{module}", __package__).run(quick)
+        return result
 
-
-def _pipeline(quick: bool) -> BenchResult:
-    from . import bench_pipeline
-
-    return bench_pipeline.run(quick)
-
-
-def _e2e(quick: bool) -> BenchResult:
-    from . import bench_e2e
-
-    return bench_e2e.run(quick)
-
-
-def _accumulate(quick: bool) -> BenchResult:
-    from . import bench_accumulate
-
-    return bench_accumulate.run(quick)
+    return run
 
 
 #: Benchmark name → runner, in the order they run.
 BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
-    "sse": _sse,
-    "pipeline": _pipeline,
-    "e2e": _e2e,
-    "accumulate": _accumulate,
+    "sse": _runner("bench_sse"),
+    "pipeline": _runner("bench_pipeline"),
+    "e2e": _runner("bench_e2e"),
+    "accumulate": _runner("bench_accumulate"),
+    "scale": _runner("bench_scale"),
 }
 
 
@@ -78,13 +66,14 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report",
         metavar="FILE",
-        help="also write the Markdown report to FILE (make bench: docs/benchmark-latest.md)",
+        help="also write the Markdown report to FILE (make bench: benchmarks/results/...)",
     )
     plot = parser.add_mutually_exclusive_group()
     plot.add_argument(
         "--plot",
         metavar="FILE",
-        help="draw the SSE plot here (default docs/performance.png, on unless --quick)",
+        help="draw the SSE plot here (default benchmarks/results/performance.png, on unless "
+        "--quick)",
     )
     plot.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     parser.add_argument(

@@ -15,7 +15,9 @@ from .common import Case
 __all__ = ["DEFAULT_PATH", "plot_sse"]
 
 #: Where ``python -m benchmarks`` writes the plot unless told otherwise.
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "performance.png"
+#: Where a run draws its plot: the untracked results folder (``make bench-update`` draws
+#: the committed docs/performance.png instead).
+DEFAULT_PATH = Path(__file__).resolve().parent / "results" / "performance.png"
 
 
 def plot_sse(cases: list[Case], path: Path, *, title: str = "") -> Path:

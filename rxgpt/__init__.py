@@ -49,6 +49,7 @@ from ._errors import (
     EventTooLarge,
     HTTPStatusError,
     LateSubscriberError,
+    MissingAPIKeyError,
     MissingDone,
     RateLimitError,
     RxgptError,
@@ -56,6 +57,7 @@ from ._errors import (
     StreamError,
     StreamInterrupted,
     StreamTimeout,
+    StreamTooLong,
     TransportError,
 )
 from ._eventsource import event_source
@@ -77,7 +79,7 @@ from ._providers import PROVIDERS, Provider
 from ._recording import record, replay
 from ._resilience import Retry, Timeouts
 from ._sse import Comment, IncompleteEvent, ServerSentEvent, SSEDecoder
-from ._transport import request
+from ._transport import pool_tracing, request
 
 __version__ = "0.1.0"
 
@@ -110,6 +112,7 @@ __all__ = [
     "IncompleteLine",
     "LateSubscriberError",
     "LogprobsDelta",
+    "MissingAPIKeyError",
     "MissingDone",
     "MissingEndMarker",
     "ObservableIterator",
@@ -135,6 +138,7 @@ __all__ = [
     "StreamInterrupted",
     "StreamMetrics",
     "StreamTimeout",
+    "StreamTooLong",
     "TextDelta",
     "TextPrinter",
     "Timeouts",
@@ -154,6 +158,7 @@ __all__ = [
     "parse_ndjson",
     "parse_partial",
     "parse_sse",
+    "pool_tracing",
     "record",
     "replay",
     "request",

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
+from ._disposable import Disposer
 from ._fusion import Batched, subscribe_batches
 
 __all__ = ["FlowControl", "ObservableIterator", "from_async_iterable", "to_async_iterable"]
@@ -194,6 +194,6 @@ def from_async_iterable(iterable: AsyncIterable[_T]) -> Observable[_T]:
         def dispose() -> None:
             task.cancel()
 
-        return Disposable(dispose)
+        return Disposer(dispose)
 
     return Observable(subscribe)

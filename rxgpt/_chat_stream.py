@@ -19,13 +19,20 @@ from ._accumulate import add_batch, partial_completion
 from ._aio import FlowControl, ObservableIterator
 from ._completion import Accumulator, Completion
 from ._deltas import Delta, TextDelta
-from ._errors import StreamCancelled
+from ._errors import StreamCancelled, StreamTooLong
 from ._fanout import Fanout, ReplayPolicy
 from ._fusion import subscribe_batches
 from ._operators import decode_stream
+from ._replay import DeltaLog
 from ._resilience import Progress, Retry, Timeouts, resilient
 
-__all__ = ["ChatStream"]
+__all__ = ["DEFAULT_MAX_DELTAS", "ChatStream"]
+
+#: The most deltas one stream may carry (heartbeats included): the per-stream memory bound.
+#: A stream keeps its deltas for late subscribers (``replay="all"``) and for its result,
+#: about 100-200 bytes each, so the default bounds an endless stream at some 100 MB, far
+#: above real answers (a 128k-token answer is about 128k deltas).
+DEFAULT_MAX_DELTAS = 1_000_000
 
 
 class ChatStream:
@@ -37,6 +44,9 @@ class ChatStream:
       cancelling the task cancels the request.
     - ``await stream.completion()`` / ``await stream.text()``: the final result; errors are
       raised with ``error.partial`` holding what arrived before them.
+
+    Memory is bounded per stream: past ``max_deltas`` deltas (None: no bound) the stream
+    ends with :class:`~rxgpt.StreamTooLong` and the partial.
     """
 
     def __init__(
@@ -50,8 +60,11 @@ class ChatStream:
         timeouts: Timeouts | None = None,
         retry: Retry | None = None,
         require_done: bool = False,
+        max_deltas: int | None = DEFAULT_MAX_DELTAS,
     ) -> None:
         self.protocol = protocol
+        self._max_deltas = max_deltas if max_deltas is not None else -1
+        self._received = 0  # deltas so far, heartbeats included
         self._flow = FlowControl()
         decode = decode_stream(
             protocol,
@@ -66,7 +79,9 @@ class ChatStream:
         # One push per network read: the accumulator takes each read's deltas at once,
         # other subscribers get them one by one.
         deltas = resilient(attempt, timeouts=timeouts, retry=retry, flow=self._flow)
-        self._fanout: Fanout[Delta] = Fanout(deltas, replay=replay)
+        # replay="all" keeps the deltas compactly (no GC-tracked object per event)
+        log = DeltaLog() if replay == "all" else replay
+        self._fanout: Fanout[Delta] = Fanout(deltas, replay=log)
         self._acc = Accumulator(protocol)
         self._result: Completion | None = None
         self._error: BaseException | None = None
@@ -143,6 +158,9 @@ class ChatStream:
         # The stream's own accumulator is never detached like a faulty subscriber: a
         # delta it cannot take ends the stream with a typed error.
         error = add_batch(self._acc, batch)
+        self._received += len(batch)
+        if error is None and self._received > self._max_deltas >= 0:
+            error = StreamTooLong(self._received, self._max_deltas)
         if error is not None:
             self._flow.abort()
             self._fanout.dispose(error)

@@ -24,6 +24,7 @@ from ._deltas import Delta
 from ._errors import RxgptError, StreamCancelled
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, Provider, get_provider
+from ._resilience import Retry, Timeouts
 from ._secrets import redact
 
 __all__ = ["main"]
@@ -35,6 +36,50 @@ def _port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
     return value
+
+
+def _seconds(text: str) -> float | None:
+    """A duration in seconds (``0`` or ``none``: no limit), for argparse."""
+    if text.lower() in ("0", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _temperature(text: str) -> float:
+    """A sampling temperature, 0 to 2, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 2")
+    return value
+
+
+def _base_url_help() -> str:
+    """``--base-url``'s help: each provider's variable, in the vendor's convention."""
+    names = ", ".join(
+        f"{p.base_url_env[0]} ({name})"
+        for name, p in sorted(PROVIDERS.items())
+        if name in ("openai", "anthropic", "gemini", "ollama")
+    )
+    return f"API base URL (default: the provider's variable: {names}; else the embedded server)"
+
+
+def _api_key_help() -> str:
+    """``--api-key``'s help: each hosted provider's variable."""
+    names = ", ".join(
+        f"{p.api_key_env[0]} ({name})"
+        for name, p in sorted(PROVIDERS.items())
+        if p.api_key_env and name in ("openai", "anthropic", "gemini")
+    )
+    return f"API key (default: the provider's variable: {names})"
 
 
 def _count(text: str) -> int:
@@ -72,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(PROVIDERS),
         help="the API to talk to (default: openai chat completions)",
     )
-    chat.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or embedded)")
-    chat.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
+    chat.add_argument("--base-url", help=_base_url_help())
+    chat.add_argument("--api-key", help=_api_key_help())
     chat.add_argument(
         "--model", default=None, help="model name (default: rxgpt-mock / gpt-4o-mini)"
     )
@@ -82,7 +127,46 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--json", action="store_true", help="print only the final completion (OpenAI shape)"
     )
-    chat.add_argument("--max-tokens", type=int, default=None, help="cap the answer length")
+    chat.add_argument("--max-tokens", type=_count, default=None, help="cap the answer length")
+    chat.add_argument("--temperature", type=_temperature, default=None, help="0 to 2")
+    chat.add_argument(
+        "--tools",
+        metavar="FILE",
+        help="a JSON file of tool definitions, in the provider's format (tool calls are shown)",
+    )
+    chat.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for the response headers (default 10; 0: none)",
+    )
+    chat.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="S",
+        help="seconds without a token before giving up (default 300; 0: none)",
+    )
+    chat.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds for the whole answer (default: none)",
+    )
+    chat.add_argument(
+        "--retries",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="retries of a failed request before any token arrived (default 2)",
+    )
+    chat.add_argument(
+        "--require-done",
+        action="store_true",
+        help="treat a stream without its end marker (data: [DONE]) as truncated",
+    )
 
     serve = commands.add_parser("serve", help="run the embedded OpenAI-compatible server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -139,7 +223,7 @@ def _summary(metrics: StreamMetrics, completion: Completion) -> str:
     if metrics.ttft is not None:
         parts.append(f"ttft {metrics.ttft * 1000:.1f} ms")
     parts.append(f"{metrics.deltas} deltas")
-    tokens = metrics.output_tokens if metrics.output_tokens is not None else metrics.text_deltas
+    tokens = metrics.output_tokens if metrics.output_tokens is not None else metrics.output_deltas
     parts.append(f"{tokens} tokens")
     if metrics.tokens_per_second is not None:
         parts.append(f"{metrics.tokens_per_second:.1f} tokens/s")
@@ -169,12 +253,36 @@ def _messages(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _body_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The provider's request-body parameters for ``--max-tokens`` and usage reporting."""
+    """The provider's request-body parameters: ``--max-tokens``, ``--temperature``,
+    ``--tools`` and usage reporting."""
     provider = get_provider(args.provider)
-    params = provider.usage_params()
-    if args.max_tokens is not None:
-        params.update(provider.limit_params(args.max_tokens))
+    params = provider.body_params(
+        max_tokens=args.max_tokens, temperature=getattr(args, "temperature", None)
+    )
+    tools = getattr(args, "tools", None)
+    if tools:
+        params["tools"] = _read_tools(tools)
     return params
+
+
+def _read_tools(path: str) -> Any:
+    """The tool definitions in the JSON file ``path`` (a list), or a one-line exit."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            tools = json.load(file)
+    except OSError as error:
+        raise SystemExit(f"rxgpt chat: cannot read --tools {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise SystemExit(f"rxgpt chat: --tools {path} is not JSON: {error}") from None
+    if not isinstance(tools, list):
+        raise SystemExit(f"rxgpt chat: --tools {path} must hold a JSON list of tools")
+    return tools
+
+
+def _policies(args: argparse.Namespace) -> tuple[Timeouts, Retry]:
+    """The deadlines and retry policy of ``--*-timeout`` and ``--retries``."""
+    timeouts = Timeouts(connect=args.connect_timeout, idle=args.idle_timeout, total=args.timeout)
+    return timeouts, Retry(attempts=args.retries + 1)
 
 
 class _PipePrinter(TextPrinter):
@@ -215,12 +323,14 @@ def _closed_pipe() -> int:
     return 141
 
 
-def _report_error(error: RxgptError, as_json: bool) -> int:
-    """Print a stream's typed error (and with ``--json`` its partial result); exit code 1."""
+def _report_error(error: RxgptError) -> int:
+    """Print a stream's typed error as one line on stderr; exit code 1.
+
+    Nothing goes to stdout: with ``--json`` a failure prints no completion (a partial one
+    would pass for a real answer); in text mode what arrived is already printed.
+    """
     sys.stdout.flush()
     sys.stderr.write(f"rxgpt: {type(error).__name__}: {redact(str(error))}\n")
-    if as_json and error.partial is not None:
-        print(json.dumps(error.partial.to_openai(), ensure_ascii=False, indent=2))
     return 1
 
 
@@ -228,6 +338,7 @@ async def _chat(args: argparse.Namespace) -> int:
     """Run ``rxgpt chat``: stream one answer to the printer, logger and metrics."""
     messages = _messages(args)
     params = _body_params(args)
+    timeouts, retry = _policies(args)
     try:
         log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
     except OSError as error:
@@ -235,9 +346,19 @@ async def _chat(args: argparse.Namespace) -> int:
     try:
         async with (
             _target(args) as (base_url, api_key, model),
-            Client(base_url=base_url, api_key=api_key, provider=args.provider) as client,
+            Client(
+                base_url=base_url,
+                api_key=api_key,
+                provider=args.provider,
+                timeouts=timeouts,
+                retry=retry,
+                require_done=args.require_done,
+            ) as client,
         ):
-            stream = client.chat(model=model, messages=messages, **params)
+            try:
+                stream = client.chat(model=model, messages=messages, **params)
+            except RxgptError as error:  # no key for a hosted API: before any request
+                return _report_error(error)
             metrics = StreamMetrics()
             stream.subscribe(metrics)
             if log_file is not None:
@@ -251,7 +372,7 @@ async def _chat(args: argparse.Namespace) -> int:
             except RxgptError as error:
                 if isinstance(error, StreamCancelled) and _PipePrinter.closed:
                     return _closed_pipe()
-                return _report_error(error, args.json)
+                return _report_error(error)
         if _PipePrinter.closed:
             return _closed_pipe()
         try:

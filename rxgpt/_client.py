@@ -12,19 +12,23 @@ import aiohttp
 from reactivex import Observable
 
 from ._aio import FlowControl
-from ._chat_stream import ChatStream
-from ._errors import ClientClosedError
+from ._chat_stream import DEFAULT_MAX_DELTAS, ChatStream
+from ._errors import ClientClosedError, MissingAPIKeyError
 from ._fanout import ReplayPolicy
 from ._providers import get_provider
 from ._resilience import Progress, Retry, Timeouts
 from ._secrets import register_secret
-from ._transport import request
+from ._transport import pool_tracing, request
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "USE_CLIENT_DEFAULT", "Client"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_POOL_LIMIT", "USE_CLIENT_DEFAULT", "Client"]
 
 #: The client's default bound on one event (or line): memory stays bounded against a
 #: hostile server. Pass ``max_event_bytes=None`` for no limit.
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+#: The most connections a Client's own pool opens at once (each stream holds one). More
+#: streams wait for a free connection; that wait is not part of the connect deadline. The
+#: process's open-file limit (``ulimit -n``) must allow as many sockets.
+DEFAULT_POOL_LIMIT = 4096
 
 
 class UseClientDefault:
@@ -65,6 +69,17 @@ class Client:
     finish reason is complete (``completion.end_marker`` is False), as in openai-python;
     ``require_done=True`` makes it a :class:`~rxgpt.MissingDone` error.
 
+    Memory stays bounded against a hostile server by default: an event may hold at most
+    ``max_event_bytes`` (16 MiB), a stream at most ``max_deltas`` deltas (1,000,000; then
+    :class:`~rxgpt.StreamTooLong`), a choice number stays below 128 and a choice's tool
+    calls below 1,024 (then :class:`~rxgpt.DecodeError`).
+
+    The client's own pool opens at most ``pool_limit`` connections (4,096; 0: no limit),
+    one per open stream; more streams wait for a free one, and that wait is not part of
+    the ``connect`` deadline (it ends when a stream ahead ends, each bounded by its own
+    deadlines). A ``session`` of your own keeps its connector's limit (aiohttp's default
+    is 100); give it ``trace_configs=[rxgpt.pool_tracing()]`` for the same deadlines.
+
     Use as ``async with rxgpt.Client(...) as client:`` (or call :meth:`aclose`). The
     connection pool is created on first use, inside the running loop. Once closed, the
     client raises :class:`~rxgpt.ClientClosedError` when used again. Pass your own
@@ -83,8 +98,14 @@ class Client:
         timeouts: Timeouts | UseClientDefault | None = USE_CLIENT_DEFAULT,
         retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
         require_done: bool = False,
+        max_deltas: int | None = DEFAULT_MAX_DELTAS,
+        pool_limit: int = DEFAULT_POOL_LIMIT,
     ) -> None:
         self.provider = get_provider(provider)
+        #: The per-stream bound on deltas (see :class:`~rxgpt.ChatStream`); None: none.
+        self.max_deltas = max_deltas
+        #: The most connections of the client's own pool (0: no limit).
+        self.pool_limit = pool_limit
         #: Every call fails on a body without ``data: [DONE]``, unless the call says.
         self.require_done = require_done
         #: The deadlines of every call (None: none), unless a call gives its own.
@@ -92,7 +113,11 @@ class Client:
         #: The retry policy of every call (None: one attempt), unless a call gives its own.
         self.retry: Retry | None = _or_default(retry, Retry())
         env_url = _from_env(self.provider.base_url_env)
-        self.base_url = (base_url or env_url or self.provider.default_base_url).rstrip("/")
+        url = base_url or env_url
+        #: The API's base URL: the argument, else the provider's variable, else its default.
+        self.base_url = self.provider.default_base_url
+        if url:
+            self.base_url = self.provider.normalize_url(url).rstrip("/")
         if api_key is None:
             api_key = _from_env(self.provider.api_key_env)
         self._api_key = api_key
@@ -148,11 +173,23 @@ class Client:
         self._check_open()
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool_limit),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
                 read_bufsize=256 * 1024,
+                trace_configs=[pool_tracing()],
             )
             self._own_session = True
         return self._session
+
+    def _check_key(self) -> None:
+        """A hosted API at its public address needs a key: say so before any request."""
+        provider = self.provider
+        if provider.hosted and not self._api_key and self.base_url == provider.default_base_url:
+            names = " or ".join(provider.api_key_env)
+            raise MissingAPIKeyError(
+                f"no API key for {provider.name} at {self.base_url}: set {names}, or pass "
+                "api_key (a server of your own: pass its base_url)"
+            )
 
     def chat(
         self,
@@ -180,8 +217,10 @@ class Client:
         Raises:
             ClientClosedError: the client was closed (also raised by the stream if the
                 client is closed before the stream starts).
+            MissingAPIKeyError: a hosted API at its public address, and no key.
         """
         self._check_open()
+        self._check_key()
         req = self.provider.request(self.base_url, self._api_key, model, messages, params)
         headers = {**req.headers, **self._headers}
 
@@ -204,4 +243,5 @@ class Client:
             timeouts=_or_default(timeouts, self.timeouts),
             retry=_or_default(retry, self.retry),
             require_done=_or_default(require_done, self.require_done),
+            max_deltas=self.max_deltas,
         )

@@ -17,10 +17,12 @@ Exception tree::
     ├── StreamCancelled            the consumer cancelled the stream
     ├── DecodeError                a frame or JSON payload could not be decoded
     │   ├── EventTooLarge          an event or line grew past ``max_event_bytes``
+    │   ├── StreamTooLong          a stream carried more than ``max_deltas`` deltas
     │   └── PartialJSONError       text that can never become JSON (``parse_partial``)
     ├── StreamError                the provider reported an error inside the stream
     ├── LateSubscriberError        a subscriber came after Fanout.connect() with no replay
-    └── ClientClosedError          a closed Client was used again
+    ├── ClientClosedError          a closed Client was used again
+    └── MissingAPIKeyError         a hosted API was to be called without a key
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "EventTooLarge",
     "HTTPStatusError",
     "LateSubscriberError",
+    "MissingAPIKeyError",
     "MissingDone",
     "RateLimitError",
     "RxgptError",
@@ -47,6 +50,7 @@ __all__ = [
     "StreamError",
     "StreamInterrupted",
     "StreamTimeout",
+    "StreamTooLong",
     "TransportError",
 ]
 
@@ -204,6 +208,25 @@ class EventTooLarge(DecodeError):
         self.events: list[Any] = []
 
 
+class StreamTooLong(DecodeError):
+    """A stream carried more than ``max_deltas`` deltas: the per-stream memory bound.
+
+    A :class:`~rxgpt.ChatStream` keeps every delta for late subscribers and the result;
+    against an endless stream this bound ends it, typed, with the partial.
+    """
+
+    def __init__(self, count: int, limit: int, *, partial: Completion | None = None) -> None:
+        self.count = count
+        self.limit = limit
+        RxgptError.__init__(
+            self,
+            f"the stream exceeds max_deltas: {count} deltas > limit of {limit}",
+            partial=partial,
+        )
+        self.raw = ""
+        self.index = None
+
+
 class StreamError(RxgptError):
     """The provider reported an error inside a 200 stream (``{"error": {...}}``).
 
@@ -262,3 +285,11 @@ class LateSubscriberError(RxgptError, RuntimeError):
 
 class ClientClosedError(RxgptError, RuntimeError):
     """A :class:`~rxgpt.Client` was used after :meth:`~rxgpt.Client.aclose`."""
+
+
+class MissingAPIKeyError(RxgptError, ValueError):
+    """A hosted API (OpenAI, Anthropic, Gemini) was to be called without an API key.
+
+    Raised by :meth:`~rxgpt.Client.chat` before any request; the message names the
+    provider's environment variable.
+    """

@@ -2,7 +2,8 @@
 
 Strategy: subscribers attach first, then :meth:`Fanout.connect` subscribes to the source
 once. Subscribing after the connection is an error unless a replay policy was chosen
-(``replay=N`` keeps the last N items, ``replay="all"`` everything), so a subscriber can
+(``replay=N`` keeps the last N items, ``replay="all"`` everything, or a replay log of
+:mod:`rxgpt._replay`), so a subscriber can
 never silently miss the beginning, as it can with ``share()``. Items are pushed to every
 subscriber synchronously, in subscription order, with no lock and no scheduler hop. A
 subscriber that raises is detached and reported (to ``on_subscriber_error``, by default
@@ -12,15 +13,15 @@ the ``rxgpt`` logger); the source and the other subscribers go on.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
+from ._disposable import NOTHING, Disposer
 from ._errors import LateSubscriberError
 from ._fusion import Batched, subscribe_batches
+from ._replay import AllItems, LastItems, ReplayLog
 
 __all__ = ["Fanout", "LateSubscriberError", "ReplayPolicy"]
 
@@ -76,17 +77,25 @@ class Fanout(Generic[_T]):
         self,
         source: Observable[Any],
         *,
-        replay: ReplayPolicy = 0,
+        replay: ReplayPolicy | ReplayLog[_T] = 0,
         on_subscriber_error: Callable[[BaseException, Any], None] | None = None,
     ) -> None:
-        if replay != "all" and (not isinstance(replay, int) or replay < 0):
-            raise ValueError("replay must be a non-negative int or 'all'")
         self._source = source
-        self._buffer: deque[_T] | None = None
+        self._buffer: ReplayLog[_T] | None = None
+        bad = ValueError("replay must be a non-negative int, 'all' or a replay log")
         if replay == "all":
-            self._buffer = deque()
-        elif replay:
-            self._buffer = deque(maxlen=replay)
+            self._buffer = AllItems()
+        elif isinstance(replay, (bool, str)):
+            raise bad
+        elif isinstance(replay, int):
+            if replay < 0:
+                raise bad
+            if replay:
+                self._buffer = LastItems(replay)
+        elif callable(getattr(replay, "extend", None)) and callable(getattr(replay, "items", None)):
+            self._buffer = replay  # a replay log of the caller's choice
+        else:
+            raise bad
         self._entries: list[_Entry] = []
         self._connection: abc.DisposableBase | None = None
         self._connected = False
@@ -135,7 +144,7 @@ class Fanout(Generic[_T]):
             if on_error is None:
                 raise
             on_error(error)  # as Rx does: the subscriber's error handler gets it
-            return Disposable()
+            return NOTHING
 
     def _subscribe_items(
         self, observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
@@ -159,28 +168,29 @@ class Fanout(Generic[_T]):
             )
         try:
             if self._buffer:
+                kept = self._buffer.items()
                 if entry.batches:
-                    entry.on_next(list(self._buffer))
+                    entry.on_next(kept)
                 else:
-                    for item in list(self._buffer):
+                    for item in kept:
                         entry.on_next(item)
             if self._terminal is not None:
                 kind, error = self._terminal
                 if kind == "error" and error is not None:
-                    entry.on_error(error)
+                    self._end_with(entry, error)
                 else:
                     entry.on_completed()
-                return Disposable()
+                return NOTHING
         except Exception as exc:  # a late subscriber failed on the replay: isolate it too
             self._fail(entry, exc)
-            return Disposable()
+            return NOTHING
         self._entries.append(entry)
 
         def detach() -> None:
             if entry in self._entries:
                 self._entries.remove(entry)
 
-        return Disposable(detach)
+        return Disposer(detach)
 
     # -- connecting -------------------------------------------------------------------
 
@@ -233,13 +243,22 @@ class Fanout(Generic[_T]):
             except Exception as error:
                 self._fail(entry, error)
 
+    def _end_with(self, entry: _Entry, error: Exception) -> None:
+        """Tell ``entry`` the stream failed; a subscriber is never blamed for that error.
+
+        A subscriber without an error handler gets Rx's default, which raises the very
+        error it was given: that is the stream's failure, not the subscriber's.
+        """
+        try:
+            entry.on_error(error)
+        except Exception as exc:
+            if exc is not error:
+                self._fail(entry, exc)
+
     def _on_error(self, error: Exception) -> None:
         self._terminal = ("error", error)
         for entry in tuple(self._entries):
-            try:
-                entry.on_error(error)
-            except Exception as exc:
-                self._fail(entry, exc)
+            self._end_with(entry, error)
         self._entries.clear()
 
     def _on_completed(self) -> None:

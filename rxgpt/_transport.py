@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import yarl
 from reactivex import abc
-from reactivex.disposable import Disposable
 
 from ._aio import FlowControl
+from ._disposable import Disposer
 from ._errors import (
     AuthenticationError,
     DecodeError,
@@ -36,7 +37,7 @@ from ._fusion import Batched
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
 
-__all__ = ["error_from_response", "map_exception", "request"]
+__all__ = ["error_from_response", "map_exception", "pool_tracing", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -128,7 +129,7 @@ def request(
             own = session is None
             client = session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
             try:
-                opened = await _open(client, method, url, body, send_headers)
+                opened = await _open(client, method, url, body, send_headers, progress)
                 async with opened as resp:
                     state.response = resp
                     if state.closed:
@@ -184,7 +185,7 @@ def request(
                 state.response.close()
             task.cancel()
 
-        return Disposable(dispose)
+        return Disposer(dispose)
 
     return Batched(subscribe, flow=gate)
 
@@ -193,12 +194,35 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 10
 
 
+def pool_tracing() -> aiohttp.TraceConfig:
+    """Tracing that tells a request's ``progress`` when it waits for a pooled connection.
+
+    ``progress("queued")`` when every connection of the pool is busy, ``progress("dequeued")``
+    when one is free: the wait is not part of the connect deadline. A session made by
+    :class:`~rxgpt.Client` has it; a session of your own can take it too.
+    """
+
+    async def queued(session: object, ctx: SimpleNamespace, params: object) -> None:
+        if callable(ctx.trace_request_ctx):
+            ctx.trace_request_ctx("queued")
+
+    async def dequeued(session: object, ctx: SimpleNamespace, params: object) -> None:
+        if callable(ctx.trace_request_ctx):
+            ctx.trace_request_ctx("dequeued")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_queued_start.append(queued)
+    trace.on_connection_queued_end.append(dequeued)
+    return trace
+
+
 async def _open(
     client: aiohttp.ClientSession,
     method: str,
     url: str,
     body: bytes | None,
     headers: dict[str, str],
+    progress: Callable[[str], None] | None = None,
 ) -> aiohttp.ClientResponse:
     """Send the request, following redirects; credentials never leave their origin.
 
@@ -209,7 +233,14 @@ async def _open(
     303, and 301/302 after a POST, become a GET without a body (as browsers and httpx do).
     """
     for _ in range(_MAX_REDIRECTS + 1):
-        resp = await client.request(method, url, data=body, headers=headers, allow_redirects=False)
+        resp = await client.request(
+            method,
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            trace_request_ctx=progress,  # the pool reports its waits (see pool_tracing)
+        )
         location = resp.headers.get("Location")
         if resp.status not in _REDIRECTS or not location:
             return resp

@@ -205,3 +205,17 @@ def test_cli_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     assert all(peer["check"] == "ok" for case in bench["cases"] for peer in case["peers"])
     assert document["targets"][0]["name"].startswith("accumulate")
     assert "## Targets" in captured.err
+
+
+def test_the_scale_benchmark_measures_both_clients_on_the_floor_server() -> None:
+    from benchmarks import bench_scale
+
+    with bench_scale.floor_server() as url:
+        runs = bench_scale._rounds(url, 4, 10, 1)
+        paced = bench_scale._rounds(url, 2, 5, 1, stamp=True)
+    for name in ("rxgpt Client", "bare aiohttp"):
+        [run] = runs[name]
+        assert run.events == 4 * (10 + bench_scale.EXTRA_EVENTS)
+        assert run.cpu > 0 and run.wall > 0
+        assert all(gap >= 0 for gap in paced[name][0].gaps)
+    assert len(paced["rxgpt Client"][0].gaps) == 2 * (5 - 1)  # one gap between each token

@@ -76,6 +76,31 @@ def provider_table() -> str:
     return "\n".join(lines)
 
 
+README = DOCS.parent.parent / "README.md"
+README_HEADING = "## Where each provider is"
+
+
+def readme_table() -> str:
+    """The README's table of base URL, key variable and path per provider (from the code)."""
+    lines = [
+        "| `--provider` | default base URL | key variable | base URL variable | path |",
+        "|---|---|---|---|---|",
+    ]
+    for p in PROVIDERS.values():
+        key = _names(p.api_key_env) if p.hosted else "— (none needed)"
+        cells = [f"`{p.name}`", f"`{p.default_base_url}`", key, _names(p.base_url_env)]
+        cells.append(f"`{endpoint(p)}`")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_the_readme_table_of_providers_is_the_codes() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert README_HEADING in text
+    section = text.split(README_HEADING, 1)[1].split("\n## ", 1)[0]
+    assert readme_table() in section
+
+
 def documented_rows() -> list[list[str]]:
     """The rows of the docs table under :data:`HEADING`, cells without backticks."""
     text = DOCS.read_text(encoding="utf-8")
@@ -121,7 +146,7 @@ def test_the_docs_table_framing_is_the_codes() -> None:
         ("openai-completions", {"max_tokens": 7}),
         ("openai-responses", {"max_output_tokens": 7}),
         ("anthropic", {"max_tokens": 7}),
-        ("gemini", {"max_tokens": 7}),
+        ("gemini", {"generationConfig": {"maxOutputTokens": 7}}),
         ("ollama", {"options": {"num_predict": 7}}),
     ],
 )

@@ -17,12 +17,14 @@ import random
 import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
 from helpers import (
     MESSAGES,
     MODEL,
+    ROLE,
     TIMEOUT,
     Harness,
     chat,
@@ -30,6 +32,8 @@ from helpers import (
     failure,
     full_stream,
     harness_fixture,
+    prepared,
+    write_sse,
 )
 
 import rxgpt
@@ -41,6 +45,7 @@ from rxgpt import (
     StreamError,
     StreamInterrupted,
     StreamTimeout,
+    StreamTooLong,
     TransportError,
 )
 from rxgpt.mock import generate_tokens
@@ -412,3 +417,43 @@ async def test_a_drop_mid_body_is_stream_interrupted_on_every_protocol(
     assert error.partial.text and complete.text.startswith(error.partial.text)
     assert error.partial.text != complete.text
     assert error.attempts == 1
+
+
+# --------------------------------------------------------------------------- endless streams
+
+
+async def test_an_endless_stream_ends_at_max_deltas_with_the_partial(h: Harness) -> None:
+    # A server that never stops sending content: the per-stream bound ends it, typed.
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(ROLE)
+        piece = chunk({"content": "x"}) * 50
+        for _ in range(10_000):  # far past the bound; the client hangs up first
+            await response.write(piece)
+        raise AssertionError("the client kept reading past max_deltas")
+
+    url, seen = await h.serve(endless)
+    client = h.client(url, max_deltas=2_000)
+    late: list[Any] = []
+    stream = chat(client)
+    error = await failure(stream)
+    assert isinstance(error, StreamTooLong)
+    assert error.limit == 2_000 and error.count > 2_000
+    assert error.partial is not None and error.partial.state == "error"
+    assert error.partial.text == "x" * len(error.partial.text) and len(error.partial.text) >= 1_900
+    stream.subscribe(late.append, late.append)  # a late subscriber gets the replay and the end
+    assert late and late[-1] is error
+    await seen.wait_ended(1, within=TIMEOUT)
+
+
+async def test_max_deltas_none_is_no_bound(h: Harness) -> None:
+    words = ["w"] * 3_000
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return await write_sse(request, full_stream(words))
+
+    url, _ = await h.serve(answer)
+    result = await asyncio.wait_for(chat(h.client(url, max_deltas=None)).completion(), TIMEOUT)
+    assert result.text == "w" * 3_000
+    error = await failure(chat(h.client(url, max_deltas=1_000)))
+    assert isinstance(error, StreamTooLong) and error.partial is not None

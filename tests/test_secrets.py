@@ -292,7 +292,11 @@ async def test_debug_logs_of_a_retried_stream_have_no_key(
     client = h.client(url, key, retry=Retry(attempts=3, backoff=0.01))
     caplog.set_level(logging.DEBUG)
     stream = chat(client)
-    stream.subscribe(lambda _: None)  # no on_error: Rx re-raises; the fan-out logs it
+
+    def broken_handler(error: Exception) -> None:  # the fan-out logs what it raises
+        raise RuntimeError(f"this subscriber failed on {error!r}")
+
+    stream.subscribe(lambda _: None, broken_handler)
     error = await failure(stream)
     assert isinstance(error, StreamError)
     assert count[0] == 3
