@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
     "e2e": _runner("bench_e2e"),
     "accumulate": _runner("bench_accumulate"),
     "scale": _runner("bench_scale"),
+    "relay": _runner("bench_relay"),
 }
 
 

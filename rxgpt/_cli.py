@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     chat = commands.add_parser("chat", help="stream one answer to the terminal")
-    chat.add_argument("prompt", help="the user message ('-' reads it from stdin)")
+    chat.add_argument("prompt", nargs="?", help="the user message ('-' reads it from stdin)")
     chat.add_argument(
         "--provider",
         default="openai",
@@ -183,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a server-wide fault for every request, e.g. drop_after=5, status=429, "
         "gzip=true, line_endings=crlf (JSON values; repeatable)",
     )
+    from .relay._cli import add_chat_relay_options, add_relay_command
+
+    add_chat_relay_options(chat)
+    add_relay_command(commands)
     return parser
 
 
@@ -336,6 +340,8 @@ def _report_error(error: RxgptError) -> int:
 
 async def _chat(args: argparse.Namespace) -> int:
     """Run ``rxgpt chat``: stream one answer to the printer, logger and metrics."""
+    from .relay._cli import chat_relay
+
     messages = _messages(args)
     params = _body_params(args)
     timeouts, retry = _policies(args)
@@ -366,7 +372,8 @@ async def _chat(args: argparse.Namespace) -> int:
             if not args.json:
                 stream.subscribe(_PipePrinter(sys.stdout, stream))
             try:
-                completion = await stream.completion()
+                async with chat_relay(args, stream):  # --relay: publish while printing
+                    completion = await stream.completion()
             except BrokenPipeError:
                 return _closed_pipe()
             except RxgptError as error:
@@ -426,10 +433,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rxgpt`` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "relay":
+        from .relay._cli import run_relay_command
+
+        return run_relay_command(args)
+    from .relay._cli import follow_relay, relay_usage_error
+
+    mistake = relay_usage_error(args)
+    if mistake is not None:
+        parser.exit(2, f"rxgpt chat: {mistake} (see --help)\n")
     try:
+        if args.from_relay:
+            return asyncio.run(follow_relay(args))
         return asyncio.run(_chat(args))
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,242 @@
+"""The relay's command line: ``rxgpt relay``, and ``rxgpt chat --relay`` / ``--from-relay``.
+
+``rxgpt._cli`` wires these in: :func:`add_relay_command` and :func:`run_relay_command` for
+``rxgpt relay --redis URL [--host H] [--port P] [--page FILE]`` (the SSE relay);
+:func:`add_chat_relay_options`, :func:`relay_usage_error` and :func:`chat_relay` for ``rxgpt
+chat PROMPT --relay URL --relay-key KEY`` (publish the answer while printing it); and
+:func:`follow_relay` for ``rxgpt chat --from-relay URL --relay-key KEY`` (print another
+process's answer live, with the same summary line). Redis being unreachable is one line on
+stderr and exit status 1. Building the parsers does not import redis (the ``redis``
+extra is needed only to run the relay commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .._chat_stream import ChatStream
+from .._errors import RxgptError
+from .._observers import StreamMetrics, TextPrinter
+from .._secrets import redact
+from ._bounds import DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
+
+if TYPE_CHECKING:
+    from ._publish import Relay
+
+__all__ = [
+    "add_chat_relay_options",
+    "add_relay_command",
+    "chat_relay",
+    "follow_relay",
+    "relay_usage_error",
+    "run_relay_command",
+]
+
+#: Seconds ``rxgpt chat --relay`` waits, after the answer, for the relay's last writes.
+FINISH_TIMEOUT = 10.0
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a positive number of seconds")
+    return value
+
+
+def add_relay_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``rxgpt relay`` to the ``rxgpt`` sub-command parsers; return its parser."""
+    from .._cli import _port
+
+    relay = subparsers.add_parser(
+        "relay", help="serve relayed streams as resumable SSE (GET /v1/streams/KEY)"
+    )
+    relay.add_argument(
+        "--redis", required=True, metavar="URL", help="the Redis server (redis://HOST:PORT/DB)"
+    )
+    relay.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    relay.add_argument("--port", type=_port, default=8080, help="the port (0: a free one)")
+    relay.add_argument("--page", metavar="FILE", help="an HTML page to serve at / (a viewer)")
+    relay.add_argument(
+        "--start-timeout",
+        type=_seconds,
+        default=DEFAULT_START_TIMEOUT,
+        metavar="S",
+        help="how long a request waits for a stream that has not started (default 10)",
+    )
+    return relay  # type: ignore[no-any-return]
+
+
+def add_chat_relay_options(chat: argparse.ArgumentParser) -> None:
+    """Add ``--relay``, ``--from-relay``, ``--relay-key`` and the bounds to ``rxgpt chat``."""
+    group = chat.add_argument_group("relay (Redis Streams)")
+    group.add_argument(
+        "--relay", metavar="URL", help="also publish the answer to Redis (redis://HOST:PORT/DB)"
+    )
+    group.add_argument(
+        "--from-relay",
+        metavar="URL",
+        help="print an answer relayed by another process instead of asking (no PROMPT)",
+    )
+    group.add_argument("--relay-key", metavar="KEY", help="the Redis key of the relayed answer")
+    group.add_argument(
+        "--relay-ttl",
+        type=_seconds,
+        default=DEFAULT_TTL,
+        metavar="S",
+        help="seconds the relayed answer is kept (default 3600)",
+    )
+    group.add_argument(
+        "--relay-lease",
+        type=_seconds,
+        default=DEFAULT_LEASE,
+        metavar="S",
+        help="seconds without a write after which followers take the producer for dead (default 5)",
+    )
+
+
+def relay_usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the relay options of ``rxgpt chat`` (None: nothing)."""
+    if args.relay and args.from_relay:
+        return "--relay and --from-relay exclude each other"
+    if (args.relay or args.from_relay) and not args.relay_key:
+        return "--relay-key KEY is needed with --relay and --from-relay"
+    if args.relay_key and not (args.relay or args.from_relay):
+        return "--relay-key needs --relay URL or --from-relay URL"
+    if args.from_relay and args.prompt is not None:
+        return "--from-relay prints another process's answer: give no PROMPT"
+    if not args.from_relay and args.prompt is None:
+        return "the following arguments are required: prompt"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def chat_relay(args: argparse.Namespace, stream: ChatStream) -> AsyncIterator[Relay | None]:
+    """Publish ``stream`` to ``args.relay`` under ``args.relay_key`` while the block runs.
+
+    Yields None without ``--relay``. Checks Redis and writes the start entry first, so an
+    unreachable Redis (:class:`~rxgpt.TransportError`) or a key that holds another stream
+    fails before the request is sent; on leaving, waits for the relay's last write, whose
+    failure is raised when the stream itself succeeded.
+    """
+    if not args.relay:
+        yield None
+        return
+    from ._connect import connect, describe, ping
+    from ._publish import publish
+
+    client = connect(args.relay)
+    try:
+        await ping(client)
+        relay = publish(stream, client, args.relay_key, ttl=args.relay_ttl, lease=args.relay_lease)
+        try:
+            await relay.started()  # the key is ours before the request is sent
+        except BaseException:
+            await relay.aclose()
+            raise
+        sys.stderr.write(f"rxgpt: relaying to {describe(client)} key {args.relay_key}\n")
+        try:
+            yield relay
+        except BaseException:
+            with contextlib.suppress(RxgptError):
+                await relay.finished(FINISH_TIMEOUT)
+            raise
+        else:
+            await relay.finished(FINISH_TIMEOUT)
+        finally:
+            await relay.aclose()
+    finally:
+        await client.aclose()
+
+
+async def follow_relay(args: argparse.Namespace) -> int:
+    """Run ``rxgpt chat --from-relay URL --relay-key KEY``: print the answer live, then the
+    summary line (or with ``--json`` only the final completion); the exit status."""
+    from .._cli import _print_summary, _report_error, _summary
+    from ._connect import connect, ping
+    from ._subscribe import subscribe
+
+    client = connect(args.from_relay)
+    try:
+        try:
+            await ping(client)
+        except RxgptError as error:
+            return _report_error(error)
+        stream = subscribe(client, args.relay_key)
+        metrics = StreamMetrics()
+        stream.subscribe(metrics)
+        if not args.json:
+            stream.subscribe(TextPrinter(sys.stdout))
+        try:
+            completion = await stream.completion()
+        except RxgptError as error:
+            return _report_error(error)
+        if args.json:
+            print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
+        else:
+            _print_summary(_summary(metrics, completion), sys.stdout)
+        sys.stdout.flush()
+        return 0
+    finally:
+        await client.aclose()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from ._connect import connect, describe, ping
+    from ._web import STREAM_ROUTE, create_app
+
+    client = connect(args.redis)
+    try:
+        await ping(client)
+        try:
+            app = create_app(client, page=args.page, start_timeout=args.start_timeout)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SystemExit(f"rxgpt relay: cannot read the page {args.page}: {reason}") from None
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, args.host, args.port).start()
+            port = runner.addresses[0][1]
+            stop = asyncio.Event()
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            route = STREAM_ROUTE.replace("{key}", "KEY")
+            print(
+                f"rxgpt relay: serving {describe(client)} at http://{args.host}:{port}{route} "
+                "(?format=openai|rxgpt); press Ctrl+C to stop",
+                flush=True,
+            )
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+    finally:
+        await client.aclose()
+
+
+def run_relay_command(args: argparse.Namespace) -> int:
+    """Run ``rxgpt relay`` until Ctrl+C or SIGTERM; the exit status."""
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+    except RxgptError as error:
+        sys.stderr.write(f"rxgpt relay: {type(error).__name__}: {redact(str(error))}\n")
+        return 1
+    except OSError as error:
+        reason = error.strerror or str(error)
+        sys.stderr.write(f"rxgpt relay: cannot listen on {args.host}:{args.port}: {reason}\n")
+        return 1
+    return 0
