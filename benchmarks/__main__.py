@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[bool], BenchResult]] = {
     "accumulate": _runner("bench_accumulate"),
     "scale": _runner("bench_scale"),
     "relay": _runner("bench_relay"),
+    "server": _runner("bench_server"),
 }
 
 

@@ -11,7 +11,9 @@ the same interpreter. Needs Debian's ``valgrind``; nothing in ``make test`` uses
 Workloads: floor (split + orjson + content), sans-io (StreamDecoder + Accumulator.add),
 staged (parse_sse | decode_json | extract_deltas | accumulate), fused (decode_stream |
 accumulate), fanout3 (decode_stream, Fanout to three subscribers), sse-event-per-read and
-sse-random-reads (SSEDecoder.feed alone).
+sse-random-reads (SSEDecoder.feed alone), chatstream-event-per-read and -random-reads (a
+whole ChatStream over an in-memory source: deadlines, retry, Fanout with replay,
+accumulator) and bytes-loop-event-per-read (a loop summing chunk sizes).
 """
 
 from __future__ import annotations
@@ -47,6 +49,40 @@ def sse(chunks):
         decoder.feed(chunk)
 
 
+def chat_stream(chunks):
+    # A whole ChatStream (deadlines, retry policy, Fanout with replay, accumulator) over an
+    # in-memory source that delivers one read per chunk, as the transport does.
+    import asyncio
+
+    from rxgpt import ChatStream
+    from rxgpt._fusion import Batched
+
+    def make_source(flow, progress):
+        def subscribe(on_batch, on_error, on_completed):
+            progress("connected")
+            progress("first_byte")
+            for chunk in chunks:
+                on_batch([chunk])
+            on_completed()
+            from rxgpt._disposable import NOTHING
+            return NOTHING
+
+        return Batched(subscribe, flow=flow)
+
+    async def main():
+        return await ChatStream(make_source).text()
+
+    return asyncio.run(main())
+
+
+def bytes_loop(chunks):
+    # The in-memory part of a bare byte loop (what aiohttp costs both sides is not here).
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+    return size
+
+
 WORKLOADS = {
     "none": lambda: None,
     "floor": lambda: run_floor(reads),
@@ -56,6 +92,9 @@ WORKLOADS = {
     "fanout3": lambda: run_rx_fanout(reads, True),
     "sse-event-per-read": lambda: sse(events),
     "sse-random-reads": lambda: sse(reads),
+    "chatstream-event-per-read": lambda: chat_stream(events),
+    "chatstream-random-reads": lambda: chat_stream(reads),
+    "bytes-loop-event-per-read": lambda: bytes_loop(events),
 }
 for _ in range(REPEAT):
     WORKLOADS[sys.argv[1]]()
@@ -69,6 +108,9 @@ WORKLOADS = (
     "fanout3",
     "sse-event-per-read",
     "sse-random-reads",
+    "chatstream-event-per-read",
+    "chatstream-random-reads",
+    "bytes-loop-event-per-read",
 )
 EVENTS = 20_001
 

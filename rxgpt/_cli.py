@@ -168,22 +168,11 @@ def _parser() -> argparse.ArgumentParser:
         help="treat a stream without its end marker (data: [DONE]) as truncated",
     )
 
-    serve = commands.add_parser("serve", help="run the embedded OpenAI-compatible server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8000)
-    serve.add_argument("--tokens", type=_count, default=64, help="tokens per answer")
-    serve.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token")
-    serve.add_argument("--itl-ms", type=float, default=0.0, help="inter-token latency")
-    serve.add_argument("--api-key", default=None, help="require this API key")
-    serve.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a server-wide fault for every request, e.g. drop_after=5, status=429, "
-        "gzip=true, line_endings=crlf (JSON values; repeatable)",
-    )
+    serve = commands.add_parser("serve", help="run the embedded LLM server (every API of rxgpt)")
+    from .mock._cli_args import add_serve_arguments  # (it imports this module's validators)
     from .relay._cli import add_chat_relay_options, add_relay_command
+
+    add_serve_arguments(serve)
 
     add_chat_relay_options(chat)
     add_relay_command(commands)
@@ -397,38 +386,10 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Run ``rxgpt serve``: the embedded server, with ``--fault`` defaults, until Ctrl+C."""
-    from .mock import FaultOptions, MockConfig, run_server
+    """Run ``rxgpt serve``: the embedded server (see :mod:`rxgpt.mock._cli_args`)."""
+    from .mock._cli_args import serve_from_args
 
-    faults: dict[str, Any] = {}
-    for item in args.fault:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"rxgpt serve: --fault expects KEY=VALUE, got {item!r}")
-        try:
-            faults[key] = json.loads(value)
-        except json.JSONDecodeError:
-            faults[key] = value
-    config = MockConfig(
-        tokens=args.tokens,
-        ttft_ms=args.ttft_ms,
-        itl_ms=args.itl_ms,
-        api_key=args.api_key,
-        faults=faults,
-    )
-    try:
-        FaultOptions.parse(faults)
-    except (TypeError, ValueError) as error:
-        raise SystemExit(f"rxgpt serve: --fault: {error}") from None
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run_server(args.host, args.port, config)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise SystemExit(
-            f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}"
-        ) from None
-    return 0
+    return serve_from_args(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

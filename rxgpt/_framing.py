@@ -8,6 +8,7 @@ stage with :class:`~rxgpt.EventTooLarge` after the frames before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ._errors import EventTooLarge
@@ -33,14 +34,15 @@ class SSEFraming:
     ) -> None:
         self.end: End | None = None
         self._flush = flush_incomplete
+        # (the decoders' common _feed, bound once: one Python call per read, not two)
         if plain:  # the next stage reads only the data: skip the event objects
             data = _SSEDataDecoder(max_event_bytes=max_event_bytes)
             self.decoder: SSEDecoder | _SSEDataDecoder = data
-            self._feed: Any = (lambda chunk: data.feed(chunk, True)) if heartbeats else data.feed
         else:
-            sse = SSEDecoder(max_event_bytes=max_event_bytes)
-            self.decoder = sse
-            self._feed = sse.feed_frames if heartbeats else sse.feed
+            self.decoder = SSEDecoder(max_event_bytes=max_event_bytes)
+        self._feed: Any = partial(self.decoder._feed, comments=True) if heartbeats else (
+            self.decoder._feed
+        )
 
     def feed(self, batch: list[Any]) -> list[Any]:
         """Decode a read's chunks (one, unless a source batched them)."""

@@ -13,7 +13,7 @@ No I/O, no asyncio: feed bytes, get events.
 
 from __future__ import annotations
 
-import codecs
+from codecs import utf_8_decode
 from typing import Any, ClassVar, NamedTuple
 
 from ._errors import EventTooLarge
@@ -89,12 +89,12 @@ class _Framer:
     __slots__ = (
         "_data",
         "_data_size",
-        "_decode",
         "_event",
         "_failed",
         "_flush_incomplete",
         "_id_buf",
         "_limit",
+        "_pending",
         "_plain",
         "_retry_buf",
         "_skip_lf",
@@ -116,7 +116,7 @@ class _Framer:
         last_event_id: str = "",
         flush_incomplete: bool = False,
     ) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._pending = b""  # the bytes of a UTF-8 sequence cut by the end of a chunk
         self._start = True  # no text decoded yet: a leading BOM is still to be stripped
         self._skip_lf = False  # the last chunk ended in CR: drop one LF that starts the next
         self._failed = False
@@ -154,7 +154,8 @@ class _Framer:
             return []
         self._failed = True
         out: list[Any] = []
-        self._tail.append(self._decode(b"", True))
+        self._tail.append(utf_8_decode(self._pending, "replace", True)[0])
+        self._pending = b""
         if flush or self._flush_incomplete:
             tail = "".join(self._tail)
             if tail:
@@ -170,10 +171,15 @@ class _Framer:
 
     # -- internals --------------------------------------------------------------------
 
-    def _feed(self, data: bytes, comments: bool) -> list[Any]:
+    def _feed(self, data: bytes, comments: bool = False) -> list[Any]:
         if self._failed:
             raise RuntimeError("SSEDecoder was closed or failed; create a new one")
-        text = self._decode(data)
+        # UTF-8 decoding with the C codec directly (an incremental decoder object costs a
+        # Python call per read); a sequence cut by the end of the chunk waits for the next.
+        if self._pending:
+            data = self._pending + data
+        text, used = utf_8_decode(data, "replace", False)
+        self._pending = data[used:] if used != len(data) else b""
         if self._start or self._skip_lf:
             text = self._prelude(text)
         out: list[Any] = []

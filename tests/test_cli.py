@@ -18,7 +18,17 @@ PROMPT = "Explain server-sent events in one paragraph."
 
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+    for name in (
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GEMINI_BASE_URL",
+        "GOOGLE_GEMINI_BASE_URL",
+        "OLLAMA_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -56,7 +66,7 @@ def test_chat_streams_text_then_one_summary_line_and_logs_deltas(
 
 
 @pytest.mark.parametrize(
-    "provider", ["anthropic", "openai-responses", "openai-completions", "ollama"]
+    "provider", ["anthropic", "openai-responses", "openai-completions", "ollama", "gemini"]
 )
 def test_chat_every_provider_against_the_embedded_server(
     provider: str, capsys: pytest.CaptureFixture[str]

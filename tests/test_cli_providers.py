@@ -21,8 +21,8 @@ from rxgpt.mock import generate_tokens
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
 HEADING = "## Provider names and protocol names"
 PROMPT = "Explain server-sent events in one paragraph."
-#: The providers the embedded server speaks (it has no Gemini endpoint).
-EMBEDDED = sorted(name for name in PROVIDERS if name != "gemini")
+#: The providers the embedded server speaks: every one the CLI offers.
+EMBEDDED = sorted(PROVIDERS)
 
 
 def _names(names: tuple[str, ...]) -> str:

@@ -25,12 +25,16 @@ from ._dialect import (
     MockConfig,
     Prompt,
     SseEncoder,
-    Timeline,
+    StepClock,
     ToolCall,
     as_messages,
+    first_tool_name,
     model_of,
+    parse_tool_choice,
     positive_int,
+    stop_sequences,
     token_events,
+    tool_schemas,
     tool_trigger,
 )
 from ._faults import json_response
@@ -39,6 +43,12 @@ from ._text import derived_id, dumps
 __all__ = ["ANTHROPIC_MESSAGES", "AnthropicDialect", "AnthropicEncoder"]
 
 _ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}
+
+
+def _stop_reason(answer: Answer) -> str:
+    return "stop_sequence" if answer.stop_sequence else _ANTHROPIC_STOP[answer.stop]
+
+
 _ANTHROPIC_ERRORS: Mapping[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (rxgpt mock)."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -83,6 +93,10 @@ class AnthropicDialect(Dialect):
             max_tokens=positive_int(body, "max_tokens"),
             tool=tool_trigger(body.get("tools"), messages),
             thinking=count,
+            first_tool=first_tool_name(body.get("tools")),
+            tools=tool_schemas(body.get("tools")),
+            tool_choice=parse_tool_choice(body.get("tool_choice")),
+            stop=stop_sequences(body.get("stop_sequences")),
         )
 
     def credentials(self, request: web.Request) -> list[str]:
@@ -125,7 +139,7 @@ class AnthropicDialect(Dialect):
         content.append({"type": "text", "text": answer.text()})
         if answer.tool is not None:
             content.append(_tool_use(answer.tool, answer.tool.arguments))
-        return _message(answer, content, _ANTHROPIC_STOP[answer.stop], answer.output_tokens)
+        return _message(answer, content, _stop_reason(answer), answer.output_tokens)
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> AnthropicEncoder:
         return AnthropicEncoder(answer, eol)
@@ -141,7 +155,7 @@ def _message(
         "model": answer.model,
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": None,
+        "stop_sequence": answer.stop_sequence if stop_reason else None,
         "usage": {
             "input_tokens": answer.prompt_tokens,
             "cache_creation_input_tokens": 0,
@@ -182,7 +196,7 @@ class AnthropicEncoder(SseEncoder):
     def error(self, index: int) -> Sequence[bytes]:
         return (self.event("error", _OVERLOADED),)
 
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         answer = self._answer
         start = {"type": "message_start", "message": _message(answer, [], None, 1)}
         yield 0.0, self.event("message_start", dumps(start))
@@ -191,7 +205,7 @@ class AnthropicEncoder(SseEncoder):
             block = {"type": "thinking", "thinking": "", "signature": ""}
             signature = {"type": "signature_delta", "signature": _signature(answer)}
             yield from self._block(
-                timeline,
+                clock,
                 index,
                 block,
                 b"thinking",
@@ -201,25 +215,25 @@ class AnthropicEncoder(SseEncoder):
             )
             index += 1
         text = {"type": "text", "text": ""}
-        yield from self._block(timeline, index, text, b"text", answer.iter_tokens(0), answer.tokens)
+        yield from self._block(clock, index, text, b"text", answer.iter_tokens(0), answer.tokens)
         if answer.tool is not None:
             fragments = ["", *answer.tool.fragments(spaced=True)]
             block = _tool_use(answer.tool, {})
             yield from self._block(
-                timeline, index + 1, block, b"partial_json", fragments, len(fragments)
+                clock, index + 1, block, b"partial_json", fragments, len(fragments)
             )
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _ANTHROPIC_STOP[answer.stop], "stop_sequence": None},
+            "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": answer.stop_sequence},
             "usage": {"output_tokens": answer.output_tokens},
         }
-        yield timeline.now, self.event("message_delta", dumps(delta))
+        yield clock.now, self.event("message_delta", dumps(delta))
         if done:
-            yield timeline.now, self.event("message_stop", b'{"type":"message_stop"}')
+            yield clock.now, self.event("message_stop", b'{"type":"message_stop"}')
 
     def _block(
         self,
-        timeline: Timeline,
+        clock: StepClock,
         index: int,
         block: Mapping[str, Any],
         field: bytes,
@@ -229,9 +243,9 @@ class AnthropicEncoder(SseEncoder):
     ) -> Iterator[tuple[float, bytes]]:
         """One content block: start (and the ping after the first), deltas, stop."""
         start = {"type": "content_block_start", "index": index, "content_block": block}
-        yield timeline.now, self.event("content_block_start", dumps(start))
+        yield clock.now, self.event("content_block_start", dumps(start))
         if index == 0:
-            yield timeline.now, self._ping
+            yield clock.now, self._ping
         kind = {b"text": b"text_delta", b"thinking": b"thinking_delta"}.get(
             field, b"input_json_delta"
         )
@@ -240,12 +254,12 @@ class AnthropicEncoder(SseEncoder):
             % (index, kind, field)
         )
         suffix = b"}}" + self.eol * 2
-        yield from token_events(timeline, [pieces], count, [prefix], [suffix])
+        yield from token_events(clock, [pieces], count, [prefix], [suffix])
         if last_delta is not None:
             delta = {"type": "content_block_delta", "index": index, "delta": last_delta}
-            yield timeline.now, self.event("content_block_delta", dumps(delta))
+            yield clock.now, self.event("content_block_delta", dumps(delta))
         stop = b'{"type":"content_block_stop","index":%d}' % index
-        yield timeline.now, self.event("content_block_stop", stop)
+        yield clock.now, self.event("content_block_stop", stop)
 
 
 ANTHROPIC_MESSAGES = AnthropicDialect()

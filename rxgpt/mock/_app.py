@@ -11,23 +11,44 @@ Routes (all answers deterministic, see :mod:`rxgpt.mock._text`; faults, see
 * ``POST /v1/messages``: Anthropic Messages API (:mod:`rxgpt.mock._anthropic`);
 * ``POST /api/chat``, ``GET /api/tags``, ``GET /api/version``: Ollama's native API
   (:mod:`rxgpt.mock._ollama`);
-* ``GET /v1/models``, ``GET /health``.
+* ``POST /api/generate``: Ollama's native completion (``response`` lines);
+* ``POST /v1beta/models/{model}:streamGenerateContent`` (``?alt=sse``: SSE; without: a
+  streamed JSON array) and ``:generateContent``: Google Gemini (:mod:`rxgpt.mock._gemini`);
+* ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus, vLLM's names).
+
+Unknown routes get a 404 (405 for a wrong method) in the error shape of the API the path
+belongs to (Gemini under ``/v1beta/``, Ollama under ``/api/``, Anthropic for
+``/v1/messages`` or an ``anthropic-version`` header, OpenAI otherwise).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from ._anthropic import ANTHROPIC_MESSAGES
-from ._dialect import CONFIG_KEY, COUNTERS_KEY, MockConfig, handler
-from ._faults import FaultOptions, json_response
-from ._ollama import OLLAMA_CHAT, ollama_tags, ollama_version
+from ._dialect import (
+    CONFIG_KEY,
+    COUNTERS_KEY,
+    ENGINE_KEY,
+    PLAN_CACHE_KEY,
+    MockConfig,
+    handler,
+)
+from ._engine import Engine
+from ._faults import FaultOptions, error_body, json_response
+from ._gemini import gemini_error, gemini_route
+from ._metrics import Metrics
+from ._ollama import OLLAMA_CHAT, OLLAMA_GENERATE, ollama_tags, ollama_version
 from ._openai_chat import OPENAI_CHAT
 from ._openai_completions import OPENAI_COMPLETIONS
 from ._openai_responses import OPENAI_RESPONSES
+from ._timeline import TimelineRecorder
 
 __all__ = ["create_app"]
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 64 * 1024 * 1024  # large prompts for benchmarks (aiohttp's default is 1 MiB)
 MODELS_CREATED = 1_700_000_000  # fixed, so /v1/models is byte-stable
 
@@ -47,6 +68,62 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text with vLLM's names (see :mod:`rxgpt.mock._metrics`)."""
+    text = request.app[ENGINE_KEY].metrics.render()
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+@web.middleware
+async def _vendor_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes and methods get the JSON error shape of the API their path belongs to."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        return route_error(request, exc.status)
+
+
+def route_error(request: web.Request, status: int) -> web.Response:
+    """A 404 / 405 in the envelope of the API that ``request``'s path belongs to."""
+    path = request.path
+    what = f"{request.method} {path}"
+    if path.startswith("/v1beta/"):
+        return gemini_error(status, f"Method not found: {what}")
+    if path.startswith("/api/"):
+        return json_response(status, {"error": f"{status} page not found"})
+    if "anthropic-version" in request.headers or path.startswith("/v1/messages"):
+        return ANTHROPIC_MESSAGES.error(status, f"Not found: {what}", kind="not_found_error")
+    message = f"Invalid URL ({what})"
+    return json_response(status, error_body(message, "invalid_request_error"))
+
+
+def make_engine(config: MockConfig) -> Engine:
+    """The engine of one server process, with its metrics and (optional) timeline."""
+    recorder = None
+    if config.timeline or config.timeline_path:
+        recorder = TimelineRecorder(config.timeline_path, keep=config.timeline)
+    holder: list[Engine] = []
+    metrics_ = Metrics(config.model, lambda: holder[0].gauges())
+    engine = Engine(
+        max_num_seqs=config.max_num_seqs,
+        time_factor_under_load=config.time_factor_under_load,
+        metrics=metrics_,
+        recorder=recorder,
+        seed=config.seed,
+    )
+    holder.append(engine)
+    return engine
+
+
+async def _close_engine(app: web.Application) -> None:
+    await app[ENGINE_KEY].close()
+
+
 def create_app(config: MockConfig | None = None) -> web.Application:
     """Build the mock server's aiohttp application.
 
@@ -58,16 +135,22 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     """
     config = config or MockConfig()
     FaultOptions.parse(config.faults)
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_vendor_errors])
     app[CONFIG_KEY] = config
     app[COUNTERS_KEY] = {}
+    app[ENGINE_KEY] = make_engine(config)
+    app[PLAN_CACHE_KEY] = {}
+    app.on_cleanup.append(_close_engine)
     app.router.add_post("/v1/chat/completions", handler(OPENAI_CHAT))
     app.router.add_post("/v1/completions", handler(OPENAI_COMPLETIONS))
     app.router.add_post("/v1/responses", handler(OPENAI_RESPONSES))
     app.router.add_post("/v1/messages", handler(ANTHROPIC_MESSAGES))
     app.router.add_post("/api/chat", handler(OLLAMA_CHAT))
+    app.router.add_post("/api/generate", handler(OLLAMA_GENERATE))
+    app.router.add_post("/v1beta/models/{target}", gemini_route)
     app.router.add_get("/api/tags", ollama_tags)
     app.router.add_get("/api/version", ollama_version)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     return app

@@ -2,18 +2,18 @@
 
 Each wire protocol is a :class:`Dialect`: it parses its request body into a neutral
 :class:`Prompt`, shapes errors in its own envelope, renders a whole answer, and makes a
-:class:`StreamEncoder` that plans the streamed answer as ``(due, event bytes)`` pairs. The flow
-around them (API key, JSON body, fault options, injected statuses, waiting for a whole answer,
-preparing the streamed response and pumping it with faults) is :func:`serve`, the same for all.
-API keys are compared, never logged or echoed.
+:class:`StreamEncoder` that plans the streamed answer as ``(step, event bytes)`` pairs. The
+flow around them (API key, JSON body, ``mock`` options, injected statuses, the engine's time
+for a whole answer, preparing the streamed response and handing it to the engine) is
+:func:`serve`, the same for all. API keys are compared, never logged or echoed.
 
-Strategy: ``due`` is the time in seconds after the start of the request at which the event may
-go out. Everything constant in a chunk (the ``id``/``created``/``model`` header, the per-choice
-prefix, the suffix and the line ends) is encoded once per request, and token texts have cached
-JSON encodings, so a content chunk costs one bytes concatenation. The pump
-(:func:`rxgpt.mock._faults.pump`) writes ONE event per ``response.write`` (as real LLM servers
-do) and sleeps only when an event is not due yet, against absolute deadlines (``loop.time()``),
-so delays do not drift and zero delays never sleep.
+Strategy: an encoder plans the stream as ``(step, event bytes)`` pairs (:class:`StepClock`:
+step 0 for what goes out before the first token, then one step per chunk), and the engine
+(:mod:`rxgpt.mock._engine`) writes step ``k`` of every running stream at its decode step
+``k``. Everything constant in a chunk (the ``id``/``created``/``model`` header, the per-choice
+prefix, the suffix and the line ends) is encoded once per request, token texts have cached
+JSON encodings, and identical requests share one pre-encoded plan, so a decode step costs one
+write per stream.
 
 The answer (:class:`Answer`) is protocol-neutral: optional thinking tokens, the text tokens of
 each choice (from :mod:`rxgpt.mock._text`, so the same conversation gives the same text on
@@ -21,16 +21,21 @@ every endpoint, streamed or not), and an optional tool call. Its ``stop`` is ``"
 ``"length"`` (the request's token cap cut the text) or ``"tool"``; each dialect maps it to its
 own finish reason.
 
-Triggers (the same on every endpoint that supports them):
+Tool calls and thinking (the same on every endpoint that supports them):
 
-* tool call: the request offers ``tools`` and its LAST message is a user message whose text
-  contains the word "weather" (any case). The call is to the first tool, with the arguments
-  :data:`TOOL_ARGUMENTS`, after the text, unless the token cap cut the text. A tool result
-  as the last message (a ``tool`` message, a ``tool_result`` block, a
+* tool call: ``tool_choice`` ``"none"`` never calls; ``"required"`` (Anthropic ``any``,
+  Gemini ``ANY``) or a named tool calls that (or the first) tool with arguments generated
+  from its JSON schema (:mod:`rxgpt.mock._schema`), with no text beside the call; the
+  ``mock`` object's ``tool_call`` (``true``, a name, ``false``) overrides both. Otherwise the
+  legacy trigger: the request offers ``tools`` and its LAST message is a user message whose
+  text contains the word "weather" (any case); the call is to the first tool, with the
+  arguments :data:`TOOL_ARGUMENTS`, after the text, unless the token cap cut the text. A tool
+  result as the last message (a ``tool`` message, a ``tool_result`` block, a
   ``function_call_output`` item) therefore gets a plain text answer.
-* thinking: asked per protocol (Anthropic ``thinking``, Ollama ``think``); the thinking text is
-  :attr:`MockConfig.thinking_tokens` tokens from the same generator with another seed, sent
-  before the text, and does not count against the token cap.
+* thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
+  ``reasoning.summary``, Gemini ``includeThoughts``, Ollama ``think``) or by ``mock.thinking``;
+  the thinking text is :attr:`MockConfig.thinking_tokens` tokens from the same generator with
+  another seed, sent before the text, and does not count against the token cap.
 
 The last section holds what OpenAI's chat and legacy completions dialects share (their
 ``data:`` chunks, usage and finish reasons).
@@ -38,19 +43,30 @@ The last section holds what OpenAI's chat and legacy completions dialects share 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from ._faults import FaultOptions, error_body, json_response, pump, status_error
+from ._engine import Engine
+from ._engine import Sequence as EngineSequence
+from ._faults import (
+    BodyWriter,
+    FaultOptions,
+    error_body,
+    json_response,
+    run_interrupt,
+    status_error,
+)
+from ._schema import json_pieces, value_for
 from ._text import (
     content_texts,
     count_prompt_tokens,
@@ -60,6 +76,7 @@ from ._text import (
     iter_tokens,
     request_digest,
 )
+from ._timing import PROFILES, REQUEST_KEYS, Timing, output_length, parse_timing
 
 __all__ = [
     "CONFIG_KEY",
@@ -76,20 +93,27 @@ __all__ = [
     "OpenAIChunks",
     "Prompt",
     "SseEncoder",
+    "StepClock",
     "Stop",
     "StreamEncoder",
-    "Timeline",
     "ToolCall",
+    "alternative_tokens",
     "as_messages",
+    "first_tool_name",
     "handler",
+    "logprob_of",
     "make_answer",
     "model_of",
     "openai_finish",
     "openai_stream_flags",
     "openai_usage",
+    "parse_tool_choice",
     "positive_int",
+    "response_schema",
     "serve",
+    "stop_sequences",
     "token_events",
+    "tool_schemas",
     "tool_trigger",
 ]
 
@@ -107,18 +131,31 @@ Stop = Literal["stop", "length", "tool"]
 
 @dataclass
 class MockConfig:
-    """Server-wide settings of the mock.
+    """Server-wide settings of the mock (each timing field has a ``rxgpt serve`` flag).
 
     Attributes:
         tokens: completion tokens per answer (per choice), before ``max_tokens`` caps it.
-        ttft_ms: delay before the first content token (time to first token).
-        itl_ms: delay between consecutive tokens (inter-token latency).
+        ttft_ms: a constant time to first token (prefill), added to the per-token model.
+        itl_ms: the decode step time: the gap between consecutive chunks of a stream.
         model: the model listed by ``/v1/models`` and used when a request names none.
-        api_key: when set, requests must send ``Authorization: Bearer <api_key>`` (else 401;
-            ``/v1/messages`` also takes ``x-api-key``).
+        api_key: when set, requests must send it (``Authorization: Bearer``; ``x-api-key``
+            for ``/v1/messages``; ``x-goog-api-key`` or ``?key=`` for Gemini), else 401.
         faults: default fault options (see :mod:`rxgpt.mock._faults`); a request's ``"mock"``
             object overrides them key by key.
         thinking_tokens: tokens of the thinking text, when a request asks for thinking.
+        max_num_seqs: decode slots; more requests wait in a FIFO queue (``None``: unlimited).
+        time_factor_under_load: step (and prefill) time multiplier with ``max_num_seqs``
+            sequences running, linear from 1 with one.
+        prefill_overhead_ms: fixed prefill time of every request.
+        prefill_per_token_ms: prefill time per prompt token.
+        itl_std_ms: standard deviation of the step time (normal, clamped to +-70 %).
+        tokens_per_chunk: tokens per streamed chunk (one chunk per decode step).
+        tokens_std: standard deviation of the answer length (normal, fixed per request).
+        profile: a preset of :data:`~rxgpt.mock._timing.PROFILES` (``"llama-8b-h100"``...);
+            it sets the fields that are left at their defaults.
+        timeline: keep the ground-truth timeline of every request (``MockServer.timeline``).
+        timeline_path: append it to this JSONL file as well (one line per request).
+        seed: seed of the step-time jitter.
     """
 
     tokens: int = 64
@@ -128,10 +165,60 @@ class MockConfig:
     api_key: str | None = field(default=None, repr=False)
     faults: dict[str, Any] = field(default_factory=dict)
     thinking_tokens: int = 16
+    max_num_seqs: int | None = None
+    time_factor_under_load: float = 1.0
+    prefill_overhead_ms: float = 0.0
+    prefill_per_token_ms: float = 0.0
+    itl_std_ms: float = 0.0
+    tokens_per_chunk: int = 1
+    tokens_std: float = 0.0
+    profile: str | None = None
+    timeline: bool = False
+    timeline_path: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.profile is not None:
+            preset = PROFILES.get(self.profile)
+            if preset is None:
+                known = ", ".join(sorted(PROFILES))
+                raise ValueError(f"unknown profile {self.profile!r}; known: {known}")
+            defaults = {f.name: f.default for f in fields(MockConfig)}
+            for name, value in preset.items():
+                if getattr(self, name) == defaults[name]:
+                    setattr(self, name, value)
+        if self.max_num_seqs is not None and self.max_num_seqs < 1:
+            raise ValueError("max_num_seqs must be at least 1 (or None: unlimited)")
+        if self.time_factor_under_load <= 0:
+            raise ValueError("time_factor_under_load must be > 0")
+        if self.tokens_per_chunk < 1:
+            raise ValueError("tokens_per_chunk must be at least 1")
+        for name in ("ttft_ms", "itl_ms", "prefill_overhead_ms", "prefill_per_token_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("itl_std_ms", "tokens_std", "tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    def timing(self) -> Timing:
+        """The server-wide :class:`~rxgpt.mock._timing.Timing`."""
+        return Timing(
+            ttft_ms=float(self.ttft_ms),
+            prefill_overhead_ms=float(self.prefill_overhead_ms),
+            prefill_per_token_ms=float(self.prefill_per_token_ms),
+            itl_ms=float(self.itl_ms),
+            itl_std_ms=float(self.itl_std_ms),
+            tokens_per_chunk=self.tokens_per_chunk,
+            tokens=self.tokens,
+            tokens_std=float(self.tokens_std),
+        )
 
 
 CONFIG_KEY = web.AppKey("rxgpt_mock_config", MockConfig)
 COUNTERS_KEY = web.AppKey("rxgpt_mock_counters", dict[str, int])
+ENGINE_KEY = web.AppKey("rxgpt_mock_engine", Engine)
+PLAN_CACHE_KEY = web.AppKey("rxgpt_mock_plans", dict[Any, list[tuple[float, bytes]]])
+RAW_BODY_KEY = web.RequestKey("rxgpt_mock_raw_body", bytes)
 
 
 class BadRequest(Exception):
@@ -162,6 +249,14 @@ class Prompt:
         thinking: thinking tokens to send before the text (0: none).
         prompts: legacy completions with several prompts: one conversation per prompt.
         body: the request body, for fields a protocol echoes back.
+        first_tool: the name of the first tool offered (for ``mock.tool_call: true``).
+        tools: each offered tool's name -> its parameters' JSON schema.
+        tool_choice: ``("auto" | "none" | "required", the forced tool's name or None)``.
+        stop: stop sequences (the text ends before the first one; with ``n == 1``).
+        logprobs: ``None``, or how many ``top_logprobs`` to send with every token.
+        response_schema: structured output: the text is JSON valid under this schema.
+        seed: the request's ``seed`` (another seed, another text).
+        continuous_usage: vLLM's ``stream_options.continuous_usage_stats``.
     """
 
     model: str
@@ -174,6 +269,14 @@ class Prompt:
     thinking: int = 0
     prompts: tuple[list[Any], ...] = ()
     body: Mapping[str, Any] = field(default_factory=dict)
+    first_tool: str | None = None
+    tools: Mapping[str, Any] = field(default_factory=dict)
+    tool_choice: tuple[str, str | None] = ("auto", None)
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+    response_schema: Mapping[str, Any] | None = None
+    seed: int | None = None
+    continuous_usage: bool = False
 
 
 def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None) -> int | None:
@@ -220,28 +323,84 @@ def tool_trigger(tools: Any, messages: Sequence[Any]) -> str | None:
         return None
     if not any(_WEATHER.search(text) for text in content_texts(last.get("content"))):
         return None
-    first = tools[0]
-    if not isinstance(first, Mapping):
+    return first_tool_name(tools)
+
+
+STEERING_KEYS = frozenset(("tool_call", "thinking"))
+"""The ``mock`` keys that steer the answer itself (see :class:`Steering`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """What a request's ``mock`` object asks of the answer (beyond faults and timing).
+
+    Attributes:
+        tool_call: ``True``: call the first tool offered; a name: call that tool; ``False``:
+            never call one; ``None``: decide as the request's own fields say (``tool_choice``,
+            then the "weather" trigger, see the module docstring).
+        thinking: thinking tokens to send first (overrides what the request asks).
+    """
+
+    tool_call: bool | str | None = None
+    thinking: int | None = None
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> Steering:
+        tool_call = options.get("tool_call")
+        if tool_call is not None and not isinstance(tool_call, bool | str):
+            raise ValueError("mock option 'tool_call' must be a boolean or a tool name")
+        thinking = options.get("thinking")
+        if thinking is not None and (
+            isinstance(thinking, bool) or not isinstance(thinking, int) or thinking < 0
+        ):
+            raise ValueError("mock option 'thinking' must be an int >= 0")
+        return cls(tool_call, thinking)
+
+
+@dataclass(frozen=True, slots=True)
+class MockOptions:
+    """A request's ``mock`` object, parsed: its faults, its timing and its steering."""
+
+    faults: FaultOptions
+    timing: Timing
+    steering: Steering
+
+
+def parse_mock(body: Any, config: MockConfig) -> MockOptions:
+    """Merge the server's defaults with the request's ``mock`` object and validate them."""
+    options = body.get("mock") if isinstance(body, dict) else None
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("Invalid 'mock': expected an object.", "mock")
+    merged = {**config.faults, **(options or {})}
+    other = REQUEST_KEYS | STEERING_KEYS
+    try:
+        faults = FaultOptions.parse({k: v for k, v in merged.items() if k not in other})
+        timing = parse_timing(config.timing(), merged)
+        steering = Steering.parse(merged)
+    except ValueError as exc:
+        raise BadRequest(str(exc), "mock") from None
+    return MockOptions(faults, timing, steering)
+
+
+def first_tool_name(tools: Any) -> str | None:
+    """The name of the first tool of a ``tools`` list (chat, Responses or Anthropic shape)."""
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], Mapping):
         return None
+    first = tools[0]
     function = first.get("function")
     name = first.get("name") or (function.get("name") if isinstance(function, Mapping) else None)
     return name if isinstance(name, str) and name else None
 
 
 def parse_faults(body: Any, config: MockConfig) -> FaultOptions:
-    """Merge ``config.faults`` with the request's ``mock`` object and validate the result."""
-    options = body.get("mock") if isinstance(body, dict) else None
-    if options is not None and not isinstance(options, dict):
-        raise BadRequest("Invalid 'mock': expected an object.", "mock")
-    try:
-        return FaultOptions.parse({**config.faults, **(options or {})})
-    except ValueError as exc:
-        raise BadRequest(str(exc), "mock") from None
+    """The fault options of a request (see :func:`parse_mock`)."""
+    return parse_mock(body, config).faults
 
 
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body (raises :class:`BadRequest`)."""
     raw = await request.read()
+    request[RAW_BODY_KEY] = raw
     try:
         return json.loads(raw)
     except ValueError:
@@ -256,19 +415,21 @@ async def read_json(request: web.Request) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The mock's tool call: to ``name``, with :data:`TOOL_ARGUMENTS`."""
+    """The mock's tool call: to ``name``, with ``value`` (arguments generated from the tool's
+    schema) or, for the "weather" trigger, :data:`TOOL_ARGUMENTS`."""
 
     name: str
     digest: str
+    value: Mapping[str, Any] | None = None
 
     @property
     def arguments(self) -> dict[str, Any]:
-        return dict(TOOL_ARGUMENTS)
+        return dict(TOOL_ARGUMENTS if self.value is None else self.value)
 
     def arguments_json(self, *, spaced: bool = False) -> str:
         """The arguments as JSON text: compact (OpenAI) or with spaces (Anthropic)."""
         separators = (", ", ": ") if spaced else (",", ":")
-        return json.dumps(TOOL_ARGUMENTS, separators=separators)
+        return json.dumps(self.arguments, separators=separators, ensure_ascii=False)
 
     def fragments(self, *, spaced: bool = False) -> list[str]:
         """The arguments JSON cut in the fragments that a stream sends one by one."""
@@ -291,7 +452,10 @@ class Answer:
     """The neutral answer to a :class:`Prompt`; tokens are generated lazily while streamed.
 
     ``sources[i]`` is ``(conversation, seed choice)`` of output choice ``i``; ``started_ns``
-    is the ``perf_counter_ns()`` when the answer began (for measured durations).
+    is the ``perf_counter_ns()`` when the answer began (for measured durations); ``pieces``,
+    when set, are the text tokens of every choice instead of the generated ones (JSON of a
+    ``response_format``, a text cut at a ``stop`` sequence); ``stop_sequence`` is the stop
+    sequence that ended the text, if one did.
     """
 
     digest: str
@@ -304,6 +468,8 @@ class Answer:
     thinking: int = 0
     tool: ToolCall | None = None
     started_ns: int = field(default_factory=time.perf_counter_ns)
+    pieces: tuple[str, ...] | None = None
+    stop_sequence: str | None = None
 
     @property
     def n(self) -> int:
@@ -322,6 +488,8 @@ class Answer:
 
     def iter_tokens(self, choice: int) -> Iterator[str]:
         """The text tokens of choice ``choice``."""
+        if self.pieces is not None:  # structured output, or a text cut at a stop sequence
+            return iter(self.pieces[: self.tokens])
         messages, seed = self.sources[choice]
         return iter_tokens(messages, self.model, self.tokens, seed)
 
@@ -341,57 +509,239 @@ class Answer:
         return derived_id(prefix, self.digest, salt=salt, length=length, hex_=hex_)
 
 
-def make_answer(prompt: Prompt, config: MockConfig) -> Answer:
-    """Generate the deterministic answer to ``prompt``."""
-    count = max(config.tokens, 0)
+def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None = None) -> Answer:
+    """Generate the deterministic answer to ``prompt`` (``options``: its ``mock`` object).
+
+    When a tool call happens (see the module docstring): ``tool_choice`` ``"none"`` never
+    calls; ``"required"`` or a named tool always calls (the named or the first tool, with
+    arguments generated from its schema, and no text beside the call); ``mock.tool_call``
+    overrides both; otherwise the "weather" trigger calls the first tool after the text, with
+    :data:`TOOL_ARGUMENTS`.
+    """
+    timing = options.timing if options is not None else config.timing()
+    steering = options.steering if options is not None else Steering()
+    digest = request_digest(prompt.messages, prompt.model)
+    seed_salt = "" if prompt.seed is None else f"#seed{prompt.seed}"
+    count = output_length(timing, digest, prompt.seed)
+    pieces: tuple[str, ...] | None = None
+    stop_sequence: str | None = None
+    if prompt.response_schema is not None:
+        value = value_for(prompt.response_schema, digest + seed_salt)
+        pieces = json_pieces(json.dumps(value, ensure_ascii=False))
+        count = len(pieces)
     stop: Stop = "stop"
     if prompt.max_tokens is not None and prompt.max_tokens < count:
         count, stop = prompt.max_tokens, "length"
-    digest = request_digest(prompt.messages, prompt.model)
-    tool = None
-    if prompt.tool is not None and stop == "stop":
-        tool, stop = ToolCall(prompt.tool, digest), "tool"
+    base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024
+    if prompt.stop and pieces is None and prompt.n == 1 and not prompt.prompts:
+        cut, stop_sequence = _cut_at_stop(
+            list(iter_tokens(prompt.messages, prompt.model, count, base)), prompt.stop
+        )
+        if cut is not None:
+            pieces, count, stop = cut, len(cut), "stop"
+    tool, forced = _tool_call(prompt, steering, digest + seed_salt)
+    if tool is not None and stop != "length":
+        stop = "tool"
+        if forced:
+            count, pieces = 0, None
+    else:
+        tool = None
+    thinking = prompt.thinking if steering.thinking is None else steering.thinking
     conversations = prompt.prompts or (prompt.messages,)
     return Answer(
         digest=digest,
         created=int(time.time()),
         model=prompt.model,
-        sources=tuple((conv, choice) for conv in conversations for choice in range(prompt.n)),
+        sources=tuple(
+            (conv, base + choice) for conv in conversations for choice in range(prompt.n)
+        ),
         tokens=count,
         stop=stop,
         prompt_tokens=sum(count_prompt_tokens(conv) for conv in conversations),
-        thinking=max(prompt.thinking, 0),
+        thinking=max(thinking, 0),
         tool=tool,
+        pieces=pieces,
+        stop_sequence=stop_sequence,
     )
+
+
+def _cut_at_stop(
+    tokens: list[str], stops: Sequence[str]
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """The tokens before the first stop sequence (the last one cut short), and that sequence."""
+    text = "".join(tokens)
+    found = [(text.find(stop), stop) for stop in stops if stop and stop in text]
+    if not found:
+        return None, None
+    at, stop = min(found)
+    out: list[str] = []
+    length = 0
+    for token in tokens:
+        if length + len(token) > at:
+            if at > length:
+                out.append(token[: at - length])
+            break
+        out.append(token)
+        length += len(token)
+    return tuple(out), stop
+
+
+def _tool_call(prompt: Prompt, steering: Steering, seed: str) -> tuple[ToolCall | None, bool]:
+    """The tool call of the answer, if any, and whether it was forced (no text beside it)."""
+    digest = seed
+    mode, named = prompt.tool_choice
+    if steering.tool_call is False or (mode == "none" and steering.tool_call is None):
+        return None, False
+    name: str | None = None
+    forced = False
+    if isinstance(steering.tool_call, str):
+        name, forced = steering.tool_call, True
+    elif steering.tool_call is True or mode == "required":
+        name, forced = named or prompt.first_tool, True
+    elif prompt.tool is not None:  # the "weather" trigger
+        return ToolCall(prompt.tool, _tool_digest(prompt)), False
+    if name is None:
+        return None, False
+    value = value_for(prompt.tools.get(name, {}), f"{digest}#{name}")
+    arguments = value if isinstance(value, dict) else {"value": value}
+    return ToolCall(name, _tool_digest(prompt), arguments), forced
+
+
+def _tool_digest(prompt: Prompt) -> str:
+    return request_digest(prompt.messages, prompt.model)
+
+
+def tool_schemas(tools: Any) -> dict[str, Any]:
+    """Each tool's name -> parameters schema (chat, Responses, Anthropic or Gemini shape)."""
+    out: dict[str, Any] = {}
+    if not isinstance(tools, list):
+        return out
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            continue
+        function = tool.get("function")
+        entry = function if isinstance(function, Mapping) else tool
+        name = entry.get("name")
+        if isinstance(name, str):
+            schema = entry.get("parameters", entry.get("input_schema", {}))
+            out[name] = schema if isinstance(schema, Mapping) else {}
+    return out
+
+
+def parse_tool_choice(value: Any) -> tuple[str, str | None]:
+    """``tool_choice`` of any vendor as ``(mode, forced tool name)``.
+
+    OpenAI chat: ``"none" | "auto" | "required" | {"type": "function", "function": {name}}``;
+    Responses: ``{"type": "function", "name"}``; Anthropic: ``{"type": "auto" | "any" |
+    "tool" | "none", "name"}``.
+    """
+    if isinstance(value, str):
+        return {"none": "none", "required": "required", "any": "required"}.get(value, "auto"), None
+    if not isinstance(value, Mapping):
+        return "auto", None
+    kind = value.get("type")
+    if kind in ("none", "auto"):
+        return str(kind), None
+    if kind == "any":
+        return "required", None
+    function = value.get("function")
+    name = value.get("name") or (function.get("name") if isinstance(function, Mapping) else None)
+    if kind in ("function", "tool") and isinstance(name, str):
+        return "required", name
+    return "auto", None
+
+
+def response_schema(value: Any) -> Mapping[str, Any] | None:
+    """The JSON schema of an OpenAI ``response_format`` / Responses ``text.format``.
+
+    ``json_object`` gets a small object schema (``{"answer": string}``); ``None``: plain text.
+    """
+    if not isinstance(value, Mapping):
+        return None
+    kind = value.get("type")
+    if kind == "json_object":
+        return _JSON_OBJECT_SCHEMA
+    if kind == "json_schema":
+        inner = value.get("json_schema")
+        schema = inner.get("schema") if isinstance(inner, Mapping) else value.get("schema")
+        return schema if isinstance(schema, Mapping) else _JSON_OBJECT_SCHEMA
+    return None
+
+
+_JSON_OBJECT_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+    "required": ["answer", "confidence"],
+}
+
+
+def logprob_of(token: str) -> float:
+    """A deterministic log-probability of ``token`` (between -2 and 0)."""
+    digest = hashlib.sha256(token.encode()).digest()
+    return -round(int.from_bytes(digest[:4], "big") / 2**32 * 2, 6)
+
+
+def alternative_tokens(token: str) -> list[str]:
+    """``token`` then the alternatives a ``top_logprobs`` list shows (at most 6)."""
+    return [token, *(w for w in (" the", " a", " of", " and", " to") if w != token)]
+
+
+def stop_sequences(value: Any) -> tuple[str, ...]:
+    """``stop`` (a string or a list of strings) as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(item for item in value if isinstance(item, str) and item)
+    return ()
 
 
 # --------------------------------------------------------------------------- stream encoding
 
 
-class Timeline:
-    """Due times of a stream's events, in seconds after the request started.
+class StepClock:
+    """The decode step of each event of a stream (the engine writes step ``k`` at step ``k``).
 
-    Token ``k`` (counted over thinking, text and tool fragments) is due at
-    ``ttft + k * itl``; a structural event (a block start, a finish chunk) is due with the
-    token before it (:attr:`now`, 0 before the first token), so it never waits on its own.
+    Each :meth:`tick` is one chunk of tokens (``group`` of them: ``tokens_per_chunk``),
+    counted over thinking, text and tool fragments, from 1; a structural event (a block start,
+    a finish chunk) rides with the chunk before it (:attr:`now`, 0 before the first token:
+    such events go out at once, before the prefill ends).
     """
 
-    __slots__ = ("_itl", "_step", "_ttft", "now")
+    __slots__ = ("_step", "group", "now")
 
-    def __init__(self, config: MockConfig) -> None:
-        self._ttft, self._itl = config.ttft_ms / 1000, config.itl_ms / 1000
+    def __init__(self, group: int = 1) -> None:
+        self.group = max(int(group), 1)
         self._step = 0
         self.now = 0.0
 
     def tick(self) -> float:
-        """The due time of the next token."""
-        self.now = due = self._ttft + self._step * self._itl
+        """The step of the next chunk."""
         self._step += 1
+        self.now = due = float(self._step)
         return due
+
+    def chunks(self, pieces: Iterable[str]) -> Iterator[str]:
+        """``pieces`` joined ``group`` at a time: the text of each chunk."""
+        group = self.group
+        if group == 1:
+            yield from pieces
+            return
+        batch: list[str] = []
+        for piece in pieces:
+            batch.append(piece)
+            if len(batch) == group:
+                yield "".join(batch)
+                batch = []
+        if batch:
+            yield "".join(batch)
+
+    def count(self, pieces: int) -> int:
+        """The chunks that ``pieces`` pieces make."""
+        return -(-pieces // self.group) if pieces > 0 else 0
 
 
 def token_events(
-    timeline: Timeline,
+    clock: StepClock,
     streams: Sequence[Iterable[str]],
     count: int,
     prefixes: Sequence[bytes],
@@ -404,30 +754,38 @@ def token_events(
     stream takes ``last_suffixes[i]`` instead when given (legacy completions put the finish
     reason there). Step ``k`` of every stream is due at the same time.
     """
-    last = count - 1
     ends = last_suffixes or suffixes
+    encode = encode_token if clock.group == 1 else dumps
+    last = clock.count(count) - 1
+    if clock.group > 1:
+        streams = [clock.chunks(stream) for stream in streams]
     if len(streams) == 1:
         prefix, suffix, end = prefixes[0], suffixes[0], ends[0]
         for step, token in enumerate(streams[0]):
-            yield timeline.tick(), prefix + encode_token(token) + (end if step == last else suffix)
+            yield clock.tick(), prefix + encode(token) + (end if step == last else suffix)
         return
     for step, tokens in enumerate(zip(*streams, strict=True)):
-        due = timeline.tick()
+        due = clock.tick()
         tails = ends if step == last else suffixes
         for prefix, token, suffix in zip(prefixes, tokens, tails, strict=True):
-            yield due, prefix + encode_token(token) + suffix
+            yield due, prefix + encode(token) + suffix
 
 
 class StreamEncoder(ABC):
-    """Plans one streamed answer in a wire protocol; also its :class:`~._faults.Framing`."""
+    """Plans one streamed answer in a wire protocol; also its :class:`~._faults.Framing`.
+
+    ``cacheable``: the events are a pure function of the request, the framing and the
+    current second (so identical requests can share one pre-encoded plan).
+    """
 
     content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
+    cacheable: ClassVar[bool] = True
 
     def __init__(self, eol: bytes) -> None:
         self.eol = eol
 
     @abstractmethod
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         """``(due, event bytes)`` for the whole stream; ``done=False`` omits the end signal."""
 
     @property
@@ -493,6 +851,18 @@ class Dialect(ABC):
     def parse(self, body: Any, config: MockConfig) -> Prompt:
         """Validate a request body (raises :class:`BadRequest`)."""
 
+    def parse_request(self, request: web.Request, body: Any, config: MockConfig) -> Prompt:
+        """Validate a request (its body; a dialect may also read its URL)."""
+        return self.parse(body, config)
+
+    def eol(self, faults: FaultOptions) -> bytes:
+        """The line terminator of the stream (``line_endings``; LF by default)."""
+        return faults.eol
+
+    def whole_response(self, prompt: Prompt, answer: Answer) -> web.Response:
+        """The non-streamed answer."""
+        return json_response(200, self.whole(prompt, answer))
+
     @abstractmethod
     def whole(self, prompt: Prompt, answer: Answer) -> Mapping[str, Any]:
         """The non-streamed answer body."""
@@ -553,26 +923,86 @@ def handler(dialect: Dialect) -> Callable[[web.Request], Awaitable[web.StreamRes
     return handle
 
 
+_PLAN_CACHE_SIZE = 32
+_PLAN_CACHE_EVENTS = 50_000  # longer plans are generated lazily, never cached
+
+
+def _planned(
+    app: web.Application,
+    request: web.Request,
+    encoder: StreamEncoder,
+    clock: StepClock,
+    eol: bytes,
+    *,
+    done: bool,
+) -> Iterator[tuple[float, bytes]]:
+    """The events of a stream: pre-encoded once for identical requests, else lazily.
+
+    A benchmark sends the same body many times: its plan (a pure function of the route, the
+    body, the framing and the current second, for the encoders that say so) is encoded once
+    and then only iterated, so a decode step costs one write per stream and nothing else.
+    """
+    cache = app[PLAN_CACHE_KEY]
+    raw = request.get(RAW_BODY_KEY)
+    if not encoder.cacheable or raw is None:
+        return encoder.events(clock, done=done)
+    key = (request.path_qs, raw, eol, clock.group, done, int(time.time()))
+    plan = cache.get(key)
+    if plan is None:
+        events = encoder.events(clock, done=done)
+        plan = list(itertools.islice(events, _PLAN_CACHE_EVENTS + 1))
+        if len(plan) > _PLAN_CACHE_EVENTS:
+            return itertools.chain(plan, events)
+        if len(cache) >= _PLAN_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = plan
+    return iter(plan)
+
+
+_ENGINE_FINISH: Mapping[Stop, str] = {"stop": "stop", "length": "length", "tool": "stop"}
+
+
 async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
-    """The flow of every answering endpoint: key, body, faults, then whole or streamed."""
-    start = asyncio.get_running_loop().time()
-    config = request.app[CONFIG_KEY]
+    """The flow of every answering endpoint: key, body, options, then whole or streamed.
+
+    Either way the answer takes its time in the engine (:mod:`rxgpt.mock._engine`): a slot,
+    the prefill, one decode step per chunk; a streamed answer is written by the engine.
+    """
+    app = request.app
+    config = app[CONFIG_KEY]
+    engine = app[ENGINE_KEY]
+    await engine.wait_turn()  # running streams' steps go first
     denied = dialect.unauthorized(request, config)
     if denied is not None:
         return denied
     try:
         body = await read_json(request)
-        prompt = dialect.parse(body, config)
-        faults = parse_faults(body, config)
+        prompt = dialect.parse_request(request, body, config)
+        options = parse_mock(body, config)
     except BadRequest as exc:
         return dialect.error(400, exc.message, kind="invalid_request_error", param=exc.param)
-    if faults.fails(request.app[COUNTERS_KEY]):
+    faults, timing = options.faults, options.timing
+    if faults.fails(app[COUNTERS_KEY]):
         return dialect.injected_error(faults)
-    answer = make_answer(prompt, config)
+    answer = make_answer(prompt, config, options)
+    finish = _ENGINE_FINISH[answer.stop]
+    clock = StepClock(timing.tokens_per_chunk)
     if not prompt.stream:
-        await _wait_whole_answer(answer, config)
-        return json_response(200, dialect.whole(prompt, answer))
-    encoder = dialect.encoder(prompt, answer, faults.eol)
+        steps = clock.count(answer.thinking) + clock.count(answer.tokens)
+        if answer.tool is not None:
+            steps += clock.count(answer.tool.tokens)
+        silent = EngineSequence.silent(
+            steps,
+            timing,
+            prompt_tokens=answer.prompt_tokens,
+            output_tokens=answer.output_tokens,
+            finish=finish,
+        )
+        await engine.run(silent, request.path, stream=False)
+        return dialect.whole_response(prompt, answer)
+    eol = dialect.eol(faults)
+    encoder = dialect.encoder(prompt, answer, eol)
+    plan = _planned(app, request, encoder, clock, eol, done=not faults.no_done)
     response = web.StreamResponse(
         headers={"Content-Type": encoder.content_type, "Cache-Control": "no-cache"}
     )
@@ -581,18 +1011,26 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     if faults.gzip:
         response.headers["Content-Encoding"] = "gzip"
     response.enable_chunked_encoding()
+    await engine.wait_turn()
     await response.prepare(request)
-    plan = encoder.events(Timeline(config), done=not faults.no_done)
-    with contextlib.suppress(ConnectionError):
-        await pump(request, response, plan, faults, start, encoder)
+    out = BodyWriter(response, faults, request.transport)
+    sequence = EngineSequence(
+        plan,
+        timing,
+        prompt_tokens=answer.prompt_tokens,
+        output_tokens=answer.output_tokens,
+        finish=finish,
+        sink=out,
+        faults=faults,
+        framing=encoder,
+    )
+    outcome = await engine.run(sequence, request.path, stream=True)
+    if outcome == "gone":
+        response.force_close()
+    elif outcome is not None:
+        with contextlib.suppress(ConnectionError):
+            await run_interrupt(outcome, request, response, out, faults, encoder)
     return response
-
-
-async def _wait_whole_answer(answer: Answer, config: MockConfig) -> None:
-    """A non-streamed answer arrives when its last token would have."""
-    delay = (config.ttft_ms + max(answer.steps - 1, 0) * config.itl_ms) / 1000
-    if delay > 0:
-        await asyncio.sleep(delay)
 
 
 # --------------------------------------------------------------------------- OpenAI shared

@@ -1,4 +1,4 @@
-"""Fault injection for the mock server: options, error answers and the stream pump.
+"""Fault injection for the mock server: options, error answers, the body writer, interrupts.
 
 A request can ask for a fault with a ``"mock": {...}`` object in its JSON body; the server's
 ``MockConfig.faults`` gives defaults that the request overrides key by key. The options, which
@@ -23,7 +23,10 @@ apply to every streaming endpoint, each in its own wire format (see :class:`Fram
 ``endless_line``    after the first event, an endless ``data: {"x":"aaaa…`` line
 ==================  ======================================================================
 
-Events are counted from 0 over everything the stream would send (for chat: role, content,
+The engine (:mod:`rxgpt.mock._engine`) fires the event-indexed faults as it writes; the
+interrupts that outlive the engine (a stall, an endless line, a drop) are
+:func:`run_interrupt`, run by the request's handler. Events are counted from 0 over
+everything the stream would send (for chat: role, content,
 finish and usage chunks and ``[DONE]``); keep-alives do not count. When ``drop_after`` or
 ``stall_after`` is past the last event, the fault happens after the last event instead.
 Unknown keys and ill-typed values are rejected with a 400, so a typo in a test shows.
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -48,7 +51,7 @@ __all__ = [
     "Framing",
     "error_body",
     "json_response",
-    "pump",
+    "run_interrupt",
     "status_error",
 ]
 
@@ -115,7 +118,7 @@ class FaultOptions:
     garbage_at: int | None = None
     error_at: int | None = None
     no_done: bool = False
-    line_endings: LineEnding = "lf"
+    line_endings: LineEnding | None = None
     chunk_bytes: int | None = None
     gzip: bool = False
     endless_line: bool = False
@@ -141,7 +144,7 @@ class FaultOptions:
     @property
     def eol(self) -> bytes:
         """The line terminator to frame events with."""
-        return LINE_ENDINGS[self.line_endings]
+        return LINE_ENDINGS[self.line_endings or "lf"]
 
     def fails(self, counters: dict[str, int]) -> bool:
         """Whether this request gets an error status (counts ``fail_first`` requests)."""
@@ -163,7 +166,8 @@ def _check_other(options: Mapping[str, Any]) -> None:
         "keepalive_ms",
         "a number > 0",
     )
-    _check(options.get("line_endings", "lf") in LINE_ENDINGS, "line_endings", "lf, crlf or cr")
+    ending = options.get("line_endings")
+    _check(ending is None or ending in LINE_ENDINGS, "line_endings", "lf, crlf or cr")
     size = options.get("chunk_bytes")
     _check(size is None or (_is_int(size) and size >= 1), "chunk_bytes", "an int >= 1")
 
@@ -200,32 +204,75 @@ class BodyWriter:
     Without ``gzip`` and ``chunk_bytes``, :attr:`write` is the response's own ``write``, so
     the hot path pays nothing. With ``chunk_bytes``, bytes that do not fill a whole write
     wait for the next call or for :meth:`flush`.
+
+    Given the connection's ``transport``, :meth:`send` writes without awaiting: it frames
+    each piece as one HTTP/1.1 chunk itself (the response must use chunked encoding and be
+    prepared), so one engine step can write to thousands of streams without a coroutine each.
+    Both paths put the same bytes on the wire.
     """
 
-    def __init__(self, response: web.StreamResponse, faults: FaultOptions) -> None:
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        faults: FaultOptions,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
         self._response = response
+        self._transport = transport
         self._size = faults.chunk_bytes
         self._pending = bytearray()
         self._zlib = zlib.compressobj(wbits=31) if faults.gzip else None
+        self._plain = not (faults.gzip or self._size)
         self.write: Callable[[bytes], Awaitable[None]] = (
             self._transformed_write if faults.gzip or self._size else response.write
         )
 
-    async def _transformed_write(self, data: bytes) -> None:
+    def _pieces(self, data: bytes, *, last: bool = False) -> list[bytes]:
+        """The HTTP chunks that ``data`` becomes (compressed, cut); ``last`` ends gzip."""
         if self._zlib is not None:
-            data = self._zlib.compress(data) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
-        await self._write_sized(data)
-
-    async def _write_sized(self, data: bytes) -> None:
+            data = self._zlib.compress(data) + self._zlib.flush(
+                zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+            )
+            if last:
+                self._zlib = None
         size = self._size
         if size is None:
-            await self._response.write(data)
-            return
+            return [data] if data else []
         pending = self._pending
         pending += data
+        pieces = []
         while len(pending) >= size:
-            piece = bytes(pending[:size])
+            pieces.append(bytes(pending[:size]))
             del pending[:size]
+        if last and pending:
+            pieces.append(bytes(pending))
+            pending.clear()
+        return pieces
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data`` now, without awaiting; False when the client has gone away."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        if self._plain:
+            transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            return True
+        for piece in self._pieces(data):
+            transport.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        return True
+
+    def send_finish(self) -> bool:
+        """:meth:`finish` without awaiting (through :meth:`send`'s framing)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        if not self._plain:
+            for piece in self._pieces(b"", last=True):
+                transport.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        return True
+
+    async def _transformed_write(self, data: bytes) -> None:
+        for piece in self._pieces(data):
             await self._response.write(piece)
 
     async def flush(self) -> None:
@@ -237,10 +284,8 @@ class BodyWriter:
 
     async def finish(self) -> None:
         """End the gzip stream and flush everything (call before ending the body)."""
-        if self._zlib is not None:
-            await self._write_sized(self._zlib.flush(zlib.Z_FINISH))
-            self._zlib = None
-        await self.flush()
+        for piece in self._pieces(b"", last=True):
+            await self._response.write(piece)
 
 
 # --------------------------------------------------------------------------- stream pump
@@ -306,74 +351,7 @@ async def _endless(out: BodyWriter, framing: Framing) -> None:
         await out.write(_ENDLESS_BLOCK)
 
 
-def _triggers(faults: FaultOptions) -> dict[int, str]:
-    """Map event index -> the fault that fires just before that event is written."""
-    triggers: dict[int, str] = {}
-    if faults.garbage_at is not None:
-        triggers[faults.garbage_at] = "garbage"
-    if faults.error_at is not None:
-        triggers[faults.error_at] = "error"
-    if faults.endless_line:
-        triggers[1] = "endless"
-    if faults.stall_after is not None:
-        triggers[faults.stall_after] = "stall"
-    if faults.drop_after is not None:
-        triggers[faults.drop_after] = "drop"
-    return triggers
-
-
-async def pump(
-    request: web.Request,
-    response: web.StreamResponse,
-    plan: Iterator[tuple[float, bytes]],
-    faults: FaultOptions,
-    start: float,
-    framing: Framing,
-) -> None:
-    """Write the planned events on time, applying the faults; one event per write.
-
-    ``plan`` yields ``(due, event bytes)``, ``due`` in seconds after ``start`` (a
-    ``loop.time()``); the pump sleeps only when an event is not due yet, against absolute
-    deadlines, so delays do not drift and zero delays never sleep.
-    """
-    out = BodyWriter(response, faults)
-    write = out.write
-    triggers = _triggers(faults)
-    loop = asyncio.get_running_loop()
-    for index, (due, data) in enumerate(plan):
-        if due > 0.0:
-            delay = start + due - loop.time()
-            if delay > 0.0:
-                await asyncio.sleep(delay)
-        fault = triggers.get(index) if triggers else None
-        if fault is not None:
-            if fault == "garbage":
-                data = framing.garbage
-            elif fault == "error":
-                for event in framing.error(index):
-                    await write(event)
-                break
-            else:
-                await _interrupt(fault, request, response, out, faults, framing)
-                return
-        await write(data)
-    else:
-        if (fault := _late_interrupt(faults)) is not None:
-            await _interrupt(fault, request, response, out, faults, framing)
-            return
-    await out.finish()
-
-
-def _late_interrupt(faults: FaultOptions) -> str | None:
-    """A drop or stall whose index was past the last event happens at the end."""
-    if faults.drop_after is not None:
-        return "drop"
-    if faults.stall_after is not None:
-        return "stall"
-    return None
-
-
-async def _interrupt(
+async def run_interrupt(
     fault: str,
     request: web.Request,
     response: web.StreamResponse,
@@ -381,7 +359,7 @@ async def _interrupt(
     faults: FaultOptions,
     framing: Framing,
 ) -> None:
-    """Apply a fault that ends the normal flow: endless line, drop or stall."""
+    """Apply a fault that ends the normal flow: ``"endless"`` line, ``"drop"`` or ``"stall"``."""
     if fault == "endless":
         await _endless(out, framing)
     elif fault == "drop":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,31 +25,57 @@ from ._dialect import (
     Dialect,
     MockConfig,
     Prompt,
+    StepClock,
     StreamEncoder,
-    Timeline,
     ToolCall,
     as_messages,
+    first_tool_name,
     model_of,
+    response_schema,
+    stop_sequences,
     token_events,
+    tool_schemas,
     tool_trigger,
 )
 from ._faults import json_response
 from ._text import dumps
 
-__all__ = ["OLLAMA_CHAT", "OllamaDialect", "OllamaEncoder", "ollama_tags", "ollama_version"]
+__all__ = [
+    "OLLAMA_CHAT",
+    "OLLAMA_GENERATE",
+    "OllamaDialect",
+    "OllamaEncoder",
+    "ollama_tags",
+    "ollama_version",
+]
 
 OLLAMA_VERSION = "0.12.0"
 _OLLAMA_MIDSTREAM_ERROR = b'{"error":"an error was encountered while running the model"}'
 
 
 class OllamaDialect(Dialect):
-    """``POST /api/chat``: Ollama's native chat (NDJSON)."""
+    """``POST /api/chat`` (Ollama's native chat, NDJSON), or ``/api/generate`` (``generate``)."""
 
     request_id_header = None
 
+    def __init__(self, *, generate: bool = False) -> None:
+        self.generate = generate
+
+    def _conversation(self, body: Mapping[str, Any]) -> list[Any]:
+        if not self.generate:
+            return as_messages(body.get("messages"))
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise BadRequest("prompt is required", "prompt")
+        system = body.get("system")
+        messages: list[Any] = [{"role": "user", "content": prompt}]
+        if isinstance(system, str) and system:
+            messages.insert(0, {"role": "system", "content": system})
+        return messages
+
     def parse(self, body: Any, config: MockConfig) -> Prompt:
         model = model_of(body, config)
-        messages = as_messages(body.get("messages"))
+        messages = self._conversation(body)
         options = body.get("options")
         if options is not None and not isinstance(options, dict):
             raise BadRequest("Invalid 'options': expected an object.", "options")
@@ -63,8 +89,13 @@ class OllamaDialect(Dialect):
             messages=messages,
             stream=body.get("stream", True) is not False,
             max_tokens=limit if limit is not None and limit >= 1 else None,
-            tool=tool_trigger(body.get("tools"), messages),
+            tool=None if self.generate else tool_trigger(body.get("tools"), messages),
             thinking=config.thinking_tokens if thinking else 0,
+            first_tool=None if self.generate else first_tool_name(body.get("tools")),
+            tools={} if self.generate else tool_schemas(body.get("tools")),
+            stop=stop_sequences((options or {}).get("stop")),
+            response_schema=_format_schema(body.get("format")),
+            seed=_seed((options or {}).get("seed")),
         )
 
     def error(
@@ -83,6 +114,15 @@ class OllamaDialect(Dialect):
         return self.error(401, "unauthorized", kind="")
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
+        if self.generate:
+            whole: dict[str, Any] = {
+                "model": answer.model,
+                "created_at": _rfc3339(time.time()),
+                "response": answer.text(),
+            }
+            if answer.thinking:
+                whole["thinking"] = answer.thinking_text()
+            return {**whole, "done": True, **_ollama_final(answer)}
         message: dict[str, Any] = {"role": "assistant", "content": answer.text()}
         if answer.thinking:
             message["thinking"] = answer.thinking_text()
@@ -97,7 +137,20 @@ class OllamaDialect(Dialect):
         }
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> OllamaEncoder:
-        return OllamaEncoder(answer, eol)
+        return OllamaEncoder(answer, eol, generate=self.generate)
+
+
+def _format_schema(value: Any) -> Mapping[str, Any] | None:
+    """Ollama's ``format``: ``"json"`` or a JSON schema (structured output)."""
+    if value == "json":
+        return response_schema({"type": "json_object"})
+    if isinstance(value, dict):
+        return value
+    return None
+
+
+def _seed(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _rfc3339(seconds: float) -> str:
@@ -128,14 +181,19 @@ class OllamaEncoder(StreamEncoder):
     """Ollama NDJSON lines (``line_endings`` sets the line terminator)."""
 
     content_type = "application/x-ndjson"
+    cacheable = False  # the last line carries measured durations
 
-    def __init__(self, answer: Answer, eol: bytes) -> None:
+    def __init__(self, answer: Answer, eol: bytes, *, generate: bool = False) -> None:
         super().__init__(eol)
         self._answer = answer
-        self._head = b'{"model":%s,"created_at":"%s","message":{"role":"assistant","content":' % (
+        self._generate = generate
+        opening = b'"response":' if generate else b'"message":{"role":"assistant","content":'
+        self._head = b'{"model":%s,"created_at":"%s",%s' % (
             dumps(answer.model),
             _rfc3339(time.time()).encode(),
+            opening,
         )
+        self._close = b"" if generate else b"}"
 
     @property
     def garbage(self) -> bytes:
@@ -152,24 +210,24 @@ class OllamaEncoder(StreamEncoder):
     def error(self, index: int) -> Sequence[bytes]:
         return (_OLLAMA_MIDSTREAM_ERROR + self.eol,)
 
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         answer, head = self._answer, self._head
-        more = b'},"done":false}' + self.eol
+        more = self._close + b',"done":false}' + self.eol
         if answer.thinking:
             streams = [answer.iter_thinking()]
             yield from token_events(
-                timeline, streams, answer.thinking, [head + b'"","thinking":'], [more]
+                clock, streams, answer.thinking, [head + b'"","thinking":'], [more]
             )
-        yield from token_events(timeline, [answer.iter_tokens(0)], answer.tokens, [head], [more])
+        yield from token_events(clock, [answer.iter_tokens(0)], answer.tokens, [head], [more])
         if answer.tool is not None:
             calls = dumps(_ollama_calls(answer.tool))
-            yield timeline.tick(), head + b'"","tool_calls":' + calls + more
+            yield clock.tick(), head + b'"","tool_calls":' + calls + more
         if done:
-            yield timeline.now, self._last_line()
+            yield clock.now, self._last_line()
 
     def _last_line(self) -> bytes:
         final = dumps({"done": True, **_ollama_final(self._answer)})
-        return self._head + b'""},' + final[1:] + self.eol
+        return self._head + b'""' + self._close + b"," + final[1:] + self.eol
 
 
 async def ollama_tags(request: web.Request) -> web.Response:
@@ -203,3 +261,4 @@ async def ollama_version(request: web.Request) -> web.Response:
 
 
 OLLAMA_CHAT = OllamaDialect()
+OLLAMA_GENERATE = OllamaDialect(generate=True)

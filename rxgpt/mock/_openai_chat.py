@@ -2,15 +2,22 @@
 
 Order of a chat stream (``n`` choices):
 
-1. per choice, a role chunk (sent at once);
-2. content chunks, round-robin over the choices, token by token (step ``k`` of every choice
-   is due at ``ttft_ms + k * itl_ms``);
-3. with the tool trigger (see :mod:`rxgpt.mock._dialect`), per choice, a tool call chunk
-   (``id``, ``name``, ``arguments: ""``) and argument fragment chunks;
+1. per choice, a role chunk (sent at once, before the prefill ends);
+2. with ``reasoning_effort`` (or ``mock.thinking``), ``reasoning_content`` chunks
+   (DeepSeek-style);
+3. content chunks, round-robin over the choices, one per decode step (``tokens_per_chunk``
+   tokens each; with ``logprobs``, each carries its ``logprobs.content`` entry);
+4. with a tool call (see :func:`rxgpt.mock._dialect.make_answer`), per choice, a tool call
+   chunk (``id``, ``name``, ``arguments: ""``) and argument fragment chunks;
 4. per choice, a finish chunk (``delta: {}``, ``finish_reason`` ``stop``, ``length`` or
    ``tool_calls``);
-5. with ``stream_options.include_usage``, a usage chunk with ``"choices": []``;
+5. with ``stream_options.include_usage``, a usage chunk with ``"choices": []``
+   (``continuous_usage_stats``: also the usage so far on every chunk, as vLLM does);
 6. ``data: [DONE]``.
+
+``stop``, ``response_format`` (``json_object`` / ``json_schema``: the text is JSON valid
+under the schema), ``seed``, ``max_tokens`` / ``max_completion_tokens`` and ``n`` shape the
+answer (see :func:`rxgpt.mock._dialect.make_answer`).
 """
 
 from __future__ import annotations
@@ -23,19 +30,27 @@ from ._dialect import (
     MAX_N,
     OPENAI_FINISH_REASONS,
     Answer,
+    BadRequest,
     Dialect,
     MockConfig,
     OpenAIChunks,
     Prompt,
-    Timeline,
+    StepClock,
     ToolCall,
+    alternative_tokens,
     as_messages,
+    first_tool_name,
+    logprob_of,
     model_of,
     openai_finish,
     openai_stream_flags,
     openai_usage,
+    parse_tool_choice,
     positive_int,
+    response_schema,
+    stop_sequences,
     token_events,
+    tool_schemas,
     tool_trigger,
 )
 from ._text import dumps
@@ -51,7 +66,7 @@ def chat_usage(answer: Answer) -> dict[str, Any]:
         **openai_usage(answer),
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": answer.thinking * answer.n,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -68,33 +83,67 @@ class ChatDialect(Dialect):
         messages = as_messages(body.get("messages"))
         stream, include_usage = openai_stream_flags(body)
         limit = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
+        options = body.get("stream_options")
+        continuous = isinstance(options, dict) and options.get("continuous_usage_stats") is True
+        logprobs = None
+        if body.get("logprobs") is True:
+            top = body.get("top_logprobs") or 0
+            if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
+                raise BadRequest(
+                    "Invalid 'top_logprobs': expected an integer 0..20.", "top_logprobs"
+                )
+            logprobs = top
+        effort = body.get("reasoning_effort")
+        seed = body.get("seed")
         return Prompt(
             model=model,
             messages=messages,
             stream=stream,
-            include_usage=include_usage,
+            include_usage=include_usage or continuous,
             n=positive_int(body, "n", upper=MAX_N) or 1,
             max_tokens=limit,
             tool=tool_trigger(body.get("tools"), messages),
+            thinking=config.thinking_tokens if effort not in (None, "none", "minimal") else 0,
+            first_tool=first_tool_name(body.get("tools")),
+            tools=tool_schemas(body.get("tools")),
+            tool_choice=parse_tool_choice(body.get("tool_choice")),
+            stop=stop_sequences(body.get("stop")),
+            logprobs=logprobs,
+            response_schema=response_schema(body.get("response_format")),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            continuous_usage=continuous,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
         """The non-streamed ``chat.completion`` object."""
         choices = []
         for index in range(answer.n):
+            text = answer.text(index)
             message: dict[str, Any] = {
                 "role": "assistant",
-                "content": answer.text(index),
+                "content": text if text or answer.tool is None else None,
                 "refusal": None,
                 "annotations": [],
             }
+            if answer.thinking:
+                message["reasoning_content"] = answer.thinking_text()
             if answer.tool is not None:
                 message["tool_calls"] = [_tool_call(answer.tool, index)]
             choices.append(
                 {
                     "index": index,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": (
+                        None
+                        if prompt.logprobs is None
+                        else {
+                            "content": [
+                                _logprob(token, prompt.logprobs)
+                                for token in answer.iter_tokens(index)
+                            ],
+                            "refusal": None,
+                        }
+                    ),
                     "finish_reason": OPENAI_FINISH_REASONS[answer.stop],
                 }
             )
@@ -110,7 +159,28 @@ class ChatDialect(Dialect):
         }
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> ChatEncoder:
-        return ChatEncoder(answer, include_usage=prompt.include_usage, eol=eol)
+        return ChatEncoder(
+            answer,
+            include_usage=prompt.include_usage,
+            eol=eol,
+            logprobs=prompt.logprobs,
+            continuous_usage=prompt.continuous_usage,
+        )
+
+
+def _logprob(token: str, top: int) -> dict[str, Any]:
+    """OpenAI's logprobs entry of one token, with ``top`` alternatives (the token first)."""
+    own = logprob_of(token)
+    alternatives = alternative_tokens(token)
+    return {
+        "token": token,
+        "logprob": own,
+        "bytes": list(token.encode()),
+        "top_logprobs": [
+            {"token": alt, "logprob": own - rank * 0.5, "bytes": list(alt.encode())}
+            for rank, alt in enumerate(alternatives[:top])
+        ],
+    }
 
 
 def _chat_id(answer: Answer) -> str:
@@ -128,7 +198,15 @@ def _tool_call(tool: ToolCall, choice: int) -> dict[str, Any]:
 class ChatEncoder(OpenAIChunks):
     """Builds the SSE events of one streamed chat answer, byte for byte in OpenAI's style."""
 
-    def __init__(self, answer: Answer, *, include_usage: bool, eol: bytes) -> None:
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        include_usage: bool,
+        eol: bytes,
+        logprobs: int | None = None,
+        continuous_usage: bool = False,
+    ) -> None:
         super().__init__(
             answer,
             chunk_id=_chat_id(answer),
@@ -143,39 +221,94 @@ class ChatEncoder(OpenAIChunks):
                 SYSTEM_FINGERPRINT.encode(),
             )
         )
+        self._logprobs = logprobs
+        self._continuous = continuous_usage
         self._end = b"]" + (b',"usage":null' if include_usage else b"") + b"}" + eol + eol
 
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
+        if not self._continuous:
+            return self._events(clock, done=done)
+        return self._with_usage(self._events(clock, done=done), clock)
+
+    def _with_usage(
+        self, events: Iterator[tuple[float, bytes]], clock: StepClock
+    ) -> Iterator[tuple[float, bytes]]:
+        """vLLM's ``continuous_usage_stats``: the usage so far on every chunk."""
+        answer = self.answer
+        marker = b',"usage":null}' + self.eol * 2
+        prompt = answer.prompt_tokens
+        total = answer.output_tokens
+        for due, data in events:
+            if data.endswith(marker):
+                done = min(int(due) * clock.group * answer.n, total)
+                usage = (
+                    b'"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}'
+                    % (
+                        prompt,
+                        prompt + done,
+                        done,
+                    )
+                )
+                data = data[: -len(marker) + 1] + usage + self.eol * 2
+            yield due, data
+
+    def _events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         answer = self.answer
         choices = range(answer.n)
         for index in choices:
             yield 0.0, self._choice(index, b'{"role":"assistant","content":"","refusal":null}')
-        prefixes = [self.head + b'{"index":%d,"delta":{"content":' % index for index in choices]
-        suffix = b'},"logprobs":null,"finish_reason":null}' + self._end
+        if answer.thinking:
+            prefixes = [
+                self.head + b'{"index":%d,"delta":{"reasoning_content":' % index
+                for index in choices
+            ]
+            suffix = b'},"logprobs":null,"finish_reason":null}' + self._end
+            streams = [answer.iter_thinking() for _ in choices]
+            yield from token_events(clock, streams, answer.thinking, prefixes, [suffix] * answer.n)
         streams = [answer.iter_tokens(index) for index in choices]
-        yield from token_events(timeline, streams, answer.tokens, prefixes, [suffix] * answer.n)
+        if self._logprobs is not None:
+            yield from self._logprob_events(clock, streams)
+        else:
+            prefixes = [self.head + b'{"index":%d,"delta":{"content":' % index for index in choices]
+            suffix = b'},"logprobs":null,"finish_reason":null}' + self._end
+            yield from token_events(clock, streams, answer.tokens, prefixes, [suffix] * answer.n)
         if answer.tool is not None:
             for index in choices:
-                yield from self._tool_events(timeline, answer.tool, index)
+                yield from self._tool_events(clock, answer.tool, index)
         finish = openai_finish(answer)
         for index in choices:
-            yield timeline.now, self._choice(index, b"{}", finish)
+            yield clock.now, self._choice(index, b"{}", finish)
         usage = self.head + b'],"usage":' + dumps(chat_usage(answer)) + b"}" + self.eol * 2
         for data in self.tail(answer, usage, done):
-            yield timeline.now, data
+            yield clock.now, data
+
+    def _logprob_events(
+        self, clock: StepClock, streams: list[Iterator[str]]
+    ) -> Iterator[tuple[float, bytes]]:
+        top = self._logprobs or 0
+        for tokens in zip(*(clock.chunks(stream) for stream in streams), strict=True):
+            due = clock.tick()
+            for index, token in enumerate(tokens):
+                entry = {
+                    "index": index,
+                    "delta": {"content": token},
+                    "logprobs": {"content": [_logprob(token, top)], "refusal": None},
+                    "finish_reason": None,
+                }
+                yield due, self.head + dumps(entry) + self._end
 
     def _tool_events(
-        self, timeline: Timeline, tool: ToolCall, index: int
+        self, clock: StepClock, tool: ToolCall, index: int
     ) -> Iterator[tuple[float, bytes]]:
         call = _tool_call(tool, index)
         call["function"]["arguments"] = ""
-        yield timeline.now, self._choice(index, dumps({"tool_calls": [{"index": 0, **call}]}))
+        yield clock.now, self._choice(index, dumps({"tool_calls": [{"index": 0, **call}]}))
         prefix = self.head + (
             b'{"index":%d,"delta":{"tool_calls":[{"index":0,"function":{"arguments":' % index
         )
         suffix = b'}}]},"logprobs":null,"finish_reason":null}' + self._end
-        for fragment in tool.fragments():
-            yield timeline.tick(), prefix + dumps(fragment) + suffix
+        for fragment in clock.chunks(tool.fragments()):
+            yield clock.tick(), prefix + dumps(fragment) + suffix
 
     def _choice(self, index: int, delta: bytes, finish_reason: bytes = JSON_NULL) -> bytes:
         entry = b'{"index":%d,"delta":%s,"logprobs":null,"finish_reason":%s}' % (

@@ -7,6 +7,7 @@ the chunk with the last text of each choice, then the usage chunk and ``[DONE]``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +21,15 @@ from ._dialect import (
     MockConfig,
     OpenAIChunks,
     Prompt,
-    Timeline,
+    StepClock,
+    alternative_tokens,
+    logprob_of,
     model_of,
     openai_finish,
     openai_stream_flags,
     openai_usage,
     positive_int,
+    stop_sequences,
     token_events,
 )
 from ._text import dumps
@@ -49,6 +53,12 @@ class CompletionsDialect(Dialect):
             raise BadRequest("Invalid 'prompt': expected a string or a list of strings.", "prompt")
         conversations = tuple([{"role": "user", "content": text}] for text in prompt)
         stream, include_usage = openai_stream_flags(body)
+        logprobs = body.get("logprobs")
+        if logprobs is not None and (
+            isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= 5
+        ):
+            raise BadRequest("Invalid 'logprobs': expected an integer 0..5.", "logprobs")
+        seed = body.get("seed")
         return Prompt(
             model=model,
             messages=conversations[0] if len(conversations) == 1 else list(conversations),
@@ -57,6 +67,9 @@ class CompletionsDialect(Dialect):
             n=positive_int(body, "n", upper=MAX_N) or 1,
             max_tokens=positive_int(body, "max_tokens"),
             prompts=conversations if len(conversations) > 1 else (),
+            stop=stop_sequences(body.get("stop")),
+            logprobs=logprobs,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
@@ -67,14 +80,43 @@ class CompletionsDialect(Dialect):
             "created": answer.created,
             "model": answer.model,
             "choices": [
-                {"text": answer.text(i), "index": i, "logprobs": None, "finish_reason": finish}
+                {
+                    "text": answer.text(i),
+                    "index": i,
+                    "logprobs": _logprobs(list(answer.iter_tokens(i)), prompt.logprobs),
+                    "finish_reason": finish,
+                }
                 for i in range(answer.n)
             ],
             "usage": openai_usage(answer),
         }
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> TextEncoder:
-        return TextEncoder(answer, include_usage=prompt.include_usage, eol=eol)
+        return TextEncoder(
+            answer, include_usage=prompt.include_usage, eol=eol, logprobs=prompt.logprobs
+        )
+
+
+def _logprobs(tokens: list[str], top: int | None, offset: int = 0) -> dict[str, Any] | None:
+    """Legacy completions' ``logprobs`` object for ``tokens`` (``top`` alternatives each)."""
+    if top is None:
+        return None
+    offsets = []
+    for token in tokens:
+        offsets.append(offset)
+        offset += len(token)
+    return {
+        "tokens": tokens,
+        "token_logprobs": [logprob_of(token) for token in tokens],
+        "top_logprobs": [
+            {
+                alt: logprob_of(token) - rank * 0.5
+                for rank, alt in enumerate(alternative_tokens(token)[:top])
+            }
+            for token in tokens
+        ],
+        "text_offset": offsets,
+    }
 
 
 def _text_id(answer: Answer) -> str:
@@ -84,7 +126,10 @@ def _text_id(answer: Answer) -> str:
 class TextEncoder(OpenAIChunks):
     """``text_completion`` chunks; the finish reason rides on each choice's last text."""
 
-    def __init__(self, answer: Answer, *, include_usage: bool, eol: bytes) -> None:
+    def __init__(
+        self, answer: Answer, *, include_usage: bool, eol: bytes, logprobs: int | None = None
+    ) -> None:
+        self._logprobs = logprobs
         super().__init__(
             answer,
             chunk_id=_text_id(answer),
@@ -99,7 +144,7 @@ class TextEncoder(OpenAIChunks):
         entry = b',"index":%d,"logprobs":null,"finish_reason":%s}],' % (index, finish_reason)
         return entry + self._end
 
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         answer = self.answer
         choices = range(answer.n)
         prefix = self.head + b'"choices":[{"text":'
@@ -108,15 +153,37 @@ class TextEncoder(OpenAIChunks):
         if answer.tokens == 0:
             for end in ends:
                 yield 0.0, prefix + b'""' + end
+        elif self._logprobs is not None:
+            yield from self._logprob_events(clock, finish)
         else:
             suffixes = [self._suffix(index, JSON_NULL) for index in choices]
             streams = [answer.iter_tokens(index) for index in choices]
             yield from token_events(
-                timeline, streams, answer.tokens, [prefix] * answer.n, suffixes, ends
+                clock, streams, answer.tokens, [prefix] * answer.n, suffixes, ends
             )
         usage = self.head + self._model + b',"usage":' + dumps(openai_usage(answer))
         for data in self.tail(answer, usage + b',"choices":[]}' + self.eol * 2, done):
-            yield timeline.now, data
+            yield clock.now, data
+
+    def _logprob_events(self, clock: StepClock, finish: bytes) -> Iterator[tuple[float, bytes]]:
+        """Text chunks that carry their ``logprobs`` (slower: one JSON encoding each)."""
+        answer = self.answer
+        streams = [clock.chunks(answer.iter_tokens(index)) for index in range(answer.n)]
+        last = clock.count(answer.tokens) - 1
+        reason = json.loads(finish)
+        offsets = [0] * answer.n
+        for step, tokens in enumerate(zip(*streams, strict=True)):
+            due = clock.tick()
+            for index, token in enumerate(tokens):
+                choice = {
+                    "text": token,
+                    "index": index,
+                    "logprobs": _logprobs([token], self._logprobs, offsets[index]),
+                    "finish_reason": reason if step == last else None,
+                }
+                offsets[index] += len(token)
+                entry = dumps({"choices": [choice]})[1:-1]  # "choices":[...]
+                yield due, self.head + entry + b"," + self._end
 
 
 OPENAI_COMPLETIONS = CompletionsDialect()

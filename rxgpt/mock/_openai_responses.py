@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._dialect import (
@@ -28,11 +28,15 @@ from ._dialect import (
     MockConfig,
     Prompt,
     SseEncoder,
-    Timeline,
+    StepClock,
     ToolCall,
     as_messages,
+    first_tool_name,
     model_of,
+    parse_tool_choice,
     positive_int,
+    response_schema,
+    tool_schemas,
     tool_trigger,
 )
 from ._text import dumps, encode_token
@@ -51,6 +55,8 @@ class ResponsesDialect(Dialect):
             if isinstance(given, str)
             else as_messages(given, "input")
         )
+        text = body.get("text")
+        text_format = text.get("format") if isinstance(text, dict) else None
         instructions = body.get("instructions")
         if instructions is not None:
             if not isinstance(instructions, str):
@@ -63,6 +69,11 @@ class ResponsesDialect(Dialect):
             max_tokens=positive_int(body, "max_output_tokens"),
             tool=tool_trigger(body.get("tools"), messages),
             body=body,
+            first_tool=first_tool_name(body.get("tools")),
+            tools=tool_schemas(body.get("tools")),
+            tool_choice=parse_tool_choice(body.get("tool_choice")),
+            response_schema=response_schema(text_format),
+            thinking=config.thinking_tokens if _summarised(body.get("reasoning")) else 0,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
@@ -70,6 +81,11 @@ class ResponsesDialect(Dialect):
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> ResponsesEncoder:
         return ResponsesEncoder(prompt, answer, eol)
+
+
+def _summarised(reasoning: Any) -> bool:
+    """Whether ``reasoning`` asks for a reasoning summary (streamed as reasoning items)."""
+    return isinstance(reasoning, dict) and reasoning.get("summary") not in (None, "none")
 
 
 class _ResponseShapes:
@@ -80,7 +96,17 @@ class _ResponseShapes:
         self.id = answer.make_id("resp_", 48, hex_=True)
         self.message_id = answer.make_id("msg_", 48, salt="message", hex_=True)
         self.call_item_id = answer.make_id("fc_", 48, salt="function_call", hex_=True)
+        self.reasoning_id = answer.make_id("rs_", 48, salt="reasoning", hex_=True)
         self.item_status = "incomplete" if answer.stop == "length" else "completed"
+        # Output items: a reasoning summary (when asked), the message (unless a forced tool
+        # call leaves no text), the function call.
+        self.has_message = answer.tokens > 0 or answer.tool is None
+        self.message_index = 1 if answer.thinking else 0
+        self.call_index = self.message_index + (1 if self.has_message else 0)
+
+    def reasoning(self, text: str | None) -> dict[str, Any]:
+        summary = [] if text is None else [{"type": "summary_text", "text": text}]
+        return {"id": self.reasoning_id, "type": "reasoning", "summary": summary}
 
     @staticmethod
     def part(text: str) -> dict[str, Any]:
@@ -107,7 +133,11 @@ class _ResponseShapes:
         }
 
     def output(self, text: str) -> list[dict[str, Any]]:
-        output = [self.message(text, self.item_status)]
+        output = []
+        if self.answer.thinking:
+            output.append(self.reasoning(self.answer.thinking_text()))
+        if self.has_message:
+            output.append(self.message(text, self.item_status))
         tool = self.answer.tool
         if tool is not None:
             output.append(self.call(tool, tool.arguments_json(), "completed"))
@@ -129,7 +159,7 @@ class _ResponseShapes:
                 "input_tokens": answer.prompt_tokens,
                 "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": answer.output_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": answer.thinking},
                 "total_tokens": answer.prompt_tokens + answer.output_tokens,
             }
         incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
@@ -148,11 +178,11 @@ class _ResponseShapes:
             "output": output or [],
             "parallel_tool_calls": True,
             "previous_response_id": body.get("previous_response_id"),
-            "reasoning": {"effort": None, "summary": None},
+            "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
             "service_tier": "default",
             "store": True,
             "temperature": body.get("temperature", 1.0),
-            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
             "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools") or [],
             "top_p": body.get("top_p", 1.0),
@@ -182,78 +212,113 @@ class ResponsesEncoder(SseEncoder):
         return self.event(name, dumps(payload))
 
     def _deltas(
-        self, timeline: Timeline, name: str, head: bytes, pieces: Iterable[str], tail: bytes
+        self, clock: StepClock, name: str, head: bytes, pieces: Iterable[str], tail: bytes
     ) -> Iterator[tuple[float, bytes]]:
         """Delta events: ``…"sequence_number":N`` + ``head`` + piece JSON + ``tail``."""
         prefix = self.event_prefix(name) + b'{"type":"%s","sequence_number":' % name.encode()
         suffix = tail + b"}" + self.eol * 2
         sequence = self._sequence
-        for piece in pieces:
+        encode = encode_token if clock.group == 1 else dumps
+        for piece in clock.chunks(pieces):
             yield (
-                timeline.tick(),
+                clock.tick(),
                 b"%s%d%s%s%s"
                 % (
                     prefix,
                     next(sequence),
                     head,
-                    encode_token(piece),
+                    encode(piece),
                     suffix,
                 ),
             )
 
-    def events(self, timeline: Timeline, *, done: bool) -> Iterator[tuple[float, bytes]]:
+    def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         shapes, answer, event = self._shapes, self._shapes.answer, self._event
         yield 0.0, event("response.created", response=shapes.response("in_progress"))
         yield 0.0, event("response.in_progress", response=shapes.response("in_progress"))
-        item = {"item_id": shapes.message_id, "output_index": 0, "content_index": 0}
+        if answer.thinking:
+            yield from self._reasoning_events(clock)
+        text = ""
+        if shapes.has_message:
+            text = yield from self._message_events(clock)
+        if answer.tool is not None:
+            yield from self._call_events(clock, answer.tool)
+        if done:
+            final = shapes.final(text)
+            yield clock.now, event(f"response.{final['status']}", response=final)
+
+    def _reasoning_events(self, clock: StepClock) -> Iterator[tuple[float, bytes]]:
+        """A reasoning item with one summary part, streamed token by token."""
+        shapes, event, answer = self._shapes, self._event, self._shapes.answer
+        ids = {"item_id": shapes.reasoning_id, "output_index": 0}
+        empty = {"type": "summary_text", "text": ""}
+        now = clock.now
+        yield now, event("response.output_item.added", output_index=0, item=shapes.reasoning(None))
         yield (
-            0.0,
-            event(
-                "response.output_item.added",
-                output_index=0,
-                item=shapes.message(None, "in_progress"),
-            ),
+            now,
+            event("response.reasoning_summary_part.added", **ids, summary_index=0, part=empty),
         )
-        yield 0.0, event("response.content_part.added", **item, part=shapes.part(""))
+        head = b',"item_id":"%s","output_index":0,"summary_index":0,"delta":' % (
+            shapes.reasoning_id.encode()
+        )
+        name = "response.reasoning_summary_text.delta"
+        yield from self._deltas(clock, name, head, answer.iter_thinking(), b"")
+        text = answer.thinking_text()
+        part = {"type": "summary_text", "text": text}
+        now = clock.now
+        yield now, event("response.reasoning_summary_text.done", **ids, summary_index=0, text=text)
+        yield now, event("response.reasoning_summary_part.done", **ids, summary_index=0, part=part)
+        yield now, event("response.output_item.done", output_index=0, item=shapes.reasoning(text))
+
+    def _message_events(self, clock: StepClock) -> Generator[tuple[float, bytes], None, str]:
+        """The message item, streamed token by token; returns its text."""
+        shapes, event, answer = self._shapes, self._event, self._shapes.answer
+        index = shapes.message_index
+        item = {"item_id": shapes.message_id, "output_index": index, "content_index": 0}
+        now = clock.now
+        added = shapes.message(None, "in_progress")
+        yield now, event("response.output_item.added", output_index=index, item=added)
+        yield now, event("response.content_part.added", **item, part=shapes.part(""))
         pieces: list[str] = []
         tokens = _collecting(answer.iter_tokens(0), pieces)
-        head = b',"item_id":"%s","output_index":0,"content_index":0,"delta":' % (
-            shapes.message_id.encode()
+        head = b',"item_id":"%s","output_index":%d,"content_index":0,"delta":' % (
+            shapes.message_id.encode(),
+            index,
         )
         name = "response.output_text.delta"
-        yield from self._deltas(timeline, name, head, tokens, b',"logprobs":[]')
+        yield from self._deltas(clock, name, head, tokens, b',"logprobs":[]')
         text = "".join(pieces)
-        now = timeline.now
+        now = clock.now
         yield now, event("response.output_text.done", **item, text=text, logprobs=[])
         yield now, event("response.content_part.done", **item, part=shapes.part(text))
         message = shapes.message(text, shapes.item_status)
-        yield now, event("response.output_item.done", output_index=0, item=message)
-        if answer.tool is not None:
-            yield from self._call_events(timeline, answer.tool)
-        if done:
-            final = shapes.final(text)
-            yield timeline.now, event(f"response.{final['status']}", response=final)
+        yield now, event("response.output_item.done", output_index=index, item=message)
+        return text
 
-    def _call_events(self, timeline: Timeline, tool: ToolCall) -> Iterator[tuple[float, bytes]]:
+    def _call_events(self, clock: StepClock, tool: ToolCall) -> Iterator[tuple[float, bytes]]:
         shapes, event = self._shapes, self._event
+        index = shapes.call_index
         item = shapes.call(tool, "", "in_progress")
-        yield timeline.now, event("response.output_item.added", output_index=1, item=item)
-        head = b',"item_id":"%s","output_index":1,"delta":' % shapes.call_item_id.encode()
+        yield clock.now, event("response.output_item.added", output_index=index, item=item)
+        head = b',"item_id":"%s","output_index":%d,"delta":' % (
+            shapes.call_item_id.encode(),
+            index,
+        )
         name = "response.function_call_arguments.delta"
-        yield from self._deltas(timeline, name, head, tool.fragments(), b"")
+        yield from self._deltas(clock, name, head, tool.fragments(), b"")
         arguments = tool.arguments_json()
-        now = timeline.now
+        now = clock.now
         yield (
             now,
             event(
                 "response.function_call_arguments.done",
                 item_id=shapes.call_item_id,
-                output_index=1,
+                output_index=index,
                 arguments=arguments,
             ),
         )
         done_item = shapes.call(tool, arguments, "completed")
-        yield now, event("response.output_item.done", output_index=1, item=done_item)
+        yield now, event("response.output_item.done", output_index=index, item=done_item)
 
     def error(self, index: int) -> Sequence[bytes]:
         """``error`` (the nested shape of recorded streams), then ``response.failed``."""

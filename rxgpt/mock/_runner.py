@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import multiprocessing
+import multiprocessing.process
 import signal
 from types import TracebackType
 from typing import Any
@@ -16,7 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from ._app import create_app
-from ._dialect import MockConfig
+from ._dialect import ENGINE_KEY, MockConfig
+from ._engine import Engine
+from ._timeline import RequestRecord
 
 __all__ = ["MockServer", "run_server"]
 
@@ -34,6 +38,7 @@ class MockServer:
         host: the address to listen on.
         port: the port; 0 (the default) picks a free ephemeral port.
         shutdown_timeout: seconds that closing waits for streams still in flight.
+        reuse_port: bind with ``SO_REUSEPORT`` (several processes serving one port).
         **overrides: :class:`MockConfig` fields replacing those of ``config``.
     """
 
@@ -45,6 +50,7 @@ class MockServer:
         host: str = "127.0.0.1",
         port: int = 0,
         shutdown_timeout: float = 1.0,
+        reuse_port: bool = False,
         **overrides: Any,
     ) -> None:
         base = config or MockConfig()
@@ -53,7 +59,21 @@ class MockServer:
         self.host = host
         self.port = port
         self._shutdown_timeout = shutdown_timeout
+        self._reuse_port = reuse_port
         self._runner: web.AppRunner | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The decode engine (its ``running``, ``waiting``, ``metrics``, ``lateness()``)."""
+        return self.app[ENGINE_KEY]
+
+    @property
+    def timeline(self) -> list[RequestRecord]:
+        """The ground truth of every finished request (needs ``timeline=True``)."""
+        recorder = self.engine.recorder
+        if recorder is None:
+            raise RuntimeError("the timeline is off: start the server with timeline=True")
+        return recorder.requests
 
     @property
     def url(self) -> str:
@@ -77,7 +97,8 @@ class MockServer:
         )
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            site = web.TCPSite(runner, self.host, self.port, reuse_port=self._reuse_port or None)
+            await site.start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -103,22 +124,64 @@ class MockServer:
         await self.close()
 
 
-async def serve_forever(host: str, port: int, config: MockConfig | None) -> None:
-    """Serve until cancelled or sent SIGTERM, after printing the URL on one line."""
+async def serve_forever(
+    host: str,
+    port: int,
+    config: MockConfig | None,
+    *,
+    workers: int = 1,
+    announce: bool = True,
+    reuse_port: bool = False,
+) -> None:
+    """Serve until cancelled or sent SIGTERM, after printing the URL on one line.
+
+    ``workers > 1`` starts ``workers - 1`` more processes serving the same port
+    (``SO_REUSEPORT``: the kernel spreads connections over them); each has its own engine.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals on Windows
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    async with MockServer(config, host=host, port=port) as server:
-        print(
-            f"rxgpt mock server listening on {server.url} "
-            f"(OpenAI base URL {server.base_url}); press Ctrl+C to stop",
-            flush=True,
-        )
-        await stop.wait()
+    children: list[multiprocessing.process.BaseProcess] = []
+    async with MockServer(
+        config, host=host, port=port, reuse_port=reuse_port or workers > 1
+    ) as server:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(workers - 1):
+            child = context.Process(
+                target=_worker, args=(host, server.port, server.config), daemon=True
+            )
+            child.start()
+            children.append(child)
+        try:
+            if announce:
+                extra = f", {workers} workers" if workers > 1 else ""
+                print(
+                    f"rxgpt mock server listening on {server.url} "
+                    f"(OpenAI base URL {server.base_url}{extra}); press Ctrl+C to stop",
+                    flush=True,
+                )
+            await stop.wait()
+        finally:
+            for process in children:
+                process.terminate()
+            for process in children:
+                process.join(5)
 
 
-def run_server(host: str = "127.0.0.1", port: int = 8000, config: MockConfig | None = None) -> None:
+def _worker(host: str, port: int, config: MockConfig) -> None:
+    """One more worker process (``--workers``): the same server on the same port."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(host, port, config, workers=1, announce=False, reuse_port=True))
+
+
+def run_server(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    config: MockConfig | None = None,
+    *,
+    workers: int = 1,
+) -> None:
     """Serve the mock until interrupted (Ctrl+C or SIGTERM); blocking, for ``rxgpt serve``."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(host, port, config))
+        asyncio.run(serve_forever(host, port, config, workers=workers))

@@ -1,0 +1,180 @@
+"""The flags of ``rxgpt serve`` and running the server from them.
+
+:func:`add_serve_arguments` puts every server flag on an argparse parser (``rxgpt serve``,
+``python -m rxgpt.mock``); :func:`serve_from_args` turns the parsed flags into a
+:class:`~rxgpt.mock.MockConfig` and serves until interrupted. A mistake is one line on stderr
+and exit status 2 (a port that cannot be bound: status 1), never a traceback. Timing flags
+left out keep the :class:`~rxgpt.mock.MockConfig` defaults, so ``--profile`` fills them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+from typing import Any
+
+from .._cli import _count, _port
+from ._dialect import MockConfig
+from ._faults import FaultOptions
+from ._runner import run_server
+from ._timing import PROFILES
+
+__all__ = ["add_serve_arguments", "serve_from_args"]
+
+
+def _milliseconds(text: str) -> float:
+    """A duration in ms, zero or more, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    """A whole number, one or more, for argparse."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _factor(text: str) -> float:
+    """A multiplier > 0, for argparse."""
+    value = _milliseconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
+    return value
+
+
+# (flag, MockConfig field, type, help)
+_TIMING_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--tokens", "tokens", _count, "completion tokens per answer (default 64)"),
+    ("--tokens-std", "tokens_std", _milliseconds, "std dev of the answer length (normal)"),
+    ("--ttft-ms", "ttft_ms", _milliseconds, "constant time to first token (prefill)"),
+    ("--prefill-overhead-ms", "prefill_overhead_ms", _milliseconds, "fixed prefill time"),
+    (
+        "--prefill-per-token-ms",
+        "prefill_per_token_ms",
+        _milliseconds,
+        "prefill time per prompt token",
+    ),
+    ("--itl-ms", "itl_ms", _milliseconds, "decode step time: the gap between chunks"),
+    ("--itl-std-ms", "itl_std_ms", _milliseconds, "std dev of the step time (normal, clamped)"),
+    ("--tokens-per-chunk", "tokens_per_chunk", _positive, "tokens per streamed chunk"),
+    ("--max-num-seqs", "max_num_seqs", _positive, "decode slots; more requests queue (FIFO)"),
+    (
+        "--time-factor-under-load",
+        "time_factor_under_load",
+        _factor,
+        "step time multiplier at --max-num-seqs running sequences (linear from 1)",
+    ),
+    ("--thinking-tokens", "thinking_tokens", _count, "tokens of a thinking text"),
+    ("--seed", "seed", _count, "seed of the step-time jitter"),
+)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every ``rxgpt serve`` flag to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=_port, default=8000)
+    for flag, name, kind, text in _TIMING_FLAGS:
+        parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="timing preset of a real model (flags given as well win)",
+    )
+    parser.add_argument("--model", default=None, help="model of /v1/models (default rxgpt-mock)")
+    parser.add_argument("--api-key", default=None, help="require this API key")
+    parser.add_argument(
+        "--timeline",
+        metavar="FILE",
+        default=None,
+        help="append the ground-truth timeline of every request to FILE (JSON lines)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); each has its own slots",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server-wide fault for every request, e.g. drop_after=5, status=429, "
+        "gzip=true, line_endings=crlf (JSON values; repeatable)",
+    )
+
+
+class _Mistake(Exception):
+    """A bad flag value: one line for stderr."""
+
+
+def _faults(items: list[str]) -> dict[str, Any]:
+    faults: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _Mistake(f"--fault expects KEY=VALUE, got {item!r}")
+        try:
+            faults[key] = json.loads(value)
+        except json.JSONDecodeError:
+            faults[key] = value
+    try:
+        FaultOptions.parse(faults)
+    except (TypeError, ValueError) as error:
+        raise _Mistake(f"--fault: {error}") from None
+    return faults
+
+
+def config_from_args(args: argparse.Namespace) -> MockConfig:
+    """The :class:`MockConfig` the parsed flags describe (raises ValueError)."""
+    given: dict[str, Any] = {
+        name: getattr(args, name)
+        for _, name, _, _ in _TIMING_FLAGS
+        if getattr(args, name, None) is not None
+    }
+    if args.model is not None:
+        given["model"] = args.model
+    if args.timeline is not None:
+        given["timeline_path"] = args.timeline
+    return MockConfig(
+        api_key=args.api_key, faults=_faults(args.fault), profile=args.profile, **given
+    )
+
+
+def serve_from_args(args: argparse.Namespace) -> int:
+    """Run ``rxgpt serve`` from parsed flags until Ctrl+C; the exit status."""
+    try:
+        config = config_from_args(args)
+        if config.timeline_path is not None:
+            with open(config.timeline_path, "a", encoding="utf-8"):
+                pass
+    except _Mistake as error:
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(f"--timeline: cannot write {args.timeline}: {error.strerror or error}")
+    except ValueError as error:
+        return _fail(str(error))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_server(args.host, args.port, config, workers=args.workers)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        sys.stderr.write(f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}\n")
+        return 1
+    return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"rxgpt serve: {message}\n")
+    return 2

@@ -1,0 +1,139 @@
+"""Deterministic JSON values that match a JSON Schema: tool arguments and structured output.
+
+:func:`value_for` walks the subset of JSON Schema that function ``parameters`` and
+``response_format.json_schema`` use (``type`` and lists of types, ``properties`` /
+``required``, ``items`` / ``minItems`` / ``maxItems``, ``enum``, ``const``, ``anyOf`` /
+``oneOf`` / ``allOf``, ``$ref`` into ``$defs`` / ``definitions``, ``minimum`` / ``maximum``,
+``minLength`` / ``maxLength``, string ``format``\\ s). Every property of an object is filled
+(so ``strict`` schemas, where all are required, are met) and no other; the same schema and
+seed always give the same value. Words come from the answer vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from ._text import VOCABULARY
+
+__all__ = ["json_pieces", "value_for"]
+
+_FORMATS = {
+    "date-time": "2025-01-01T12:00:00Z",
+    "date": "2025-01-01",
+    "time": "12:00:00",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "url": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "ipv4": "192.0.2.1",
+}
+_MAX_DEPTH = 8
+_PIECE_CHARS = 4  # structured output streams in pieces of this many characters
+
+
+def _rng(seed: str) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))
+
+
+def value_for(schema: Any, seed: str) -> Any:
+    """A value valid under ``schema`` (deterministic for ``seed``)."""
+    root = schema if isinstance(schema, Mapping) else {}
+    return _value(root, root, _rng(seed), 0)
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part) if isinstance(target, Mapping) else None
+    return target if isinstance(target, Mapping) else {}
+
+
+def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int) -> Any:
+    if not isinstance(schema, Mapping):
+        return None
+    schema = _resolve(schema, root)
+    if "const" in schema:
+        return schema["const"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            usable = [
+                o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")
+            ]
+            return _value((usable or options)[0], root, rng, depth)
+    parts = schema.get("allOf")
+    if isinstance(parts, list) and parts:
+        merged: dict[str, Any] = {}
+        for part in parts:
+            if isinstance(part, Mapping):
+                part = _resolve(part, root)
+                merged.update({k: v for k, v in part.items() if k != "properties"})
+                merged.setdefault("properties", {}).update(part.get("properties") or {})
+        return _value(merged, root, rng, depth)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind is None:
+        kind = "object" if "properties" in schema else "string"
+    if depth >= _MAX_DEPTH and kind in ("object", "array"):
+        return {} if kind == "object" else []
+    if kind == "object":
+        properties = schema.get("properties")
+        if not isinstance(properties, Mapping):
+            return {}
+        return {str(name): _value(sub, root, rng, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        low = schema.get("minItems", 1)
+        high = schema.get("maxItems", max(low, 2))
+        count = max(int(low), min(int(high), 2))
+        return [_value(schema.get("items", {}), root, rng, depth + 1) for _ in range(count)]
+    if kind == "integer":
+        return _number(schema, rng, integer=True)
+    if kind == "number":
+        return _number(schema, rng, integer=False)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return _string(schema, rng)
+
+
+def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> int | float:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+    high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100))
+    if "exclusiveMinimum" in schema and "minimum" not in schema:
+        low = low + 1 if integer else low + 0.5
+    if "exclusiveMaximum" in schema and "maximum" not in schema:
+        high = high - 1 if integer else high - 0.5
+    if high < low:
+        high = low
+    if integer:
+        return rng.randint(int(low), int(high))
+    return round(rng.uniform(float(low), float(high)), 2)
+
+
+def _string(schema: Mapping[str, Any], rng: random.Random) -> str:
+    fixed = _FORMATS.get(str(schema.get("format", "")))
+    if fixed is not None:
+        return fixed
+    low = int(schema.get("minLength", 1))
+    high = int(schema.get("maxLength", max(low, 40)))
+    words = [rng.choice(VOCABULARY) for _ in range(rng.randint(1, 3))]
+    text = " ".join(words)
+    while len(text) < low:
+        text += " " + rng.choice(VOCABULARY)
+    return text[: max(high, low)]
+
+
+def json_pieces(text: str) -> tuple[str, ...]:
+    """``text`` cut in the pieces a stream sends (a few characters each)."""
+    return tuple(text[i : i + _PIECE_CHARS] for i in range(0, len(text), _PIECE_CHARS)) or ("",)

@@ -1,0 +1,126 @@
+"""Ground truth: what the mock server actually did, per request and per chunk.
+
+With ``MockConfig(timeline=True)`` (or a ``timeline_path``, ``rxgpt serve --timeline FILE``)
+the engine keeps one :class:`RequestRecord` per request: when it arrived, got a slot and
+finished, and for every write the decode step, when the write was scheduled and when it
+happened. A benchmark checks what it measured against it (TTFT, chunk gaps, queueing).
+
+The JSONL file gets one line per finished request (:meth:`RequestRecord.as_json`): times in
+seconds relative to ``arrived`` (whose wall-clock time is ``arrived_unix``, and whose
+``time.monotonic()`` is ``arrived_monotonic``: the same clock in every worker), and ``chunks`` as
+``[step, scheduled, written, events, bytes]`` rows (step 0: the events sent before the first
+token, such as the role chunk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+__all__ = ["Chunk", "RequestRecord", "TimelineRecorder"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One write: the decode ``step``, its ``scheduled`` and ``written`` loop times."""
+
+    step: int
+    scheduled: float
+    written: float
+    events: int
+    size: int
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """The life of one request in the engine (times are ``loop.time()`` values)."""
+
+    id: int
+    route: str
+    stream: bool
+    prompt_tokens: int
+    arrived: float
+    arrived_unix: float = field(default_factory=time.time)
+    admitted: float | None = None
+    first_token: float | None = None
+    finished: float | None = None
+    outcome: str = "running"
+    output_tokens: int = 0
+    writes: list[float] = field(default_factory=list)
+
+    def add(self, step: int, scheduled: float, written: float, events: int, size: int) -> None:
+        """Record one write (flat floats: cheap in the engine's hot loop)."""
+        self.writes.extend((step, scheduled, written, events, size))
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every write, in order."""
+        w = self.writes
+        return [
+            Chunk(int(w[i]), w[i + 1], w[i + 2], int(w[i + 3]), int(w[i + 4]))
+            for i in range(0, len(w), 5)
+        ]
+
+    @property
+    def ttft(self) -> float | None:
+        """Seconds from arrival to the first token's write."""
+        return None if self.first_token is None else self.first_token - self.arrived
+
+    @property
+    def queued(self) -> float | None:
+        """Seconds spent waiting for a slot."""
+        return None if self.admitted is None else self.admitted - self.arrived
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSONL form (times relative to arrival, rounded to microseconds)."""
+        start = self.arrived
+
+        def rel(value: float | None) -> float | None:
+            return None if value is None else round(value - start, 6)
+
+        return {
+            "id": self.id,
+            "route": self.route,
+            "stream": self.stream,
+            "arrived_unix": round(self.arrived_unix, 6),
+            "arrived_monotonic": self.arrived,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "queued": rel(self.admitted),
+            "ttft": rel(self.first_token),
+            "finished": rel(self.finished),
+            "outcome": self.outcome,
+            "chunks": [
+                [c.step, rel(c.scheduled), rel(c.written), c.events, c.size] for c in self.chunks
+            ],
+        }
+
+
+class TimelineRecorder:
+    """Keeps finished :class:`RequestRecord` objects and appends them to a JSONL file."""
+
+    def __init__(self, path: str | None = None, *, keep: bool = True) -> None:
+        self.path = path
+        self.keep = keep
+        self.requests: list[RequestRecord] = []
+        self._file: IO[str] | None = None
+        if path is not None:
+            # O_APPEND: several worker processes can share one file, a line per write.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._file = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+
+    def finished(self, record: RequestRecord) -> None:
+        """Store a finished request (and write its line)."""
+        if self.keep:
+            self.requests.append(record)
+        if self._file is not None:
+            self._file.write(json.dumps(record.as_json(), separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()

@@ -1,0 +1,248 @@
+"""The mock's timing model at small scale: ITL, batching, slots and queueing, prefill, presets.
+
+Real servers on 127.0.0.1 and bare aiohttp clients. Wall-clock checks are tolerance checks
+with generous bounds (medians, a noisy 2-core VM); exact checks use the server's ground-truth
+timeline (scheduled times are computed, so they are exact).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from rxgpt.mock import MockConfig, MockServer
+from rxgpt.mock._timeline import RequestRecord
+
+QUESTION = "Tell me about streams, please"
+
+
+def chat(content: str = QUESTION, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "messages": [{"role": "user", "content": content}],
+        "stream": True,
+        **extra,
+    }
+
+
+async def arrivals(session: aiohttp.ClientSession, server: MockServer, body: Any) -> list[float]:
+    """perf_counter() of each content chunk, read line by line by a bare client."""
+    out: list[float] = []
+    async with session.post(server.base_url + "/chat/completions", json=body) as resp:
+        assert resp.status == 200
+        while line := await resp.content.readline():
+            if b'"content":"' in line and b'"role"' not in line:
+                out.append(time.perf_counter())
+    return out
+
+
+def token_chunks(record: RequestRecord) -> list[Any]:
+    return [chunk for chunk in record.chunks if chunk.step >= 1]
+
+
+async def test_chunk_gaps_follow_the_itl(session: aiohttp.ClientSession) -> None:
+    async with MockServer(tokens=30, itl_ms=20) as server:
+        times = await arrivals(session, server, chat())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 30
+    assert 0.015 <= statistics.median(gaps) <= 0.03
+    assert times[-1] - times[0] >= 29 * 0.02 - 0.01  # never early
+
+
+async def test_deadlines_are_absolute_and_the_timeline_shows_them(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(tokens=20, ttft_ms=30, itl_ms=10, timeline=True) as server:
+        await arrivals(session, server, chat())
+        (record,) = server.timeline
+    chunks = token_chunks(record)
+    assert [c.step for c in chunks] == list(range(1, 21))
+    start = chunks[0].scheduled
+    for k, chunk in enumerate(chunks):
+        assert chunk.scheduled == pytest.approx(start + k * 0.010, abs=1e-9)  # no drift
+        assert chunk.written >= chunk.scheduled - 0.001
+    assert record.queued == pytest.approx(0, abs=0.005)
+    assert start - record.arrived == pytest.approx(0.030, abs=0.002)
+    assert record.chunks[0].step == 0  # the role chunk went out at once
+    assert record.chunks[0].written - record.arrived < 0.02
+
+
+async def test_continuous_batching_one_grid_and_one_burst_per_step(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(tokens=12, itl_ms=30, timeline=True) as server:
+
+        async def late(delay: float) -> None:
+            await asyncio.sleep(delay)
+            await arrivals(session, server, chat(f"question {delay}"))
+
+        await asyncio.gather(*(late(i * 0.007) for i in range(6)))
+        records = server.timeline
+    assert len(records) == 6
+    steps: dict[float, list[float]] = {}
+    for record in records:
+        for chunk in token_chunks(record):
+            steps.setdefault(round(chunk.scheduled, 6), []).append(chunk.written)
+    schedule = sorted(steps)
+    # One grid: every stream's chunks are on the steps of the batch, 30 ms apart.
+    for a, b in itertools.pairwise(schedule):
+        assert b - a == pytest.approx(0.030, abs=1e-6)
+    # Streams that arrived 7 ms apart joined the running batch: many steps serve several.
+    assert max(len(w) for w in steps.values()) == 6
+    # Every step's chunks left in one burst.
+    assert max(max(w) - min(w) for w in steps.values()) < 0.02  # well within a 30 ms step
+
+
+async def test_queueing_past_max_num_seqs_shows_in_ttft_and_metrics(
+    session: aiohttp.ClientSession,
+) -> None:
+    tokens, itl = 16, 0.025  # an answer holds its slot for 15 steps: 375 ms
+    async with MockServer(
+        tokens=tokens, itl_ms=itl * 1000, max_num_seqs=2, timeline=True
+    ) as server:
+        tasks = [asyncio.create_task(arrivals(session, server, chat(f"q{i}"))) for i in range(4)]
+        waiting = 'vllm:num_requests_waiting{engine="0",model_name="rxgpt-mock"} 2.0'
+        running = 'vllm:num_requests_running{engine="0",model_name="rxgpt-mock"} 2.0'
+        during = ""
+        async with asyncio.timeout(5):
+            while waiting not in during:  # all four arrived: two run, two wait
+                await asyncio.sleep(0.01)
+                async with session.get(server.url + "/metrics") as resp:
+                    during = await resp.text()
+        await asyncio.gather(*tasks)
+        async with session.get(server.url + "/metrics") as resp:
+            after = await resp.text()
+        records = sorted(server.timeline, key=lambda r: r.arrived)
+    assert running in during
+    assert 'vllm:num_requests_waiting{engine="0",model_name="rxgpt-mock"} 0.0' in after
+    queued = sorted(r.queued or 0.0 for r in records)
+    ttfts = sorted(r.ttft or 0.0 for r in records)
+    assert queued[:2] == pytest.approx([0, 0], abs=0.05)
+    whole = (tokens - 1) * itl
+    assert min(queued[2:]) >= whole - 0.1  # waited for a slot: about a whole answer
+    assert min(ttfts[2:]) >= ttfts[1] + whole - 0.1
+    assert 'vllm:request_queue_time_seconds_count{engine="0",model_name="rxgpt-mock"} 4' in after
+
+
+async def test_time_factor_under_load_stretches_steps(session: aiohttp.ClientSession) -> None:
+    config = MockConfig(tokens=4, itl_ms=10, max_num_seqs=3, time_factor_under_load=3.0)
+    async with MockServer(config, timeline=True) as server:
+        await asyncio.gather(*(arrivals(session, server, chat(f"q{i}")) for i in range(3)))
+        records = server.timeline
+    chunks = token_chunks(records[0])
+    gaps = {round(b.scheduled - a.scheduled, 6) for a, b in itertools.pairwise(chunks)}
+    assert max(gaps) == pytest.approx(0.030)  # 3 of 3 slots busy: 3x the step time
+
+
+async def test_prefill_per_token_and_tokens_per_chunk(session: aiohttp.ClientSession) -> None:
+    prompt = " ".join(["word"] * 100)
+    config = MockConfig(
+        tokens=10, prefill_overhead_ms=20, prefill_per_token_ms=0.5, tokens_per_chunk=4
+    )
+    async with MockServer(config, timeline=True) as server:
+        status_raw = await session.post(server.base_url + "/chat/completions", json=chat(prompt))
+        raw = await status_raw.read()
+        (record,) = server.timeline
+    contents = [
+        json.loads(line[6:])["choices"][0]["delta"].get("content")
+        for line in raw.split(b"\n\n")
+        if line.startswith(b"data: {") and b'"content":"' in line and b'"role"' not in line
+    ]
+    assert len(contents) == 3  # 4 + 4 + 2 tokens
+    first = token_chunks(record)[0]
+    assert first.scheduled - record.arrived == pytest.approx(0.020 + 0.5e-3 * 100, abs=0.002)
+
+
+async def test_per_request_timing_in_the_mock_object(session: aiohttp.ClientSession) -> None:
+    async with MockServer(tokens=50, itl_ms=0, timeline=True) as server:
+        await arrivals(session, server, chat(mock={"itl_ms": 15, "tokens": 5, "ttft_ms": 40}))
+        (record,) = server.timeline
+        async with session.post(
+            server.base_url + "/chat/completions", json=chat(mock={"itl_ms": "x"})
+        ) as resp:
+            assert resp.status == 400 and "itl_ms" in (await resp.json())["error"]["message"]
+    chunks = token_chunks(record)
+    assert len([c for c in chunks if c.step <= 5]) == 5
+    assert chunks[1].scheduled - chunks[0].scheduled == pytest.approx(0.015)
+    assert chunks[0].scheduled - record.arrived == pytest.approx(0.040, abs=0.002)
+
+
+async def test_non_streamed_answers_take_their_time_and_a_slot(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(tokens=5, ttft_ms=50, itl_ms=10) as server:
+        start = time.perf_counter()
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        async with session.post(server.base_url + "/chat/completions", json=body) as resp:
+            assert resp.status == 200
+        assert time.perf_counter() - start >= 0.05 + 4 * 0.01 - 0.005
+
+
+async def test_a_client_going_away_frees_its_slot(session: aiohttp.ClientSession) -> None:
+    async with MockServer(tokens=1000, itl_ms=10, max_num_seqs=1) as server:
+        async with session.post(server.base_url + "/chat/completions", json=chat()) as resp:
+            await resp.content.readline()
+        # the first stream's client is gone: the second request gets the slot
+        body = chat(mock={"tokens": 3})
+        async with asyncio.timeout(5):
+            times = await arrivals(session, server, body)
+        assert len(times) == 3
+        assert server.engine.running == 0 and not server.engine.waiting
+
+
+def test_profiles_fill_defaults_and_explicit_values_win() -> None:
+    config = MockConfig(profile="llama-8b-h100")
+    assert config.itl_ms == 12 and config.max_num_seqs == 256
+    ttft = config.timing().prefill_seconds(256)
+    assert 0.06 <= ttft <= 0.12  # the published 60-120 ms at 256 prompt tokens
+    assert MockConfig(profile="llama-8b-h100", itl_ms=20).itl_ms == 20
+    with pytest.raises(ValueError, match="unknown profile"):
+        MockConfig(profile="nope")
+    with pytest.raises(ValueError, match="tokens_per_chunk"):
+        MockConfig(tokens_per_chunk=0)
+
+
+async def test_timeline_file_gets_one_json_line_per_request(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    path = tmp_path / "timeline.jsonl"
+    async with MockServer(tokens=3, timeline_path=str(path)) as server:
+        await arrivals(session, server, chat())
+        await arrivals(session, server, chat("other"))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["route"] == "/v1/chat/completions" and lines[0]["outcome"] == "done"
+    steps = [row[0] for row in lines[0]["chunks"]]
+    assert steps == [0, 1, 2, 3]
+
+
+async def test_faults_still_work_in_the_engine(session: aiohttp.ClientSession) -> None:
+    async with MockServer(tokens=10, itl_ms=5, max_num_seqs=1) as server:
+        body = chat(mock={"drop_after": 3})
+        async with session.post(server.base_url + "/chat/completions", json=body) as resp:
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
+        times = await arrivals(session, server, chat())  # the slot was freed
+        assert len(times) == 10
+
+
+async def test_an_engine_failure_ends_the_streams_instead_of_hanging(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with MockServer(tokens=5, itl_ms=5) as server:
+
+        def broken(*args: Any) -> None:
+            raise ZeroDivisionError("boom")
+
+        server.engine._step = broken  # type: ignore[method-assign,assignment]
+        async with asyncio.timeout(5):
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await arrivals(session, server, chat())
