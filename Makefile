@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench bench-update lint serve clean
+.PHONY: run test bench bench-update bench-accuracy lint serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ BENCH_OUT := benchmarks/results
 bench: $(STAMP)
 	mkdir -p $(BENCH_OUT)
 	$(PY) -m benchmarks --report $(BENCH_OUT)/benchmark-latest.md --plot $(BENCH_OUT)/performance.png
+
+bench-accuracy: $(STAMP)
+	$(PY) -m benchmarks.bench_accuracy
 
 bench-update: $(STAMP)
 	$(PY) -m benchmarks --report docs/benchmark-latest.md --plot docs/performance.png

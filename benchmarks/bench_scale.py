@@ -17,8 +17,9 @@ Figures (median of alternating rounds):
 - **Stream setup**: CPU per stream of N = 512 streams of one token (request, headers,
   the first events, the end); target ≤ 1.2× the bare loop's.
 - **ITL fidelity**: at 256 streams from a server stepping every 10 ms, the pooled gaps
-  between consecutive arrivals of a stream's events as each client observes them (rxgpt:
-  in a subscriber; bare: per read); p50 / p99 within 1 ms / 2 ms of the bare loop's.
+  between consecutive token events of a stream as each client observes them (rxgpt: in a
+  subscriber, per delta; bare: each token event stamped with the time of the read that
+  brought it); p50 / p99 within 1 ms / 2 ms of the bare loop's.
 
 Run alone with ``python -m benchmarks.bench_scale [--quick]``.
 """
@@ -70,6 +71,10 @@ class Run:
     @property
     def cpu_per_event(self) -> float:
         return self.cpu / self.events
+
+
+#: What only a token event's bytes hold (see floor_server.TOKEN).
+_TOKEN_MARK = b'"content":" tok"'
 
 
 def _free_port() -> int:
@@ -143,10 +148,10 @@ async def run_bare(url: str, streams: int, tokens: int, *, stamp: bool = False) 
         async with session.post(url + "/chat/completions", json=body) as resp:
             async for data in resp.content.iter_any():
                 size += len(data)
-                if stamp:
-                    stamps.append(time.perf_counter())
+                if stamp:  # each token event of the read arrived now (as rxgpt stamps them)
+                    stamps.extend([time.perf_counter()] * data.count(_TOKEN_MARK))
         assert size > 0
-        return _gaps(stamps[1:-1]) if stamp else []  # (role and end reads apart)
+        return _gaps(stamps) if stamp else []
 
     async def all_streams() -> list[float]:
         results = await asyncio.gather(*(one() for _ in range(streams)))

@@ -173,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     from .relay._cli import add_chat_relay_options, add_relay_command
 
     add_serve_arguments(serve)
+    from .bench import add_bench_arguments
+
+    bench = commands.add_parser(
+        "bench", help="benchmark a streaming LLM server (TTFT, ITL, throughput, goodput)"
+    )
+    add_bench_arguments(bench)
 
     add_chat_relay_options(chat)
     add_relay_command(commands)
@@ -398,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "bench":
+        from .bench import bench_from_args
+
+        return bench_from_args(args)
     if args.command == "relay":
         from .relay._cli import run_relay_command
 

@@ -21,6 +21,8 @@ pipeline then closes the later stages with it.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -188,20 +190,29 @@ class Batched(Observable[_T], Generic[_T]):
         items: Callable[[abc.ObserverBase[_T], abc.SchedulerBase | None], abc.DisposableBase]
         | None = None,
     ) -> None:
-        def each(
-            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            on_next = observer.on_next
-
-            def on_batch(batch: list[_T]) -> None:
-                for item in batch:
-                    on_next(item)
-
-            return subscribe(on_batch, observer.on_error, observer.on_completed)
-
-        super().__init__(items or each)
+        # Performance: Observable.__init__ is skipped, as it only stores the subscribe
+        # function and makes an RLock, which a stream's several observables would each
+        # pay for (and the garbage collector track); `lock` is made when an operator asks.
+        self._subscribe = items or self._each
         self._subscribe_batches = subscribe
         self.flow = flow
+
+    @functools.cached_property
+    def lock(self) -> threading.RLock:  # type: ignore[override]
+        """The lock some reactivex operators take on their source (made on first use)."""
+        return threading.RLock()
+
+    def _each(
+        self, observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        """The default item-wise subscription: each read's list, item by item."""
+        on_next = observer.on_next
+
+        def on_batch(batch: list[_T]) -> None:
+            for item in batch:
+                on_next(item)
+
+        return self._subscribe_batches(on_batch, observer.on_error, observer.on_completed)
 
     def subscribe_batches(
         self,
@@ -316,8 +327,8 @@ class _ChainRun(abc.DisposableBase):
             self._finish(self.pipeline.close(End()))
 
 
-def chain(source: Observable[Any], spec: StageSpec) -> Chain[Any]:
-    """``source`` with one more stage: the same chain extended when it is one."""
+def chain(source: Observable[Any], *specs: StageSpec) -> Chain[Any]:
+    """``source`` with more stages: the same chain extended when it is one."""
     if isinstance(source, Chain):
-        return Chain(source.source, (*source.specs, spec))
-    return Chain(source, (spec,))
+        return Chain(source.source, (*source.specs, *specs))
+    return Chain(source, specs)

@@ -129,9 +129,7 @@ def decode_stream(
     )
 
     def _decode_stream(source: Observable[bytes]) -> Observable[Delta]:
-        result: Chain[Delta] = chain(source, specs[0])
-        for spec in specs[1:]:
-            result = chain(result, spec)
+        result: Chain[Delta] = chain(source, *specs)
         return result
 
     return _decode_stream
