@@ -8,6 +8,7 @@ nothing. The whole file takes a few seconds.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -165,6 +166,16 @@ def test_e2e_clients_against_a_server_process(loop: asyncio.AbstractEventLoop) -
 
 
 def test_accumulate_ladder_with_measured_and_estimated_sizes() -> None:
+    # The ladder collects garbage before each timing; the test suite's own heap (every
+    # module, hypothesis' data) would make each collection cost tenths of a second.
+    gc.freeze()
+    try:
+        _accumulate_ladder()
+    finally:
+        gc.unfreeze()
+
+
+def _accumulate_ladder() -> None:
     spec = bench_accumulate.AccumulateSpec(
         "text", "text", 64, repeats=1, cap=0.0, marginal_chunks=3
     )
