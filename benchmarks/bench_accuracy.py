@@ -19,11 +19,11 @@ Measurers, each on the same server and load (closed loop, C streams):
   blank lines, ``json.loads``, a ``perf_counter_ns()`` per event after parsing (how vLLM's
   ``bench serve`` times chunks).
 
-With ``--guidellm BIN --tokenizer-dir DIR`` guidellm runs in each round too, on the same
-server and load (its row: its median and p99 minus the truth's; guidellm keeps no
-per-request chunk times to pair). vLLM ``bench serve`` and AIPerf each need a multi-GB
-virtualenv of their own (see docs/bench.md); their errors measured on the same timeline
-are quoted there.
+With ``--guidellm BIN`` and ``--aiperf BIN`` (and ``--tokenizer-dir DIR``) guidellm and
+AIPerf run in each round too, on the same server and load (their rows: their median and
+p99 minus the truth's; neither keeps per-request chunk times to pair). vLLM ``bench
+serve`` needs a 3.4 GB virtualenv of its own (see docs/bench.md); its errors measured on the
+same kind of timeline are quoted there. ``--only C64`` runs one case.
 
 Each case alternates the measurers over two rounds (``a``, ``b``; one with ``--quick``), so
 the drift of a shared machine hits them alike.
@@ -245,8 +245,10 @@ async def _bare(base_url: str, streams: int, requests: int) -> list[dict[str, An
     return out
 
 
-#: Where the peers are (``--guidellm BIN --tokenizer-dir DIR``); None: not run.
+#: Where the peers are (``--guidellm BIN``, ``--aiperf BIN``, ``--tokenizer-dir DIR``).
 PEERS: dict[str, str] = {}
+#: The cases to run (``--only``; empty: all).
+ONLY: set[str] = set()
 
 
 def _guidellm(base_url: str, streams: int, requests: int, out: Path) -> dict[str, Any]:
@@ -278,6 +280,58 @@ def _guidellm(base_url: str, streams: int, requests: int, out: Path) -> dict[str
         raise SystemExit(f"guidellm failed: {done.stderr[-2000:]}")
     metrics: dict[str, Any] = json.loads(out.read_text())["benchmarks"][0]["metrics"]
     return metrics
+
+
+def _aiperf(base_url: str, streams: int, requests: int, out: Path) -> dict[str, Any]:
+    """Run AIPerf (closed loop, C streams, the same token counts); its summary export.
+
+    As bench-peers-measured.md says: with the server's token counts
+    (``--use-server-token-count``) and a local tokenizer, ``HF_HUB_OFFLINE`` unset.
+    """
+    import os
+    import subprocess
+
+    cmd = [
+        PEERS["aiperf"], "profile", "--model", "truth", "--url", base_url.removesuffix("/v1"),
+        "--endpoint-type", "chat", "--streaming", "--concurrency", str(streams),
+        "--request-count", str(requests), "--isl", "16", "--osl", str(TOKENS),
+        "--tokenizer", PEERS["tokenizer"], "--use-server-token-count",
+        "--artifact-dir", str(out), "--ui", "none",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"aiperf failed: {done.stderr[-2000:]}")
+    [export] = out.rglob("profile_export_aiperf.json")
+    summary: dict[str, Any] = json.loads(export.read_text())
+    return summary
+
+
+def _aiperf_row(case: str, who: str, summary: dict[str, Any], truths: dict[str, Truth]) -> Row:
+    """AIPerf's row: its median and p99 minus the truth's; its ITL is (E2EL − TTFT)/(OSL − 1)."""
+    seen = list(truths.values())
+    ttfc = [t.ttfc_ms for t in seen]
+    e2el = [t.e2el_ms for t in seen]
+    gaps = [g for t in seen for g in t.gaps_ms()]
+    ttft, lat = summary["time_to_first_token"], summary["request_latency"]
+    return Row(
+        case,
+        who,
+        ttft["p50"] - statistics.median(ttfc),
+        ttft["p99"] - _p99(ttfc),
+        lat["p50"] - statistics.median(e2el),
+        lat["p99"] - _p99(e2el),
+        float("nan"),
+        None,
+        float(summary["inter_token_latency"]["p50"]),
+        int(lat["count"]),
+        None,
+        statistics.median(g for g, _ in gaps),
+        statistics.median(g / k for g, k in gaps),
+        statistics.median(
+            (t.e2el_ms - t.ttfc_ms) / (sum(k for *_, k in t.writes) - 1) for t in seen
+        ),
+    )
 
 
 def _peer_row(case: str, who: str, metrics: dict[str, Any], truths: dict[str, Truth]) -> Row:
@@ -364,6 +418,13 @@ async def _case(
                     )
                 truths = await loop.run_in_executor(None, _truths, conn)
                 rows.append(_peer_row(name, "guidellm" + tag, metrics, truths))
+            if "aiperf" in PEERS:
+                with tempfile.TemporaryDirectory() as tmp:
+                    summary = await loop.run_in_executor(
+                        None, _aiperf, base_url, streams, requests, Path(tmp) / "a"
+                    )
+                truths = await loop.run_in_executor(None, _truths, conn)
+                rows.append(_aiperf_row(name, "aiperf" + tag, summary, truths))
     finally:
         await loop.run_in_executor(None, manager.__exit__, None, None, None)
     return rows
@@ -402,6 +463,8 @@ async def main_async(quick: bool) -> list[Row]:
     rounds = 1 if quick else 2
     rows: list[Row] = []
     for name, k, streams, requests, workers in cases:
+        if ONLY and name not in ONLY:
+            continue
         new = await _case(name, k, streams, requests, workers, rounds)
         rows.extend(new)
         print(_table(new).split("\n", 2)[-1], file=sys.stderr)
@@ -444,12 +507,19 @@ def main(argv: list[str] | None = None) -> int:
         "--overload", type=int, metavar="STREAMS", help="only the overloaded-worker check"
     )
     parser.add_argument("--guidellm", metavar="BIN", help="also run this guidellm executable")
+    parser.add_argument("--aiperf", metavar="BIN", help="also run this aiperf executable")
     parser.add_argument("--tokenizer-dir", metavar="DIR", help="a local tokenizer for peers")
+    parser.add_argument(
+        "--only", action="append", metavar="CASE", help="run only this case (C1, C64, ...)"
+    )
     args = parser.parse_args(argv)
-    if args.guidellm:
-        if not args.tokenizer_dir:
-            parser.error("--guidellm needs --tokenizer-dir (a local Hugging Face tokenizer)")
-        PEERS.update(guidellm=args.guidellm, tokenizer=args.tokenizer_dir)
+    for peer in ("guidellm", "aiperf"):
+        if getattr(args, peer):
+            if not args.tokenizer_dir:
+                parser.error(f"--{peer} needs --tokenizer-dir (a local Hugging Face tokenizer)")
+            PEERS.update({peer: getattr(args, peer), "tokenizer": args.tokenizer_dir})
+    if args.only:
+        ONLY.update(args.only)
     if args.overload:
         print("\n".join(asyncio.run(overload(args.overload))))
         return 0
