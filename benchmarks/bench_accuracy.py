@@ -307,6 +307,55 @@ def _aiperf(base_url: str, streams: int, requests: int, out: Path) -> dict[str, 
     return summary
 
 
+def _vllm(base_url: str, streams: int, requests: int, out: Path) -> dict[str, Any]:
+    """Run ``vllm bench serve`` (closed loop at C streams, random prompts of 16 tokens,
+    64 out); its result JSON (``median_ttft_ms``, ``p99_e2el_ms``...)."""
+    import os
+    import subprocess
+
+    cmd = [
+        PEERS["vllm"], "bench", "serve", "--backend", "openai-chat",
+        "--base-url", base_url.removesuffix("/v1"), "--endpoint", "/v1/chat/completions",
+        "--model", "truth", "--tokenizer", PEERS["tokenizer"], "--dataset-name", "random",
+        "--random-input-len", "16", "--random-output-len", str(TOKENS),
+        "--num-prompts", str(requests), "--max-concurrency", str(streams),
+        "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
+        "--save-result", "--result-dir", str(out), "--result-filename", "r.json",
+    ]  # fmt: skip
+    env = dict(os.environ, OPENAI_API_KEY="sk-test", HF_HUB_OFFLINE="1")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"vllm bench serve failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads((out / "r.json").read_text())
+    return result
+
+
+def _vllm_row(case: str, who: str, result: dict[str, Any], truths: dict[str, Truth]) -> Row:
+    """vLLM's row: its median and p99 minus the truth's; its ITL is per chunk."""
+    seen = list(truths.values())
+    ttfc = [t.ttfc_ms for t in seen]
+    e2el = [t.e2el_ms for t in seen]
+    gaps = [g for t in seen for g in t.gaps_ms()]
+    return Row(
+        case,
+        who,
+        result["median_ttft_ms"] - statistics.median(ttfc),
+        result["p99_ttft_ms"] - _p99(ttfc),
+        result["median_e2el_ms"] - statistics.median(e2el),
+        result["p99_e2el_ms"] - _p99(e2el),
+        float(result["median_itl_ms"]),
+        None,
+        float(result["median_tpot_ms"]),
+        int(result["completed"]),
+        None,
+        statistics.median(g for g, _ in gaps),
+        statistics.median(g / k for g, k in gaps),
+        statistics.median(
+            (t.e2el_ms - t.ttfc_ms) / (sum(k for *_, k in t.writes) - 1) for t in seen
+        ),
+    )
+
+
 def _aiperf_row(case: str, who: str, summary: dict[str, Any], truths: dict[str, Truth]) -> Row:
     """AIPerf's row: its median and p99 minus the truth's; its ITL is (E2EL − TTFT)/(OSL − 1)."""
     seen = list(truths.values())
@@ -418,6 +467,13 @@ async def _case(
                     )
                 truths = await loop.run_in_executor(None, _truths, conn)
                 rows.append(_peer_row(name, "guidellm" + tag, metrics, truths))
+            if "vllm" in PEERS:
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = await loop.run_in_executor(
+                        None, _vllm, base_url, streams, requests, Path(tmp)
+                    )
+                truths = await loop.run_in_executor(None, _truths, conn)
+                rows.append(_vllm_row(name, "vllm" + tag, result, truths))
             if "aiperf" in PEERS:
                 with tempfile.TemporaryDirectory() as tmp:
                     summary = await loop.run_in_executor(
@@ -508,12 +564,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--guidellm", metavar="BIN", help="also run this guidellm executable")
     parser.add_argument("--aiperf", metavar="BIN", help="also run this aiperf executable")
+    parser.add_argument("--vllm", metavar="BIN", help="also run this vllm (bench serve)")
     parser.add_argument("--tokenizer-dir", metavar="DIR", help="a local tokenizer for peers")
     parser.add_argument(
         "--only", action="append", metavar="CASE", help="run only this case (C1, C64, ...)"
     )
     args = parser.parse_args(argv)
-    for peer in ("guidellm", "aiperf"):
+    for peer in ("guidellm", "aiperf", "vllm"):
         if getattr(args, peer):
             if not args.tokenizer_dir:
                 parser.error(f"--{peer} needs --tokenizer-dir (a local Hugging Face tokenizer)")
