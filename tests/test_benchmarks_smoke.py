@@ -207,7 +207,11 @@ def test_estimate_integrates_marginal_costs() -> None:
 def test_cli_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     tiny = [bench_accumulate.AccumulateSpec("text", "text", 32, repeats=1, marginal_chunks=2)]
     monkeypatch.setattr(bench_accumulate, "specs", lambda quick=False: tiny)
-    assert main(["--quick", "--only", "accumulate", "--json", "--no-plot"]) == 0
+    gc.freeze()  # (the ladder's collections would walk the whole suite's heap)
+    try:
+        assert main(["--quick", "--only", "accumulate", "--json", "--no-plot"]) == 0
+    finally:
+        gc.unfreeze()
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["schema"] == 1 and document["quick"] is True
