@@ -330,8 +330,21 @@ def _vllm(base_url: str, streams: int, requests: int, out: Path) -> dict[str, An
     return result
 
 
-def _vllm_row(case: str, who: str, result: dict[str, Any], truths: dict[str, Truth]) -> Row:
-    """vLLM's row: its median and p99 minus the truth's; its ITL is per chunk."""
+@dataclass(frozen=True, slots=True)
+class PeerFigures:
+    """What a peer tool reports of one run: medians and p99s (ms), ITL, TPOT, requests."""
+
+    ttft_p50: float
+    ttft_p99: float
+    e2el_p50: float
+    e2el_p99: float
+    itl: float  # per chunk (NaN: the tool has no such figure)
+    tpot: float
+    requests: int
+
+
+def _peer_row(case: str, who: str, peer: PeerFigures, truths: dict[str, Truth]) -> Row:
+    """A peer's row: its medians and p99s minus the truth's (no per-request pairing)."""
     seen = list(truths.values())
     ttfc = [t.ttfc_ms for t in seen]
     e2el = [t.e2el_ms for t in seen]
@@ -339,14 +352,14 @@ def _vllm_row(case: str, who: str, result: dict[str, Any], truths: dict[str, Tru
     return Row(
         case,
         who,
-        result["median_ttft_ms"] - statistics.median(ttfc),
-        result["p99_ttft_ms"] - _p99(ttfc),
-        result["median_e2el_ms"] - statistics.median(e2el),
-        result["p99_e2el_ms"] - _p99(e2el),
-        float(result["median_itl_ms"]),
+        peer.ttft_p50 - statistics.median(ttfc),
+        peer.ttft_p99 - _p99(ttfc),
+        peer.e2el_p50 - statistics.median(e2el),
+        peer.e2el_p99 - _p99(e2el),
+        peer.itl,
         None,
-        float(result["median_tpot_ms"]),
-        int(result["completed"]),
+        peer.tpot,
+        peer.requests,
         None,
         statistics.median(g for g, _ in gaps),
         statistics.median(g / k for g, k in gaps),
@@ -356,62 +369,49 @@ def _vllm_row(case: str, who: str, result: dict[str, Any], truths: dict[str, Tru
     )
 
 
-def _aiperf_row(case: str, who: str, summary: dict[str, Any], truths: dict[str, Truth]) -> Row:
-    """AIPerf's row: its median and p99 minus the truth's; its ITL is (E2EL − TTFT)/(OSL − 1)."""
-    seen = list(truths.values())
-    ttfc = [t.ttfc_ms for t in seen]
-    e2el = [t.e2el_ms for t in seen]
-    gaps = [g for t in seen for g in t.gaps_ms()]
-    ttft, lat = summary["time_to_first_token"], summary["request_latency"]
-    return Row(
-        case,
-        who,
-        ttft["p50"] - statistics.median(ttfc),
-        ttft["p99"] - _p99(ttfc),
-        lat["p50"] - statistics.median(e2el),
-        lat["p99"] - _p99(e2el),
-        float("nan"),
-        None,
-        float(summary["inter_token_latency"]["p50"]),
-        int(lat["count"]),
-        None,
-        statistics.median(g for g, _ in gaps),
-        statistics.median(g / k for g, k in gaps),
-        statistics.median(
-            (t.e2el_ms - t.ttfc_ms) / (sum(k for *_, k in t.writes) - 1) for t in seen
-        ),
-    )
-
-
-def _peer_row(case: str, who: str, metrics: dict[str, Any], truths: dict[str, Truth]) -> Row:
-    """A peer's row: its median and p99 minus the truth's (no per-request pairing)."""
+def _guidellm_figures(metrics: dict[str, Any]) -> PeerFigures:
+    """guidellm's metrics block (its "ITL" is vLLM's TPOT; its latency is in seconds)."""
 
     def stat(name: str, key: str) -> float:
         block = metrics[name]["successful"]
         return float(block["median"] if key == "p50" else block["percentiles"][key])
 
-    seen = list(truths.values())
-    ttfc = [t.ttfc_ms for t in seen]
-    e2el = [t.e2el_ms for t in seen]
-    gaps = [g for t in seen for g in t.gaps_ms()]
     lat = "request_latency"
-    return Row(
-        case,
-        who,
-        stat("time_to_first_token_ms", "p50") - statistics.median(ttfc),
-        stat("time_to_first_token_ms", "p99") - _p99(ttfc),
-        stat(lat, "p50") * 1000 - statistics.median(e2el),
-        stat(lat, "p99") * 1000 - _p99(e2el),
+    return PeerFigures(
+        stat("time_to_first_token_ms", "p50"),
+        stat("time_to_first_token_ms", "p99"),
+        stat(lat, "p50") * 1000,
+        stat(lat, "p99") * 1000,
         float("nan"),
-        None,
-        stat("inter_token_latency_ms", "p50"),  # guidellm's "ITL" is vLLM's TPOT
+        stat("inter_token_latency_ms", "p50"),
         int(metrics[lat]["successful"]["count"]),
-        None,
-        statistics.median(g for g, _ in gaps),
-        statistics.median(g / k for g, k in gaps),
-        statistics.median(
-            (t.e2el_ms - t.ttfc_ms) / (sum(k for *_, k in t.writes) - 1) for t in seen
-        ),
+    )
+
+
+def _aiperf_figures(summary: dict[str, Any]) -> PeerFigures:
+    """AIPerf's summary export (its ITL is (E2EL − TTFT)/(OSL − 1), i.e. a TPOT)."""
+    ttft, lat = summary["time_to_first_token"], summary["request_latency"]
+    return PeerFigures(
+        ttft["p50"],
+        ttft["p99"],
+        lat["p50"],
+        lat["p99"],
+        float("nan"),
+        float(summary["inter_token_latency"]["p50"]),
+        int(lat["count"]),
+    )
+
+
+def _vllm_figures(result: dict[str, Any]) -> PeerFigures:
+    """``vllm bench serve``'s result JSON (its ITL is per chunk)."""
+    return PeerFigures(
+        result["median_ttft_ms"],
+        result["p99_ttft_ms"],
+        result["median_e2el_ms"],
+        result["p99_e2el_ms"],
+        float(result["median_itl_ms"]),
+        float(result["median_tpot_ms"]),
+        int(result["completed"]),
     )
 
 
@@ -466,21 +466,21 @@ async def _case(
                         None, _guidellm, base_url, streams, requests, Path(tmp) / "g.json"
                     )
                 truths = await loop.run_in_executor(None, _truths, conn)
-                rows.append(_peer_row(name, "guidellm" + tag, metrics, truths))
+                rows.append(_peer_row(name, "guidellm" + tag, _guidellm_figures(metrics), truths))
             if "vllm" in PEERS:
                 with tempfile.TemporaryDirectory() as tmp:
                     result = await loop.run_in_executor(
                         None, _vllm, base_url, streams, requests, Path(tmp)
                     )
                 truths = await loop.run_in_executor(None, _truths, conn)
-                rows.append(_vllm_row(name, "vllm" + tag, result, truths))
+                rows.append(_peer_row(name, "vllm" + tag, _vllm_figures(result), truths))
             if "aiperf" in PEERS:
                 with tempfile.TemporaryDirectory() as tmp:
                     summary = await loop.run_in_executor(
                         None, _aiperf, base_url, streams, requests, Path(tmp) / "a"
                     )
                 truths = await loop.run_in_executor(None, _truths, conn)
-                rows.append(_aiperf_row(name, "aiperf" + tag, summary, truths))
+                rows.append(_peer_row(name, "aiperf" + tag, _aiperf_figures(summary), truths))
     finally:
         await loop.run_in_executor(None, manager.__exit__, None, None, None)
     return rows

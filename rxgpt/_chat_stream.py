@@ -26,7 +26,7 @@ from ._operators import decode_stream
 from ._replay import DeltaLog
 from ._resilience import Progress, Retry, Timeouts, resilient
 
-__all__ = ["DEFAULT_MAX_DELTAS", "ChatStream"]
+__all__ = ["DEFAULT_MAX_DELTAS", "ChatStream", "StreamResult"]
 
 #: The most deltas one stream may carry (heartbeats included): the per-stream memory bound.
 #: A stream keeps its deltas for late subscribers (``replay="all"``) and for its result,
@@ -35,7 +35,91 @@ __all__ = ["DEFAULT_MAX_DELTAS", "ChatStream"]
 DEFAULT_MAX_DELTAS = 1_000_000
 
 
-class ChatStream:
+class StreamResult:
+    """What a stream of deltas with a result offers: ``partial``, ``await completion()``,
+    ``await text()``, ``async for`` and ``text_deltas()``.
+
+    Shared by :class:`ChatStream` and the relay's ``RelayedStream``. A subclass keeps the
+    state (``_result``, ``_error``, ``_finished``, ``_fanout``) and says how to
+    :meth:`start`, :meth:`cancel` and build the partial result (:meth:`_so_far`).
+    """
+
+    _result: Completion | None
+    _error: BaseException | None
+    _finished: asyncio.Event | None
+    _fanout: Fanout[Delta]
+
+    def start(self) -> None:
+        """Start the stream (idempotent)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the stream now."""
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        """True once the stream ended (completed, failed or cancelled)."""
+        return self._result is not None or self._error is not None
+
+    def _so_far(self) -> Completion:
+        """The partial result while the stream runs."""
+        raise NotImplementedError
+
+    def _left_early(self) -> None:
+        """An ``async for`` loop ended before the stream did (nothing by default)."""
+
+    @property
+    def partial(self) -> Completion:
+        """What has been accumulated so far (the final result once done)."""
+        if self._result is not None:
+            return self._result
+        return self._so_far()
+
+    async def completion(self) -> Completion:
+        """Wait for the end of the stream and return the :class:`~rxgpt.Completion`.
+
+        Raises the stream's typed error (with ``error.partial``) if it failed. Cancelling
+        the awaiting task cancels the stream.
+        """
+        self.start()
+        assert self._finished is not None
+        try:
+            await self._finished.wait()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    async def text(self) -> str:
+        """Wait for the end of the stream and return the text of choice 0."""
+        return (await self.completion()).text
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Delta]:
+        iterator: ObservableIterator[Delta] = ObservableIterator(self._fanout.observable)
+        self.start()
+        try:
+            async for delta in iterator:
+                yield delta
+        finally:
+            await iterator.aclose()
+            if not self.done:
+                self._left_early()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """Iterate only the text fragments of choice 0."""
+        async for delta in self:
+            if type(delta) is TextDelta and delta.choice == 0 and delta.text:
+                yield delta.text
+
+
+class ChatStream(StreamResult):
     """One streamed chat completion: subscribe, iterate, or await its result.
 
     - ``stream.subscribe(on_next, ...)`` / ``stream.pipe(op, ...)``: Rx access to the
@@ -126,11 +210,6 @@ class ChatStream:
         if not self._fanout.connected and not self.done:
             self._fanout.connect()
 
-    @property
-    def done(self) -> bool:
-        """True once the stream ended (completed, failed or cancelled)."""
-        return self._result is not None or self._error is not None
-
     def cancel(self) -> None:
         """Stop now: close the response; the result becomes a "cancelled" partial."""
         if self.done:
@@ -180,51 +259,8 @@ class ChatStream:
 
     # -- results ----------------------------------------------------------------------
 
-    @property
-    def partial(self) -> Completion:
-        """What has been accumulated so far (the final result once done)."""
-        if self._result is not None:
-            return self._result
+    def _so_far(self) -> Completion:
         return self._acc.completion("truncated")
 
-    async def completion(self) -> Completion:
-        """Wait for the end of the stream and return the :class:`~rxgpt.Completion`.
-
-        Raises the stream's typed error (with ``error.partial``) if it failed. Cancelling
-        the awaiting task cancels the request.
-        """
-        self.start()
-        assert self._finished is not None
-        try:
-            await self._finished.wait()
-        except asyncio.CancelledError:
-            self.cancel()
-            raise
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    async def text(self) -> str:
-        """Wait for the end of the stream and return the text of choice 0."""
-        return (await self.completion()).text
-
-    def __aiter__(self) -> AsyncIterator[Delta]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Delta]:
-        iterator: ObservableIterator[Delta] = ObservableIterator(self._fanout.observable)
-        self.start()
-        try:
-            async for delta in iterator:
-                yield delta
-        finally:
-            await iterator.aclose()
-            if not self.done:
-                self.cancel()
-
-    async def text_deltas(self) -> AsyncIterator[str]:
-        """Iterate only the text fragments of choice 0."""
-        async for delta in self:
-            if type(delta) is TextDelta and delta.choice == 0 and delta.text:
-                yield delta.text
+    def _left_early(self) -> None:
+        self.cancel()  # leaving the loop early (or cancelling its task) cancels the request

@@ -43,7 +43,7 @@ from .._deltas import (
 )
 from .._errors import DecodeError, RxgptError, StreamInterrupted, StreamTimeout
 from .._fusion import End, Pipeline
-from .._transport import error_from_response, map_exception
+from .._transport import _read_bounded, error_from_response, map_exception
 
 __all__ = [
     "EventDecoder",
@@ -58,7 +58,6 @@ _perf_ns = time.perf_counter_ns
 
 #: aiohttp's default read buffer (64 KiB) throttles long answers (vllm-project/vllm#39963).
 READ_BUFSIZE = 4 * 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
 
 
 class _StampingHandler(ResponseHandler):
@@ -295,18 +294,6 @@ class _Chunks:
         record.chunk_answer.append(answer)
 
 
-async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while size < _MAX_ERROR_BODY:
-        chunk = await resp.content.readany()
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)[:_MAX_ERROR_BODY]
-
-
 async def _stream(
     resp: aiohttp.ClientResponse, decoder: EventDecoder, record: RequestRecord
 ) -> None:
@@ -404,7 +391,7 @@ async def measure(
             headers_seen = True
             record.status = resp.status
             if resp.status >= 300:
-                raw = await _read_error_body(resp)
+                raw = await _read_bounded(resp)
                 record.error = error_from_response(resp.status, resp.headers, raw, prepared.url)
             else:
                 await _stream(resp, decoder, record)

@@ -362,20 +362,7 @@ class Aggregate:
         self.input_hist.merge(other.input_hist)
         self.output_hist.merge(other.output_hist)
         self.parse_delay.merge(other.parse_delay)
-        for attr in (
-            "completed",
-            "failed",
-            "input_tokens",
-            "output_tokens",
-            "good",
-            "good_tokens",
-            "usage_missing",
-            "chunks",
-            "reads",
-            "coalesced",
-            "max_inflight",
-            "processes",
-        ):
+        for attr in self._SUMS:
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
         for name in self._MAPS:
             mine: dict[Any, int] = getattr(self, name)
@@ -387,7 +374,8 @@ class Aggregate:
             self.first_sent_ns = other.first_sent_ns
         self.last_end_ns = max(self.last_end_ns, other.last_end_ns)
 
-    _COUNTS = (
+    #: The counters that add up across workers.
+    _SUMS = (
         "completed",
         "failed",
         "input_tokens",
@@ -398,12 +386,11 @@ class Aggregate:
         "chunks",
         "reads",
         "coalesced",
-        "first_sent_ns",
-        "last_end_ns",
-        "t0_ns",
         "max_inflight",
         "processes",
     )
+    #: Every scalar field handed between processes.
+    _COUNTS = (*_SUMS, "first_sent_ns", "last_end_ns", "t0_ns")
     _MAPS = (
         "failures",
         "slo_pass",

@@ -27,9 +27,10 @@ from reactivex.disposable import Disposable
 from redis.exceptions import RedisError
 
 from .._accumulate import add_batch, partial_completion
-from .._aio import FlowControl, ObservableIterator
+from .._aio import FlowControl
+from .._chat_stream import StreamResult
 from .._completion import Accumulator, Completion, CompletionState
-from .._deltas import Delta, TextDelta
+from .._deltas import Delta
 from .._errors import (
     DecodeError,
     RxgptError,
@@ -249,7 +250,7 @@ class EntryReader:
         )
 
 
-class RelayedStream:
+class RelayedStream(StreamResult):
     """A relayed stream read from Redis: subscribe, iterate, or await its result.
 
     The same API as a :class:`~rxgpt.ChatStream`: ``subscribe`` / ``pipe`` / ``observable``
@@ -279,7 +280,7 @@ class RelayedStream:
         self._acc: Accumulator | None = None
         self._result: Completion | None = None
         self._error: BaseException | None = None
-        self._finished = asyncio.Event()
+        self._finished: asyncio.Event = asyncio.Event()
         self._cancelled: StreamCancelled | None = None
         self._delivered = 0  # deltas read (heartbeats included, as the end entry counts)
         subscribe_batches(
@@ -318,11 +319,6 @@ class RelayedStream:
         """Start reading (idempotent); call from within a running event loop."""
         if not self._fanout.connected:
             self._fanout.connect()
-
-    @property
-    def done(self) -> bool:
-        """True once the stream ended."""
-        return self._result is not None or self._error is not None
 
     def cancel(self) -> None:
         """Stop reading now (the producer is not affected); the result is "cancelled"."""
@@ -423,47 +419,8 @@ class RelayedStream:
 
     # -- results ------------------------------------------------------------------------
 
-    @property
-    def partial(self) -> Completion:
-        """What has been accumulated so far (the final result once done)."""
-        if self._result is not None:
-            return self._result
+    def _so_far(self) -> Completion:
         return (self._acc or Accumulator()).completion("truncated")
-
-    async def completion(self) -> Completion:
-        """Wait for the end and return the :class:`~rxgpt.Completion`; raise the typed error."""
-        self.start()
-        try:
-            await self._finished.wait()
-        except asyncio.CancelledError:
-            self.cancel()
-            raise
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    async def text(self) -> str:
-        """Wait for the end and return the text of choice 0."""
-        return (await self.completion()).text
-
-    def __aiter__(self) -> AsyncIterator[Delta]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Delta]:
-        iterator: ObservableIterator[Delta] = ObservableIterator(self._fanout.observable)
-        self.start()
-        try:
-            async for delta in iterator:
-                yield delta
-        finally:
-            await iterator.aclose()
-
-    async def text_deltas(self) -> AsyncIterator[str]:
-        """Iterate only the text fragments of choice 0."""
-        async for delta in self:
-            if type(delta) is TextDelta and delta.choice == 0 and delta.text:
-                yield delta.text
 
 
 def subscribe(
