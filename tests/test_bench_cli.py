@@ -90,6 +90,7 @@ def test_offline_run_writes_every_output(
         (["compare", "only-one.json"], "compare expects two report files"),
         (["--duration", "1"], "needs a finite --request-rate or a --max-concurrency"),
         (["--dataset", "sharegpt", "--dataset-path", "/no/such.json"], "cannot read dataset"),
+        (["--dataset-path", "prompts.jsonl"], "a dataset path is read for --dataset sharegpt"),
     ],
 )
 def test_mistakes_are_one_line_and_exit_2(

@@ -233,6 +233,10 @@ class BenchConfig:
             problems.append(f"dataset {self.dataset!r} is not one of {', '.join(DATASETS)}")
         if self.dataset in ("sharegpt", "jsonl") and not self.dataset_path:
             problems.append(f"dataset {self.dataset!r} needs a dataset path")
+        if self.dataset_path and self.dataset not in ("sharegpt", "jsonl"):
+            problems.append(
+                f"a dataset path is read for --dataset sharegpt or jsonl, not {self.dataset!r}"
+            )
         if self.num_prompts is not None and self.num_prompts < 1:
             problems.append("num_prompts must be at least 1")
         if self.duration is not None and not self.duration > 0:
