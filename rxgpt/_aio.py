@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from ._disposable import Disposer
+from ._disposable import NOTHING, Disposer
 from ._fusion import Batched, subscribe_batches
 
 __all__ = ["FlowControl", "ObservableIterator", "from_async_iterable", "to_async_iterable"]
@@ -34,40 +34,51 @@ class FlowControl:
     cancellation) the producer closes its connection at once instead of draining it.
     """
 
-    __slots__ = ("_open", "_paused_by", "aborted")
+    __slots__ = ("_open", "_paused_by", "aborted", "paused")
 
     def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-        self._paused_by: set[int] = set()
+        # Made on first use: most streams are never paused (fewer objects per stream).
+        self._open: asyncio.Event | None = None
+        self._paused_by: set[int] | None = None
         #: The consumer cancelled: the next stop is an abort, not a normal end.
         self.aborted = False
+        #: True while some consumer asked the producer to wait (a plain attribute: the
+        #: producer checks it after every read).
+        self.paused = False
 
     def abort(self) -> None:
         """Mark the stream as cancelled (the producer then closes at once) and open up."""
         self.aborted = True
-        self._paused_by.clear()
-        self._open.set()
-
-    @property
-    def paused(self) -> bool:
-        """True while some consumer asked the producer to wait."""
-        return bool(self._paused_by)
+        self._paused_by = None
+        self._reopen()
 
     def pause(self, consumer: object) -> None:
         """Close the gate on behalf of ``consumer``."""
+        if self._paused_by is None:
+            self._paused_by = set()
         self._paused_by.add(id(consumer))
-        self._open.clear()
+        self.paused = True
+        if self._open is not None:
+            self._open.clear()
 
     def resume(self, consumer: object) -> None:
         """Withdraw ``consumer``'s pause; the gate opens when no consumer holds it."""
-        self._paused_by.discard(id(consumer))
-        if not self._paused_by:
+        if self._paused_by is not None:
+            self._paused_by.discard(id(consumer))
+            if self._paused_by:
+                return
+        self._reopen()
+
+    def _reopen(self) -> None:
+        self.paused = False
+        if self._open is not None:
             self._open.set()
 
     async def wait(self) -> None:
         """Return when the gate is open (at once in the common case)."""
-        if not self._open.is_set():
+        if self.paused:
+            if self._open is None:
+                self._open = asyncio.Event()
             await self._open.wait()
 
 
@@ -99,9 +110,10 @@ class ObservableIterator(Generic[_T]):
         self._maxsize = maxsize
         self._low_water = max(1, maxsize // 2)
         self._closed = False
-        self._subscription = subscribe_batches(
-            source, self._on_batch, self._on_error, self._on_completed
-        )
+        self._subscription: abc.DisposableBase = NOTHING
+        subscription = subscribe_batches(source, self._on_batch, self._on_error, self._on_completed)
+        if not (self._buffer and self._buffer[-1] is _END):  # (not ended while subscribing)
+            self._subscription = subscription
 
     def _on_batch(self, batch: list[_T]) -> None:
         self._buffer.extend(batch)
@@ -111,10 +123,10 @@ class ObservableIterator(Generic[_T]):
 
     def _on_error(self, error: Exception) -> None:
         self._failure = error
-        self._buffer.append(_END)
-        self._wakeup.set()
+        self._on_completed()
 
     def _on_completed(self) -> None:
+        self._subscription = NOTHING  # the source ended: no cycle through its subscriber
         self._buffer.append(_END)
         self._wakeup.set()
 
@@ -136,8 +148,13 @@ class ObservableIterator(Generic[_T]):
         if item is _END:
             buffer.appendleft(_END)
             await self.aclose()
-            if self._failure is not None:
-                raise self._failure
+            failure = self._failure
+            if failure is not None:
+                del self  # (the traceback keeps this frame: no cycle through it)
+                try:
+                    raise failure
+                finally:
+                    del failure
             raise StopAsyncIteration
         if self.flow.paused and len(buffer) <= self._low_water:
             self.flow.resume(self)
@@ -148,7 +165,8 @@ class ObservableIterator(Generic[_T]):
         if not self._closed:
             self._closed = True
             self.flow.resume(self)
-            self._subscription.dispose()
+            subscription, self._subscription = self._subscription, NOTHING
+            subscription.dispose()
 
 
 async def to_async_iterable(

@@ -18,11 +18,11 @@ from reactivex import Observable, abc
 from ._accumulate import add_batch, partial_completion
 from ._aio import FlowControl, ObservableIterator
 from ._completion import Accumulator, Completion
+from ._decoder import stream_specs
 from ._deltas import Delta, TextDelta
 from ._errors import StreamCancelled, StreamTooLong
 from ._fanout import Fanout, ReplayPolicy
-from ._fusion import subscribe_batches
-from ._operators import decode_stream
+from ._fusion import chain, subscribe_batches
 from ._replay import DeltaLog
 from ._resilience import Progress, Retry, Timeouts, resilient
 
@@ -89,8 +89,15 @@ class StreamResult:
         except asyncio.CancelledError:
             self.cancel()
             raise
-        if self._error is not None:
-            raise self._error
+        error = self._error
+        if error is not None:
+            # The traceback keeps this frame: without `self` and `error` in it, the raised
+            # error makes no reference cycle through the stream (freed without the GC).
+            del self
+            try:
+                raise error
+            finally:
+                del error
         assert self._result is not None
         return self._result
 
@@ -150,19 +157,16 @@ class ChatStream(StreamResult):
         self._max_deltas = max_deltas if max_deltas is not None else -1
         self._received = 0  # deltas so far, heartbeats included
         self._flow = FlowControl()
-        decode = decode_stream(
+        self._make_source = make_source
+        self._specs = stream_specs(
             protocol,
             heartbeats=heartbeats,
             max_event_bytes=max_event_bytes,
             require_done=require_done,
         )
-
-        def attempt(progress: Progress) -> Observable[Delta]:
-            return decode(make_source(self._flow, progress))
-
         # One push per network read: the accumulator takes each read's deltas at once,
         # other subscribers get them one by one.
-        deltas = resilient(attempt, timeouts=timeouts, retry=retry, flow=self._flow)
+        deltas = resilient(self._attempt, timeouts=timeouts, retry=retry, flow=self._flow)
         # replay="all" keeps the deltas compactly (no GC-tracked object per event)
         log = DeltaLog() if replay == "all" else replay
         self._fanout: Fanout[Delta] = Fanout(deltas, replay=log)
@@ -173,6 +177,10 @@ class ChatStream(StreamResult):
         subscribe_batches(
             self._fanout.observable, self._accumulate, self._on_error, self._on_completed
         )
+
+    def _attempt(self, progress: Progress) -> Observable[Delta]:
+        """One attempt: a request's body decoded into deltas (``decode_stream``'s chain)."""
+        return chain(self._make_source(self._flow, progress), *self._specs)
 
     # -- Rx access --------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ as a plain sans-IO object. Neither adds a rule of its own.
 
 from __future__ import annotations
 
+import functools
+
 from ._deltas import Delta
 from ._extract import DeltaExtractor, DeltasSpec
 from ._framing import NDJSONSpec, SSEFraming, SSESpec
@@ -18,6 +20,7 @@ from ._sse import _Framer
 __all__ = ["StreamDecoder", "stream_specs"]
 
 
+@functools.lru_cache(maxsize=256)
 def stream_specs(
     protocol: str,
     *,
@@ -26,7 +29,10 @@ def stream_specs(
     flush_incomplete: bool = False,
     require_done: bool = False,
 ) -> tuple[StageSpec, ...]:
-    """The stages that decode ``protocol``'s body: framing, payload, deltas."""
+    """The stages that decode ``protocol``'s body: framing, payload, deltas.
+
+    (Specs are immutable, so streams with the same settings share them.)
+    """
     cls = decoder_class(protocol)
     framing: StageSpec
     if cls.framing == "ndjson":

@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from reactivex import Observable, abc
 
-from ._disposable import NOTHING, Disposer
+from ._disposable import NOTHING
 from ._errors import LateSubscriberError
 from ._fusion import Batched, subscribe_batches
 from ._replay import AllItems, LastItems, ReplayLog
@@ -43,10 +43,11 @@ def _unhandled(error: Exception) -> None:
     raise error  # reported as this subscriber's failure, like Rx's default handler
 
 
-class _Entry:
-    """One subscriber: its three callbacks, and whether it takes a read's list at once."""
+class _Entry(abc.DisposableBase):
+    """One subscriber: its three callbacks, whether it takes a read's list at once, and
+    (as its disposable) the fan-out it detaches from."""
 
-    __slots__ = ("batches", "observer", "on_completed", "on_error", "on_next")
+    __slots__ = ("batches", "fanout", "observer", "on_completed", "on_error", "on_next")
 
     def __init__(
         self,
@@ -61,6 +62,13 @@ class _Entry:
         self.on_error = on_error
         self.on_completed = on_completed
         self.batches = batches  # receives lists of items rather than items
+        self.fanout: Fanout[Any] | None = None
+
+    def dispose(self) -> None:
+        """Detach the subscriber."""
+        fanout, self.fanout = self.fanout, None
+        if fanout is not None and self in fanout._entries:
+            fanout._entries.remove(self)
 
 
 class Fanout(Generic[_T]):
@@ -80,7 +88,7 @@ class Fanout(Generic[_T]):
         replay: ReplayPolicy | ReplayLog[_T] = 0,
         on_subscriber_error: Callable[[BaseException, Any], None] | None = None,
     ) -> None:
-        self._source = source
+        self._source: Observable[Any] | None = source  # dropped once connected
         self._buffer: ReplayLog[_T] | None = None
         bad = ValueError("replay must be a non-negative int, 'all' or a replay log")
         if replay == "all":
@@ -103,13 +111,16 @@ class Fanout(Generic[_T]):
         self._report = on_subscriber_error or _log_subscriber_error
         #: Errors raised by subscribers (each also reported to ``on_subscriber_error``).
         self.subscriber_errors: list[BaseException] = []
-        flow = source.flow if isinstance(source, Batched) else None
-        # Rx subscribers are attached as item entries, with no per-batch loop around them.
-        self.observable: Observable[_T] = Batched(
-            self._subscribe_batches, flow=flow, items=self._subscribe_items
-        )
+        self._flow = source.flow if isinstance(source, Batched) else None
 
     # -- subscribing ------------------------------------------------------------------
+
+    @property
+    def observable(self) -> Observable[_T]:
+        """The items as an observable: each subscription attaches a subscriber."""
+        # A new view each time, not kept: the fan-out holds no cycle through it.
+        # Rx subscribers are attached as item entries, with no per-batch loop around them.
+        return Batched(self._subscribe_batches, flow=self._flow, items=self._subscribe_items)
 
     @property
     def connected(self) -> bool:
@@ -185,12 +196,8 @@ class Fanout(Generic[_T]):
             self._fail(entry, exc)
             return NOTHING
         self._entries.append(entry)
-
-        def detach() -> None:
-            if entry in self._entries:
-                self._entries.remove(entry)
-
-        return Disposer(detach)
+        entry.fanout = self
+        return entry
 
     # -- connecting -------------------------------------------------------------------
 
@@ -198,11 +205,13 @@ class Fanout(Generic[_T]):
         """Subscribe to the source (once); returns the connection's disposable."""
         if not self._connected:
             self._connected = True
-            self._connection = subscribe_batches(
-                self._source, self._on_batch, self._on_error, self._on_completed
+            source, self._source = self._source, None
+            assert source is not None
+            connection = subscribe_batches(
+                source, self._on_batch, self._on_error, self._on_completed
             )
-        assert self._connection is not None
-        return self._connection
+            self._connection = connection
+        return self._connection or NOTHING
 
     def dispose(self, error: Exception | None = None) -> None:
         """Disconnect from the source (closing it) and end every subscriber.
@@ -210,8 +219,9 @@ class Fanout(Generic[_T]):
         Subscribers get ``on_error(error)`` when an error is given (a cancellation, say),
         else they are detached silently.
         """
-        if self._connection is not None:
-            self._connection.dispose()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.dispose()
         if error is not None and self._terminal is None:
             self._on_error(error)
         self._entries.clear()
@@ -219,8 +229,7 @@ class Fanout(Generic[_T]):
     # -- pushing ----------------------------------------------------------------------
 
     def _fail(self, entry: _Entry, error: BaseException) -> None:
-        if entry in self._entries:
-            self._entries.remove(entry)
+        entry.dispose()
         self.subscriber_errors.append(error)
         try:
             self._report(error, entry.observer)
@@ -230,7 +239,15 @@ class Fanout(Generic[_T]):
     def _on_batch(self, batch: list[Any]) -> None:
         if self._buffer is not None:
             self._buffer.extend(batch)
-        for entry in tuple(self._entries):
+        entries = self._entries
+        if len(entries) == 1 and entries[0].batches and self._terminal is None:
+            entry = entries[0]  # (the commonest: a ChatStream's accumulator alone)
+            try:
+                entry.on_next(batch)
+            except Exception as error:
+                self._fail(entry, error)
+            return
+        for entry in tuple(entries):
             if self._terminal is not None:
                 return  # a subscriber ended the stream (ChatStream's accumulator can)
             on_next = entry.on_next
@@ -257,12 +274,14 @@ class Fanout(Generic[_T]):
 
     def _on_error(self, error: Exception) -> None:
         self._terminal = ("error", error)
+        self._connection = None  # the source ended: no reference cycle through it
         for entry in tuple(self._entries):
             self._end_with(entry, error)
         self._entries.clear()
 
     def _on_completed(self) -> None:
         self._terminal = ("completed", None)
+        self._connection = None
         for entry in tuple(self._entries):
             try:
                 entry.on_completed()

@@ -40,8 +40,8 @@ class SSEFraming:
             self.decoder: SSEDecoder | _SSEDataDecoder = data
         else:
             self.decoder = SSEDecoder(max_event_bytes=max_event_bytes)
-        self._feed: Any = partial(self.decoder._feed, comments=True) if heartbeats else (
-            self.decoder._feed
+        self._feed: Any = (
+            partial(self.decoder._feed, comments=True) if heartbeats else (self.decoder._feed)
         )
 
     def feed(self, batch: list[Any]) -> list[Any]:

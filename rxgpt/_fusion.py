@@ -184,7 +184,7 @@ class Batched(Observable[_T], Generic[_T]):
 
     def __init__(
         self,
-        subscribe: BatchSubscribe[_T],
+        subscribe: BatchSubscribe[_T] | None = None,
         *,
         flow: FlowControl | None = None,
         items: Callable[[abc.ObserverBase[_T], abc.SchedulerBase | None], abc.DisposableBase]
@@ -193,8 +193,12 @@ class Batched(Observable[_T], Generic[_T]):
         # Performance: Observable.__init__ is skipped, as it only stores the subscribe
         # function and makes an RLock, which a stream's several observables would each
         # pay for (and the garbage collector track); `lock` is made when an operator asks.
-        self._subscribe = items or self._each
-        self._subscribe_batches = subscribe
+        # No bound method of the object itself is stored either (see _subscribe_core): a
+        # stream's objects hold no reference cycle once it ended, so they are freed at
+        # once rather than left to the cyclic garbage collector.
+        self._subscribe = None
+        self._items = items
+        self._batches = subscribe
         self.flow = flow
 
     @functools.cached_property
@@ -202,17 +206,19 @@ class Batched(Observable[_T], Generic[_T]):
         """The lock some reactivex operators take on their source (made on first use)."""
         return threading.RLock()
 
-    def _each(
+    def _subscribe_core(
         self, observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        """The default item-wise subscription: each read's list, item by item."""
+        """The item-wise subscription: ``items``, else each read's list item by item."""
+        if self._items is not None:
+            return self._items(observer, scheduler)
         on_next = observer.on_next
 
         def on_batch(batch: list[_T]) -> None:
             for item in batch:
                 on_next(item)
 
-        return self._subscribe_batches(on_batch, observer.on_error, observer.on_completed)
+        return self.subscribe_batches(on_batch, observer.on_error, observer.on_completed)
 
     def subscribe_batches(
         self,
@@ -221,7 +227,8 @@ class Batched(Observable[_T], Generic[_T]):
         on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
         """Subscribe to the items as one list per read (lists are never empty)."""
-        return self._subscribe_batches(on_batch, on_error, on_completed)
+        assert self._batches is not None, "a Batched made without subscribe overrides this"
+        return self._batches(on_batch, on_error, on_completed)
 
 
 def subscribe_batches(
@@ -242,14 +249,15 @@ class Chain(Batched[_T]):
     def __init__(self, source: Observable[Any], specs: tuple[StageSpec, ...]) -> None:
         self.source = source
         self.specs = specs
-        super().__init__(self._run, flow=source.flow if isinstance(source, Batched) else None)
+        super().__init__(flow=source.flow if isinstance(source, Batched) else None)
 
-    def _run(
+    def subscribe_batches(
         self,
         on_batch: Callable[[list[Any]], None],
         on_error: Callable[[Exception], None],
         on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
+        """Run the pipeline over the source's batches (one subscription to the source)."""
         run = _ChainRun(Pipeline.of(self.specs), on_batch, on_error, on_completed)
         upstream = subscribe_batches(self.source, run.on_next, run.on_error, run.on_completed)
         run.attach(upstream)
@@ -288,21 +296,33 @@ class _ChainRun(abc.DisposableBase):
             self.upstream = upstream
 
     def dispose(self) -> None:
-        """Stop the source."""
+        """Stop the source; nothing more reaches the subscriber."""
+        self._stop()
+        self._release()
+
+    def _stop(self) -> None:
         self.disposed = True
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.dispose()
 
+    def _release(self) -> None:
+        # No reference to the subscriber once ended: no cycle left for the GC to find.
+        self.emit = _drop
+        self.emit_error = _drop
+        self.emit_completed = _nothing
+
     def _finish(self, batch: list[Any]) -> None:
+        emit_error, emit_completed = self.emit_error, self.emit_completed
         if batch:
             self.emit(batch)
+        self._release()
         end = self.pipeline.end
         assert end is not None
         if end.error is not None:
-            self.emit_error(end.error)
+            emit_error(end.error)
         else:
-            self.emit_completed()
+            emit_completed()
 
     def on_next(self, batch: list[Any]) -> None:
         pipeline = self.pipeline
@@ -315,16 +335,26 @@ class _ChainRun(abc.DisposableBase):
             return
         # The stream ended here (its end signal, or an error): stop the source while it
         # is still delivering, which the transport takes as a normal end (drain).
-        self.dispose()
+        self._stop()
         self._finish(out)
 
     def on_error(self, error: Exception) -> None:
+        self.upstream = None
         if self.pipeline.end is None:
             self._finish(self.pipeline.close(End(error)))
 
     def on_completed(self) -> None:
+        self.upstream = None
         if self.pipeline.end is None:
             self._finish(self.pipeline.close(End()))
+
+
+def _drop(item: Any) -> None:
+    """Where an ended subscription's items and errors go: nowhere."""
+
+
+def _nothing() -> None:
+    """Where an ended subscription's completion goes: nowhere."""
 
 
 def chain(source: Observable[Any], *specs: StageSpec) -> Chain[Any]:

@@ -149,6 +149,18 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _drop(item: object) -> None:
+    """Where an ended run's items and errors go: nowhere."""
+
+
+def _nothing() -> None:
+    """Where an ended run's completion goes: nowhere."""
+
+
+def _no_attempt(progress: Progress) -> Observable[Delta]:
+    raise RuntimeError("the run ended: no more attempts")  # never called: finished first
+
+
 def _has_content(batch: list[Delta]) -> bool:
     return any(delta.__class__ is not Heartbeat for delta in batch)
 
@@ -234,12 +246,14 @@ class _Run:
         # (partial, not lambdas: one Python call per read, not two, and no closure cells)
         try:
             source = self.make_attempt(partial(self._progress, attempt_no))
-            self.subscription = subscribe_batches(
+            subscription = subscribe_batches(
                 source,
                 partial(self._on_next, attempt_no),
                 partial(self._on_error, attempt_no),
                 partial(self._on_completed, attempt_no),
             )
+            if attempt_no == self.attempt and not self.finished:  # (not ended meanwhile)
+                self.subscription = subscription
         except Exception as error:  # building the request failed
             self._on_error(attempt_no, error)
 
@@ -248,8 +262,10 @@ class _Run:
         self._cancel_timers()
         if self.retry_timer is not None:
             self.retry_timer.cancel()
-        if self.subscription is not None:
-            self.subscription.dispose()
+        subscription = self.subscription
+        self._release()
+        if subscription is not None:
+            subscription.dispose()
 
     def _cancel_timers(self) -> None:
         for timer in (self.phase_timer, self.idle_timer, self.total_timer):
@@ -314,7 +330,8 @@ class _Run:
         if attempt != self.attempt or self.finished:
             return
         if self.content:
-            if self.idle_armed and _has_content(batch):
+            # (the last delta first: a read of only heartbeats is rare, so the scan is too)
+            if self.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
                 self.last_content = self.loop.time()
             self.emit(batch)
             return
@@ -344,7 +361,17 @@ class _Run:
         self.finished = True
         self._cancel_timers()
         self._flush_prefix()
-        self.complete()
+        complete = self.complete
+        self._release()
+        complete()
+
+    def _release(self) -> None:
+        """Ended: drop the references to the subscriber and the source (no cycle left)."""
+        self.emit = _drop
+        self.fail = _drop
+        self.complete = _nothing
+        self.subscription = None
+        self.make_attempt = _no_attempt
 
     def _on_error(self, attempt: int, error: Exception) -> None:
         if attempt != self.attempt or self.finished:
@@ -369,7 +396,9 @@ class _Run:
         self._flush_prefix()
         if isinstance(error, RxgptError):
             error.attempts = self.attempt
-        self.fail(error)
+        fail = self.fail
+        self._release()
+        fail(error)
 
     def _retry_delay(self, error: BaseException) -> float | None:
         retry = self.retry

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +22,6 @@ import yarl
 from reactivex import abc
 
 from ._aio import FlowControl
-from ._disposable import Disposer
 from ._errors import (
     AuthenticationError,
     DecodeError,
@@ -37,7 +37,7 @@ from ._fusion import Batched
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
 
-__all__ = ["error_from_response", "map_exception", "pool_tracing", "request"]
+__all__ = ["ConnectionSlots", "error_from_response", "map_exception", "pool_tracing", "request"]
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -92,6 +92,7 @@ def request(
     drain_bytes: int = 64 * 1024,
     drain_timeout: float = 1.0,
     media_type: str | None = None,
+    slots: ConnectionSlots | None = None,
 ) -> Batched[bytes]:
     """A cold observable: each subscription sends one request and emits the body's chunks.
 
@@ -108,86 +109,245 @@ def request(
     a running loop. ``media_type`` (e.g. ``"text/event-stream"``) makes any other content
     type of a 2xx answer an error; by default only HTML pages and JSON documents are.
     A 204 answer (no content) completes at once, after ``progress("no_content")``.
+    ``slots`` (a :class:`~rxgpt.Client`'s) bounds the requests in flight; a request that
+    waits for one tells ``progress`` "queued", then "dequeued".
     """
     body = dumps(json).encode() if json is not None else None
     send_headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
     if body is not None:
         send_headers["Content-Type"] = "application/json"
     send_headers.update(headers or {})
-
     gate = flow if flow is not None else FlowControl()
+    spec = _Request(
+        url, method, body, send_headers, session, gate, progress,
+        drain_bytes, drain_timeout, media_type, slots,
+    )  # fmt: skip
+    return Batched(spec.subscribe, flow=gate)
+
+
+class ConnectionSlots:
+    """At most ``limit`` requests in flight at once; the others wait their turn (FIFO).
+
+    A :class:`~rxgpt.Client` bounds its own pool with it: the wait for a slot is told to
+    the request's ``progress`` ("queued", "dequeued"), so it is not part of the connect
+    deadline, and it costs nothing when a slot is free.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """Take a free slot at once, if there is one and nobody waits ahead."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait for a slot handed over by :meth:`give_back` (FIFO)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back()  # the slot was handed over just as we were cancelled
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def give_back(self) -> None:
+        """Free a slot: hand it to the first waiter, if any."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
+class _Request:
+    """What :func:`request` sends: shared by its subscriptions (each one a :class:`_Transfer`).
+
+    (Slotted objects rather than closures: an open stream holds a few objects for the
+    garbage collector to track instead of a dozen closure cells and functions.)
+    """
+
+    __slots__ = (
+        "body", "drain_bytes", "drain_timeout", "flow", "headers", "media_type", "method",
+        "progress", "session", "slots", "url",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        url: str,
+        method: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        session: aiohttp.ClientSession | None,
+        flow: FlowControl,
+        progress: Callable[[str], None] | None,
+        drain_bytes: int,
+        drain_timeout: float,
+        media_type: str | None,
+        slots: ConnectionSlots | None,
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.body = body
+        self.headers = headers
+        self.session = session
+        self.flow = flow
+        self.progress = progress
+        self.drain_bytes = drain_bytes
+        self.drain_timeout = drain_timeout
+        self.media_type = media_type
+        self.slots = slots
 
     def subscribe(
+        self,
         on_batch: Callable[[list[bytes]], None],
         on_error: Callable[[Exception], None],
         on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
-        loop = asyncio.get_running_loop()
-        state = _Subscription()
+        """Start one transfer on the running loop; its disposal stops it."""
+        transfer = _Transfer(self, on_batch, on_error, on_completed)
+        transfer.task = asyncio.get_running_loop().create_task(transfer.run())
+        return transfer
 
-        async def run() -> None:
-            own = session is None
-            client = session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
+
+class _Transfer(abc.DisposableBase):
+    """One subscription of :func:`request`: the task that runs it, and how it stands."""
+
+    __slots__ = (
+        "closed", "emit", "emit_completed", "emit_error", "graceful", "headers",
+        "in_on_next", "request", "response", "task",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        request: _Request,
+        on_batch: Callable[[list[bytes]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> None:
+        self.request = request
+        self.emit = on_batch
+        self.emit_error = on_error
+        self.emit_completed = on_completed
+        self.task: asyncio.Task[None] | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self.headers = False  # the response headers arrived
+        self.closed = False  # disposed
+        self.graceful = False  # disposed while delivering: drain, then reuse
+        self.in_on_next = False
+
+    def dispose(self) -> None:
+        """Stop: drain when the consumer saw the end while a read is delivered, else close."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.in_on_next and not self.request.flow.aborted:
+            self.graceful = True  # the consumer saw the end: drain, then reuse
+            return
+        if self.response is not None:
+            self.response.close()
+        if self.task is not None:
+            self.task.cancel()
+
+    async def run(self) -> None:
+        """Send the request and push the body's reads; every failure becomes a typed error."""
+        spec = self.request
+        slots = spec.slots
+        if slots is not None and not slots.take():
             try:
-                opened = await _open(client, method, url, body, send_headers, progress)
-                async with opened as resp:
-                    state.response = resp
-                    if state.closed:
-                        resp.close()
-                        return
-                    state.headers = True
-                    if progress is not None:
-                        progress("connected")
-                    if resp.status >= 300:
-                        raw = await _read_bounded(resp)
-                        on_error(error_from_response(resp.status, resp.headers, raw, url))
-                        return
-                    if resp.status == 204:
-                        if progress is not None:
-                            progress("no_content")
-                        on_completed()
-                        return
-                    error = await _check_content_type(resp, url, media_type)
-                    if error is not None:
-                        on_error(error)
-                        return
-                    await _pump(resp, on_batch, gate, progress, state)
-                    if state.graceful:
-                        await _drain(resp, drain_bytes, drain_timeout)
-                        return
-                    if state.closed:
-                        return
-                on_completed()
+                if spec.progress is not None:
+                    spec.progress("queued")
+                await slots.wait()
             except asyncio.CancelledError:
-                raise
-            except _ConsumerError as wrapped:
-                if not state.closed:
-                    on_error(wrapped.error)
-            except RxgptError as error:
-                on_error(error)
-            except Exception as error:
-                if not state.closed:
-                    on_error(map_exception(error, url, mid_body=state.headers))
+                return  # disposed while waiting: nothing was sent
+            if spec.progress is not None:
+                spec.progress("dequeued")
+        own = spec.session is None
+        client = spec.session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
+        try:
+            await self._exchange(client)
+        except asyncio.CancelledError:
+            raise
+        except _ConsumerError as wrapped:
+            if not self.closed:
+                self.emit_error(wrapped.error)
+        except RxgptError as error:
+            self.emit_error(error)
+        except Exception as error:
+            if not self.closed:
+                self.emit_error(map_exception(error, spec.url, mid_body=self.headers))
+        finally:
+            # Ended: no reference to the subscriber is kept (no cycle left for the GC).
+            self.emit, self.emit_error, self.emit_completed = _drop, _drop, _nothing
+            self.task = None
+            if own:
+                await client.close()
+            if slots is not None:
+                slots.give_back()
+
+    async def _exchange(self, client: aiohttp.ClientSession) -> None:
+        spec = self.request
+        progress = spec.progress
+        opened = await _open(client, spec.method, spec.url, spec.body, spec.headers, progress)
+        async with opened as resp:
+            self.response = resp
+            if self.closed:
+                resp.close()
+                return
+            self.headers = True
+            if progress is not None:
+                progress("connected")
+            if resp.status >= 300:
+                raw = await _read_bounded(resp)
+                self.emit_error(error_from_response(resp.status, resp.headers, raw, spec.url))
+                return
+            if resp.status == 204:
+                if progress is not None:
+                    progress("no_content")
+                self.emit_completed()
+                return
+            error = await _check_content_type(resp, spec.url, spec.media_type)
+            if error is not None:
+                self.emit_error(error)
+                return
+            await self._pump(resp)
+            if self.graceful:
+                await _drain(resp, spec.drain_bytes, spec.drain_timeout)
+                return
+            if self.closed:
+                return
+        self.emit_completed()
+
+    async def _pump(self, resp: aiohttp.ClientResponse) -> None:
+        """Push every network read to the observer until EOF or disposal."""
+        content = resp.content
+        gate = self.request.flow
+        emit = self.emit
+        chunk = await content.readany()
+        if chunk and self.request.progress is not None:
+            self.request.progress("first_byte")
+        while chunk:
+            self.in_on_next = True
+            try:
+                emit([chunk])
+            except Exception as error:  # a consumer raised: end the stream with its error
+                raise _ConsumerError(error) from error
             finally:
-                if own:
-                    await client.close()
-
-        task = loop.create_task(run())
-
-        def dispose() -> None:
-            if state.closed:
+                self.in_on_next = False
+            if self.closed:
                 return
-            state.closed = True
-            if state.in_on_next and not gate.aborted:
-                state.graceful = True  # the consumer saw the end: drain, then reuse
-                return
-            if state.response is not None:
-                state.response.close()
-            task.cancel()
-
-        return Disposer(dispose)
-
-    return Batched(subscribe, flow=gate)
+            if gate.paused:  # (checked here: no coroutine per read when open)
+                await gate.wait()
+            chunk = await content.readany()
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -255,49 +415,20 @@ async def _open(
     raise TransportError(f"more than {_MAX_REDIRECTS} redirects from {redact(url)}")
 
 
+def _drop(item: object) -> None:
+    """Where an ended transfer's reads and errors go: nowhere."""
+
+
+def _nothing() -> None:
+    """Where an ended transfer's completion goes: nowhere."""
+
+
 class _ConsumerError(Exception):
     """An exception raised by the observer itself, carried out of the read loop."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(repr(error))
         self.error = error
-
-
-class _Subscription:
-    __slots__ = ("closed", "graceful", "headers", "in_on_next", "response")
-
-    def __init__(self) -> None:
-        self.response: aiohttp.ClientResponse | None = None
-        self.headers = False
-        self.closed = False
-        self.graceful = False
-        self.in_on_next = False
-
-
-async def _pump(
-    resp: aiohttp.ClientResponse,
-    on_batch: Callable[[list[bytes]], None],
-    gate: FlowControl,
-    progress: Callable[[str], None] | None,
-    state: _Subscription,
-) -> None:
-    """Push every network read to the observer until EOF or disposal."""
-    content = resp.content
-    chunk = await content.readany()
-    if chunk and progress is not None:
-        progress("first_byte")
-    while chunk:
-        state.in_on_next = True
-        try:
-            on_batch([chunk])
-        except Exception as error:  # a consumer raised: end the stream with its error
-            raise _ConsumerError(error) from error
-        finally:
-            state.in_on_next = False
-        if state.closed:
-            return
-        await gate.wait()
-        chunk = await content.readany()
 
 
 async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> None:

@@ -12,7 +12,7 @@ types are ignored, as Anthropic's versioning policy asks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .._deltas import (
     AnnotationDelta,
@@ -60,33 +60,26 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     )
 
 
+_Handler = Callable[["AnthropicDecoder", dict[str, Any], list[Delta]], None]
+
+
 class AnthropicDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Anthropic stream events into deltas."""
 
     protocol = "anthropic"
 
-    __slots__ = ("_handlers", "_tools", "_usage")
+    __slots__ = ("_tools", "_usage")
 
     def __init__(self) -> None:
         super().__init__()
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # block index → tool-call index
-        self._handlers: dict[str, Callable[[dict[str, Any], list[Delta]], None]] = {
-            "message_start": self._message_start,
-            "content_block_start": self._block_start,
-            "content_block_delta": self._block_delta,
-            "content_block_stop": self._block_stop,
-            "message_delta": self._message_delta,
-            "message_stop": self._message_stop,
-            "ping": self._ping,
-            "error": self._error,
-        }
 
     def feed_chunk(self, event: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed event to ``out``."""
-        handler = self._handlers.get(event.get("type", ""))
+        handler = self._HANDLERS.get(event.get("type", ""))
         if handler is not None:
-            handler(event, out)
+            handler(self, event, out)
 
     def _message_start(self, event: dict[str, Any], out: list[Delta]) -> None:
         message = event.get("message") or {}
@@ -179,3 +172,16 @@ class AnthropicDecoder(ProtocolDecoder):
 
     def _error(self, event: dict[str, Any], out: list[Delta]) -> None:
         raise StreamError(event.get("error") or event)
+
+    #: The handler of each event type (functions, not bound methods: no reference
+    #: cycle from a decoder to itself, so an ended stream is freed at once).
+    _HANDLERS: ClassVar[dict[str, _Handler]] = {
+        "message_start": _message_start,
+        "content_block_start": _block_start,
+        "content_block_delta": _block_delta,
+        "content_block_stop": _block_stop,
+        "message_delta": _message_delta,
+        "message_stop": _message_stop,
+        "ping": _ping,
+        "error": _error,
+    }

@@ -12,7 +12,7 @@ with ``strict=True``). ``response.completed`` / ``.incomplete`` end the stream;
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .._deltas import (
     AnnotationDelta,
@@ -69,6 +69,9 @@ def _response_raw(response: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k not in ("output", "usage")}
 
 
+_Handler = Callable[["OpenAIResponsesDecoder", dict[str, Any], list[Delta]], None]
+
+
 class OpenAIResponsesDecoder(ProtocolDecoder):
     """Sans-IO decoder of parsed Responses API events into deltas."""
 
@@ -76,7 +79,6 @@ class OpenAIResponsesDecoder(ProtocolDecoder):
 
     __slots__ = (
         "_ended_tools",
-        "_handlers",
         "_info",
         "_next_seq",
         "_refused",
@@ -95,36 +97,15 @@ class OpenAIResponsesDecoder(ProtocolDecoder):
         self._tools: dict[int, int] = {}  # output_index → tool-call index
         self._ended_tools: set[int] = set()
         self._refused = False
-        self._handlers: dict[str, Callable[[dict[str, Any], list[Delta]], None]] = {
-            "response.created": self._lifecycle,
-            "response.in_progress": self._lifecycle,
-            "response.queued": self._lifecycle,
-            "response.output_item.added": self._item_added,
-            "response.output_item.done": self._item_done,
-            "response.content_part.added": self._content_part,
-            "response.output_text.delta": self._text,
-            "response.refusal.delta": self._refusal,
-            "response.function_call_arguments.delta": self._arguments,
-            "response.custom_tool_call_input.delta": self._arguments,
-            "response.function_call_arguments.done": self._arguments_done,
-            "response.custom_tool_call_input.done": self._arguments_done,
-            "response.reasoning_summary_text.delta": self._summary,
-            "response.reasoning_text.delta": self._reasoning,
-            "response.output_text.annotation.added": self._annotation,
-            "response.completed": self._completed,
-            "response.incomplete": self._completed,
-            "response.failed": self._failed,
-            "error": self._error,
-        }
 
     def feed_chunk(self, event: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed event to ``out``."""
         seq = event.get("sequence_number")
         if type(seq) is int:
             self._check_sequence(seq, out)
-        handler = self._handlers.get(event.get("type", ""))
+        handler = self._HANDLERS.get(event.get("type", ""))
         if handler is not None:
-            handler(event, out)
+            handler(self, event, out)
 
     def _check_sequence(self, seq: int, out: list[Delta]) -> None:
         expected = self._next_seq
@@ -256,3 +237,27 @@ class OpenAIResponsesDecoder(ProtocolDecoder):
     def _error(self, event: dict[str, Any], out: list[Delta]) -> None:
         # An error event without its `event: error` line (flat or nested shape).
         raise StreamError(event.get("error") or event)
+
+    #: The handler of each event type (functions, not bound methods: no reference
+    #: cycle from a decoder to itself, so an ended stream is freed at once).
+    _HANDLERS: ClassVar[dict[str, _Handler]] = {
+        "response.created": _lifecycle,
+        "response.in_progress": _lifecycle,
+        "response.queued": _lifecycle,
+        "response.output_item.added": _item_added,
+        "response.output_item.done": _item_done,
+        "response.content_part.added": _content_part,
+        "response.output_text.delta": _text,
+        "response.refusal.delta": _refusal,
+        "response.function_call_arguments.delta": _arguments,
+        "response.custom_tool_call_input.delta": _arguments,
+        "response.function_call_arguments.done": _arguments_done,
+        "response.custom_tool_call_input.done": _arguments_done,
+        "response.reasoning_summary_text.delta": _summary,
+        "response.reasoning_text.delta": _reasoning,
+        "response.output_text.annotation.added": _annotation,
+        "response.completed": _completed,
+        "response.incomplete": _completed,
+        "response.failed": _failed,
+        "error": _error,
+    }
