@@ -358,8 +358,8 @@ def pool_tracing() -> aiohttp.TraceConfig:
     """Tracing that tells a request's ``progress`` when it waits for a pooled connection.
 
     ``progress("queued")`` when every connection of the pool is busy, ``progress("dequeued")``
-    when one is free: the wait is not part of the connect deadline. A session made by
-    :class:`~rxgpt.Client` has it; a session of your own can take it too.
+    when one is free: the wait is not part of the connect deadline. For a session of your
+    own (a :class:`~rxgpt.Client`'s own session bounds its pool without it).
     """
 
     async def queued(session: object, ctx: SimpleNamespace, params: object) -> None:

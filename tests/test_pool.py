@@ -90,3 +90,19 @@ async def test_the_default_pool_is_large() -> None:
         assert connector.limit_per_host == 0
     finally:
         await client.aclose()
+
+
+async def test_a_stream_cancelled_while_waiting_for_the_pool_gives_no_slot_away(url: str) -> None:
+    timeouts = Timeouts(connect=CONNECT, idle=5)
+    async with Client(url, "k", pool_limit=1, timeouts=timeouts, retry=Retry(attempts=1)) as c:
+        first = c.chat(model="m", messages=[{"role": "user", "content": "1"}])
+        waiting = c.chat(model="m", messages=[{"role": "user", "content": "2"}])
+        first.start()
+        waiting.start()
+        await asyncio.sleep(0.1)  # `waiting` is queued behind `first`
+        waiting.cancel()
+        async with asyncio.timeout(BOUND):
+            assert await first.text() == "ab"
+            # the slot `first` held goes to the next stream, not to the cancelled one
+            assert await run_all(c) == ["ab"] * STREAMS
+        assert c._slots is not None and c._slots.free == 1 and not c._slots.waiters
