@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable, abc
 
 from ._disposable import NOTHING, Disposer
-from ._fusion import Batched, subscribe_batches
+from ._fusion import Batched, subscribe_observer
 
 __all__ = ["FlowControl", "ObservableIterator", "from_async_iterable", "to_async_iterable"]
 
@@ -111,7 +111,7 @@ class ObservableIterator(Generic[_T]):
         self._low_water = max(1, maxsize // 2)
         self._closed = False
         self._subscription: abc.DisposableBase = NOTHING
-        subscription = subscribe_batches(source, self._on_batch, self._on_error, self._on_completed)
+        subscription = subscribe_observer(source, self)
         if not (self._buffer and self._buffer[-1] is _END):  # (not ended while subscribing)
             self._subscription = subscription
 

@@ -22,7 +22,7 @@ from ._decoder import stream_specs
 from ._deltas import Delta, TextDelta
 from ._errors import StreamCancelled, StreamTooLong
 from ._fanout import Fanout, ReplayPolicy
-from ._fusion import chain, subscribe_batches
+from ._fusion import chain, subscribe_observer
 from ._replay import DeltaLog
 from ._resilience import Progress, Retry, Timeouts, resilient
 
@@ -174,9 +174,7 @@ class ChatStream(StreamResult):
         self._result: Completion | None = None
         self._error: BaseException | None = None
         self._finished: asyncio.Event | None = None
-        subscribe_batches(
-            self._fanout.observable, self._accumulate, self._on_error, self._on_completed
-        )
+        subscribe_observer(self._fanout.observable, self)
 
     def _attempt(self, progress: Progress) -> Observable[Delta]:
         """One attempt: a request's body decoded into deltas (``decode_stream``'s chain)."""
@@ -241,7 +239,7 @@ class ChatStream(StreamResult):
     async def __aexit__(self, *exc_info: object) -> None:
         self.cancel()
 
-    def _accumulate(self, batch: list[Delta]) -> None:
+    def _on_batch(self, batch: list[Delta]) -> None:
         # The stream's own accumulator is never detached like a faulty subscriber: a
         # delta it cannot take ends the stream with a typed error.
         error = add_batch(self._acc, batch)

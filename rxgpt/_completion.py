@@ -8,7 +8,7 @@ costs what ``"".join`` over its fragments costs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -180,7 +180,7 @@ class Completion:
         return to_responses(self)
 
 
-def _runs(fragments: list[str], runs: list[tuple[int, int]]) -> dict[int, str]:
+def _runs(fragments: Sequence[str], runs: Sequence[tuple[int, int]]) -> dict[int, str]:
     """Join ``fragments`` per part: ``runs`` lists (part, first fragment) boundaries."""
     pieces: dict[int, list[str]] = {}
     for n, (part, start) in enumerate(runs):
@@ -257,14 +257,16 @@ class _ChoiceState:
         self.text_runs: list[tuple[int, int]] = []
         self.text_part = -1  # the part of the last text fragment
         self.refusal: list[str] | None = None
-        self.reasoning: list[str] = []
-        self.reasoning_runs: list[tuple[int, int]] = []  # (part * 2 + summary, start)
-        self.signatures: list[tuple[int, str]] = []
+        # (lists made on first use, as `text`: most choices have none of these, and each
+        # list is an object the garbage collector tracks for as long as the stream is open)
+        self.reasoning: list[str] | None = None
+        self.reasoning_runs: list[tuple[int, int]] | None = None  # (part * 2 + summary, start)
+        self.signatures: list[tuple[int, str]] | None = None
         self.tools: dict[int, _ToolState] = {}
         self.finish: str | None = None
         self.raw_finish: str | None = None
         self.logprobs: dict[str, Any] | None = None
-        self.annotations: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] | None = None
         self.starts: dict[int, tuple[str, dict[str, Any]]] = {}  # PartStart by part
         self.order: dict[int, None] = {}  # parts in order of first appearance
 
@@ -279,10 +281,14 @@ class _ChoiceState:
 
     def add_reasoning(self, delta: ReasoningDelta) -> None:
         key = delta.part * 2 + (1 if delta.summary else 0)
-        if not self.reasoning_runs or self.reasoning_runs[-1][0] != key:
-            self.reasoning_runs.append((key, len(self.reasoning)))
+        reasoning, runs = self.reasoning, self.reasoning_runs
+        if reasoning is None or runs is None:
+            reasoning = self.reasoning = []
+            runs = self.reasoning_runs = []
+        if not runs or runs[-1][0] != key:
+            runs.append((key, len(reasoning)))
             self.order.setdefault(delta.part)
-        self.reasoning.append(delta.text)
+        reasoning.append(delta.text)
 
     def build(self) -> Choice:
         tools = [t.build() for t in sorted(self.tools.values(), key=lambda t: t.index)]
@@ -292,7 +298,7 @@ class _ChoiceState:
                 key: list(value) if value is not None else None
                 for key, value in self.logprobs.items()
             }
-        by_kind = _runs(self.reasoning, self.reasoning_runs)
+        by_kind = _runs(self.reasoning or (), self.reasoning_runs or ())
         raw_reasoning = [text for key, text in by_kind.items() if not key % 2]
         summaries = [text for key, text in by_kind.items() if key % 2]
         return Choice(
@@ -302,12 +308,12 @@ class _ChoiceState:
             role=self.role,
             reasoning="".join(raw_reasoning) if raw_reasoning else None,
             reasoning_summary="".join(summaries) if summaries else None,
-            signatures=[value for _, value in self.signatures],
+            signatures=[value for _, value in self.signatures or ()],
             tool_calls=tools,
             finish_reason=self.finish,
             raw_finish_reason=self.raw_finish,
             logprobs=logprobs,
-            annotations=list(self.annotations),
+            annotations=list(self.annotations or ()),
             parts=self._parts(tools),
         )
 
@@ -317,8 +323,8 @@ class _ChoiceState:
         if not self.starts and undivided:
             return []  # one undivided message (OpenAI chat): no parts to describe
         texts = _runs(self.text or [], self.text_runs)
-        reasoning = _runs(self.reasoning, self.reasoning_runs)
-        signatures = dict(self.signatures)  # the last signature of a part wins
+        reasoning = _runs(self.reasoning or (), self.reasoning_runs or ())
+        signatures = dict(self.signatures or ())  # the last signature of a part wins
         tool_by_part = self._tool_parts(tools)
         order = dict.fromkeys([*self.starts, *self.order, *tool_by_part])
         return [self._part(part, texts, reasoning, signatures, tool_by_part) for part in order]
@@ -348,7 +354,7 @@ class _ChoiceState:
             text=texts.get(part),
             reasoning="".join(thinking) if thinking else None,
             signature=signatures.get(part),
-            annotations=[a["payload"] for a in self.annotations if a["part"] == part],
+            annotations=[a["payload"] for a in self.annotations or () if a["part"] == part],
             tool_call=tool_by_part.get(part),
         )
 
@@ -518,7 +524,10 @@ class Accumulator:
 
     def _add_signature(self, delta: ReasoningSignature) -> None:
         """An opaque reasoning token, kept with its part."""
-        self._choice(delta.choice).signatures.append((delta.part, delta.value))
+        c = self._choice(delta.choice)
+        if c.signatures is None:
+            c.signatures = []
+        c.signatures.append((delta.part, delta.value))
 
     def _add_annotation(self, delta: AnnotationDelta) -> None:
         """An annotation of a choice, or of the whole response (``choice`` None)."""
@@ -526,7 +535,10 @@ class Accumulator:
         if delta.choice is None:
             self._annotations.append(record)
         else:
-            self._choice(delta.choice).annotations.append(record)
+            c = self._choice(delta.choice)
+            if c.annotations is None:
+                c.annotations = []
+            c.annotations.append(record)
 
     def _add_no_content(self, delta: Heartbeat | ErrorDelta) -> None:
         """A heartbeat or error: not content, so not counted."""

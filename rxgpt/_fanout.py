@@ -20,7 +20,7 @@ from reactivex import Observable, abc
 
 from ._disposable import NOTHING
 from ._errors import LateSubscriberError
-from ._fusion import Batched, subscribe_batches
+from ._fusion import Batched, subscribe_observer
 from ._replay import AllItems, LastItems, ReplayLog
 
 __all__ = ["Fanout", "LateSubscriberError", "ReplayPolicy"]
@@ -207,9 +207,7 @@ class Fanout(Generic[_T]):
             self._connected = True
             source, self._source = self._source, None
             assert source is not None
-            connection = subscribe_batches(
-                source, self._on_batch, self._on_error, self._on_completed
-            )
+            connection = subscribe_observer(source, self)
             self._connection = connection
         return self._connection or NOTHING
 

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from ._aio import FlowControl
 
 __all__ = [
+    "ENDED",
+    "BatchObserver",
     "Batched",
+    "Callbacks",
     "Chain",
     "End",
     "Pipeline",
@@ -40,6 +43,7 @@ __all__ = [
     "StageSpec",
     "chain",
     "subscribe_batches",
+    "subscribe_observer",
 ]
 
 _T = TypeVar("_T")
@@ -91,10 +95,11 @@ class StageSpec(Protocol):
 
 #: The most items that go through the stages after the first one at once.
 #: Performance: a read can hold hundreds of events (a fast server, a slow consumer); parsed
-#: all at once, their JSON containers would all be alive together, and CPython's cyclic
-#: garbage collector, which runs every 700 tracked allocations, would find them alive and
-#: promote them towards the old generation, whose collections walk the whole heap. In
-#: slices of this size they die young. (Measured: 512 streams of 200 events each in one
+#: all at once, their JSON containers and deltas would all be alive together, and CPython's
+#: cyclic garbage collector, which runs every 700 tracked allocations, would find them
+#: alive and promote them towards the old generation, whose collections walk the whole
+#: heap. In slices of this size, each slice's deltas passed on before the next is decoded
+#: (in a chain), they die young. (Measured: 512 streams of 200 events each in one
 #: read, the slices cut the collections of the old generation from 4 to 0 per run.)
 SLICE = 64
 
@@ -119,8 +124,12 @@ class Pipeline:
         nexts: list[StageSpec | None] = [*specs[1:], None]
         return cls([spec.build(nxt) for spec, nxt in zip(specs, nexts, strict=True)])
 
-    def feed(self, batch: list[Any]) -> list[Any]:
-        """Run one read's items through every stage."""
+    def feed(self, batch: list[Any], emit: Callable[[list[Any]], None] | None = None) -> list[Any]:
+        """Run one read's items through every stage.
+
+        With ``emit``, when the read makes several slices, the output of each but the last
+        is passed to ``emit`` as soon as it is made (and dies young); the rest is returned.
+        """
         if self.end is not None:
             return []
         first = self.stages[0]
@@ -131,6 +140,9 @@ class Pipeline:
             return self._after_first(batch)
         out: list[Any] = []
         for start in range(0, len(batch), SLICE):
+            if out and emit is not None:
+                emit(out)
+                out = []
             out += self._after_first(batch[start : start + SLICE])
             if self.end is not None:
                 break  # a later stage ended: nothing after its end is read
@@ -173,13 +185,66 @@ BatchSubscribe = Callable[
 ]
 
 
+class BatchObserver(Protocol[_T]):
+    """What takes a :class:`Batched` source's lists: three methods (private protocol).
+
+    rxgpt's own stages (a chain's run, a retry run's attempt, a fan-out, the iterator
+    bridge) implement it, so a source holds one reference to its subscriber rather than
+    three bound methods (fewer objects per open stream for the garbage collector).
+    """
+
+    def _on_batch(self, batch: list[_T], /) -> None: ...
+
+    def _on_error(self, error: Exception, /) -> None: ...
+
+    def _on_completed(self) -> None: ...
+
+
+class Callbacks(Generic[_T]):
+    """Three callables as a :class:`BatchObserver`."""
+
+    __slots__ = ("_on_batch", "_on_completed", "_on_error")
+
+    def __init__(
+        self,
+        on_batch: Callable[[list[_T]], None],
+        on_error: Callable[[Exception], None],
+        on_completed: Callable[[], None],
+    ) -> None:
+        self._on_batch = on_batch
+        self._on_error = on_error
+        self._on_completed = on_completed
+
+
+class _Ended:
+    """The subscriber of an ended subscription: takes everything, does nothing."""
+
+    __slots__ = ()
+
+    def _on_batch(self, batch: list[Any], /) -> None:
+        pass
+
+    def _on_error(self, error: Exception, /) -> None:
+        pass
+
+    def _on_completed(self) -> None:
+        pass
+
+
+#: What an ended subscription calls instead of its subscriber (so it keeps no reference to
+#: it: no cycle is left for the garbage collector once a stream ended).
+ENDED: BatchObserver[Any] = _Ended()
+
+
 class Batched(Observable[_T], Generic[_T]):
     """An observable whose items also come as one list per network read (private protocol).
 
-    Rx subscribers get the items one by one; :meth:`subscribe_batches` hands each read's
-    list over at once, for the next rxgpt stage, ``Fanout`` and the accumulator. ``flow``
-    is the :class:`~rxgpt.FlowControl` that pauses the socket reads behind it, if any;
-    ``items`` replaces the default item-wise subscription (a loop over each list).
+    Rx subscribers get the items one by one; :meth:`subscribe_observer` (or
+    :meth:`subscribe_batches`) hands each read's list over at once, for the next rxgpt
+    stage, ``Fanout`` and the accumulator. ``flow`` is the :class:`~rxgpt.FlowControl`
+    that pauses the socket reads behind it, if any; ``items`` replaces the default
+    item-wise subscription (a loop over each list). Made from a ``subscribe`` function of
+    three callbacks, or subclassed with :meth:`subscribe_observer` overridden.
     """
 
     def __init__(
@@ -227,8 +292,14 @@ class Batched(Observable[_T], Generic[_T]):
         on_completed: Callable[[], None],
     ) -> abc.DisposableBase:
         """Subscribe to the items as one list per read (lists are never empty)."""
+        if self._batches is not None:
+            return self._batches(on_batch, on_error, on_completed)
+        return self.subscribe_observer(Callbacks(on_batch, on_error, on_completed))
+
+    def subscribe_observer(self, observer: BatchObserver[_T]) -> abc.DisposableBase:
+        """:meth:`subscribe_batches` with the three callbacks as one object's methods."""
         assert self._batches is not None, "a Batched made without subscribe overrides this"
-        return self._batches(on_batch, on_error, on_completed)
+        return self._batches(observer._on_batch, observer._on_error, observer._on_completed)
 
 
 def subscribe_batches(
@@ -243,6 +314,16 @@ def subscribe_batches(
     return source.subscribe(lambda item: on_batch([item]), on_error, on_completed)
 
 
+def subscribe_observer(source: Observable[Any], observer: BatchObserver[Any]) -> abc.DisposableBase:
+    """:func:`subscribe_batches` for a :class:`BatchObserver`."""
+    if isinstance(source, Batched):
+        return source.subscribe_observer(observer)
+    on_batch = observer._on_batch
+    return source.subscribe(
+        lambda item: on_batch([item]), observer._on_error, observer._on_completed
+    )
+
+
 class Chain(Batched[_T]):
     """A root source and the specs of the rxgpt stages applied to it, run as one pipeline."""
 
@@ -251,16 +332,10 @@ class Chain(Batched[_T]):
         self.specs = specs
         super().__init__(flow=source.flow if isinstance(source, Batched) else None)
 
-    def subscribe_batches(
-        self,
-        on_batch: Callable[[list[Any]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
-    ) -> abc.DisposableBase:
+    def subscribe_observer(self, observer: BatchObserver[_T]) -> abc.DisposableBase:
         """Run the pipeline over the source's batches (one subscription to the source)."""
-        run = _ChainRun(Pipeline.of(self.specs), on_batch, on_error, on_completed)
-        upstream = subscribe_batches(self.source, run.on_next, run.on_error, run.on_completed)
-        run.attach(upstream)
+        run = _ChainRun(Pipeline.of(self.specs), observer)
+        run.attach(subscribe_observer(self.source, run))
         return run
 
 
@@ -272,19 +347,11 @@ class _ChainRun(abc.DisposableBase):
     track per open stream.)
     """
 
-    __slots__ = ("disposed", "emit", "emit_completed", "emit_error", "pipeline", "upstream")
+    __slots__ = ("disposed", "observer", "pipeline", "upstream")
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        on_batch: Callable[[list[Any]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, observer: BatchObserver[Any]) -> None:
         self.pipeline = pipeline
-        self.emit = on_batch
-        self.emit_error = on_error
-        self.emit_completed = on_completed
+        self.observer = observer
         self.upstream: abc.DisposableBase | None = None
         self.disposed = False
 
@@ -298,7 +365,7 @@ class _ChainRun(abc.DisposableBase):
     def dispose(self) -> None:
         """Stop the source; nothing more reaches the subscriber."""
         self._stop()
-        self._release()
+        self.observer = ENDED
 
     def _stop(self) -> None:
         self.disposed = True
@@ -306,55 +373,45 @@ class _ChainRun(abc.DisposableBase):
         if upstream is not None:
             upstream.dispose()
 
-    def _release(self) -> None:
-        # No reference to the subscriber once ended: no cycle left for the GC to find.
-        self.emit = _drop
-        self.emit_error = _drop
-        self.emit_completed = _nothing
-
     def _finish(self, batch: list[Any]) -> None:
-        emit_error, emit_completed = self.emit_error, self.emit_completed
+        observer = self.observer
         if batch:
-            self.emit(batch)
-        self._release()
+            observer._on_batch(batch)
+        self.observer = ENDED  # no reference to the subscriber once ended: no cycle left
         end = self.pipeline.end
         assert end is not None
         if end.error is not None:
-            emit_error(end.error)
+            observer._on_error(end.error)
         else:
-            emit_completed()
+            observer._on_completed()
 
-    def on_next(self, batch: list[Any]) -> None:
+    def _on_batch(self, batch: list[Any]) -> None:
         pipeline = self.pipeline
         if pipeline.end is not None:
             return
-        out = pipeline.feed(batch)
+        out = pipeline.feed(batch, self._slice)
         if pipeline.end is None:
             if out:
-                self.emit(out)
+                self.observer._on_batch(out)
             return
         # The stream ended here (its end signal, or an error): stop the source while it
         # is still delivering, which the transport takes as a normal end (drain).
         self._stop()
         self._finish(out)
 
-    def on_error(self, error: Exception) -> None:
+    def _slice(self, out: list[Any]) -> None:
+        """One slice of a long read, passed on before the next is decoded."""
+        self.observer._on_batch(out)
+
+    def _on_error(self, error: Exception) -> None:
         self.upstream = None
         if self.pipeline.end is None:
             self._finish(self.pipeline.close(End(error)))
 
-    def on_completed(self) -> None:
+    def _on_completed(self) -> None:
         self.upstream = None
         if self.pipeline.end is None:
             self._finish(self.pipeline.close(End()))
-
-
-def _drop(item: Any) -> None:
-    """Where an ended subscription's items and errors go: nowhere."""
-
-
-def _nothing() -> None:
-    """Where an ended subscription's completion goes: nowhere."""
 
 
 def chain(source: Observable[Any], *specs: StageSpec) -> Chain[Any]:

@@ -1,11 +1,11 @@
 """Timeouts and retries around one streamed response.
 
 Strategy: :func:`resilient` wraps a factory of attempts (each one HTTP request decoded
-into deltas) in a single observable. Deadlines are ``loop.call_later`` handles armed per
-phase: *connect* (until the response headers), *first_byte* (until the body's first
-byte), *idle* (time without a content delta: keep-alive comments and pings prove the
-connection lives but do not count) and *total*. The idle check costs one clock read per
-content delta; its timer re-arms itself lazily. Until the first content delta arrives
+into deltas) in a single observable. Deadlines apply per phase: *connect* (until the
+response headers), *first_byte* (until the body's first byte), *idle* (time without a
+content delta: keep-alive comments and pings prove the connection lives but do not
+count), each watched in turn by one lazily re-armed ``loop.call_at`` timer, and *total*,
+with a timer of its own. The idle check costs one clock read per content delta. Until the first content delta arrives
 the metadata deltas of an attempt are held back, so a failed attempt can be retried
 without subscribers seeing anything twice; after it, an error is final and carries the
 partial result. Retries back off exponentially with jitter and honour ``retry-after-ms``,
@@ -21,7 +21,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 
 from reactivex import Observable, abc
 
@@ -45,7 +44,7 @@ from ._errors import (
     StreamTimeout,
     TransportError,
 )
-from ._fusion import Batched, subscribe_batches
+from ._fusion import ENDED, Batched, BatchObserver, subscribe_observer
 
 __all__ = ["Progress", "Retry", "Timeouts", "resilient", "retry_after"]
 
@@ -149,14 +148,6 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _drop(item: object) -> None:
-    """Where an ended run's items and errors go: nowhere."""
-
-
-def _nothing() -> None:
-    """Where an ended run's completion goes: nowhere."""
-
-
 def _no_attempt(progress: Progress) -> Observable[Delta]:
     raise RuntimeError("the run ended: no more attempts")  # never called: finished first
 
@@ -181,15 +172,65 @@ def resilient(
     Subscribe on a running loop.
     """
     limits = timeouts or Timeouts(connect=None, idle=None)
+    return _Resilient(make_attempt, limits, retry, flow)
 
-    def subscribe(
-        on_batch: Callable[[list[Delta]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
-    ) -> abc.DisposableBase:
-        return _Run(make_attempt, limits, retry, on_batch, on_error, on_completed).start()
 
-    return Batched(subscribe, flow=flow)
+class _Resilient(Batched[Delta]):
+    """The observable :func:`resilient` returns: each subscription is one :class:`_Run`."""
+
+    def __init__(
+        self,
+        make_attempt: Callable[[Progress], Observable[Delta]],
+        timeouts: Timeouts,
+        retry: Retry | None,
+        flow: FlowControl | None,
+    ) -> None:
+        super().__init__(flow=flow)
+        # (names of their own: an Observable has methods called `retry` and `timeout`)
+        self._make_attempt = make_attempt
+        self._timeouts = timeouts
+        self._retry_policy = retry
+
+    def subscribe_observer(self, observer: BatchObserver[Delta]) -> abc.DisposableBase:
+        """Start the first attempt."""
+        run = _Run(self._make_attempt, self._timeouts, self._retry_policy, observer)
+        return run.start()
+
+
+class _Attempt:
+    """One attempt of a :class:`_Run`: the subscriber of its source, and its ``progress``.
+
+    What an older attempt (retried, or timed out) still delivers is ignored. (One object
+    per attempt rather than four partials: fewer objects per open stream.)
+    """
+
+    __slots__ = ("n", "run")
+
+    def __init__(self, run: _Run, n: int) -> None:
+        self.run = run
+        self.n = n
+
+    def __call__(self, kind: str) -> None:
+        """The transport's progress report."""
+        self.run._progress(self.n, kind)
+
+    def _on_batch(self, batch: list[Delta]) -> None:
+        run = self.run
+        if self.n != run.attempt or run.finished:
+            return
+        if run.content:
+            # (the last delta first: a read of only heartbeats is rare, so the scan is too)
+            if run.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
+                run.last_content = run.loop.time()
+            run.observer._on_batch(batch)
+            return
+        run._before_content(batch)
+
+    def _on_error(self, error: Exception) -> None:
+        self.run._on_error(self.n, error)
+
+    def _on_completed(self) -> None:
+        self.run._on_completed(self.n)
 
 
 class _Run:
@@ -200,26 +241,27 @@ class _Run:
         make_attempt: Callable[[Progress], Observable[Delta]],
         timeouts: Timeouts,
         retry: Retry | None,
-        on_batch: Callable[[list[Delta]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
+        observer: BatchObserver[Delta],
     ) -> None:
         self.make_attempt = make_attempt
         self.timeouts = timeouts
         self.retry = retry
-        self.emit = on_batch
-        self.fail = on_error
-        self.complete = on_completed
+        self.observer = observer
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.attempt = 0
         self.content = False  # a content delta has been passed on
         self.prefix: list[Delta] = []  # metadata held back until the first content
         self.last_content = 0.0
-        self.idle_armed = False
+        self.idle_armed = False  # the idle deadline runs from the last content delta
         self.subscription: abc.DisposableBase | None = None
-        self.phase_timer: asyncio.TimerHandle | None = None
-        self.idle_timer: asyncio.TimerHandle | None = None
+        # The phase's deadline (None: none) and the one timer that watches it (see
+        # _set_phase); the total deadline has a timer of its own.
+        self.phase = ""
+        self.phase_seconds = 0.0
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.total_timer: asyncio.TimerHandle | None = None
         self.retry_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -241,21 +283,14 @@ class _Run:
         self.attempt += 1
         self.prefix = []
         self.idle_armed = False
-        self._arm_phase("connect", self.timeouts.connect)
-        attempt_no = self.attempt
-        # (partial, not lambdas: one Python call per read, not two, and no closure cells)
+        self._set_phase("connect", self.timeouts.connect)
+        attempt = _Attempt(self, self.attempt)
         try:
-            source = self.make_attempt(partial(self._progress, attempt_no))
-            subscription = subscribe_batches(
-                source,
-                partial(self._on_next, attempt_no),
-                partial(self._on_error, attempt_no),
-                partial(self._on_completed, attempt_no),
-            )
-            if attempt_no == self.attempt and not self.finished:  # (not ended meanwhile)
+            subscription = subscribe_observer(self.make_attempt(attempt), attempt)
+            if attempt.n == self.attempt and not self.finished:  # (not ended meanwhile)
                 self.subscription = subscription
         except Exception as error:  # building the request failed
-            self._on_error(attempt_no, error)
+            self._on_error(attempt.n, error)
 
     def _dispose(self) -> None:
         self.finished = True
@@ -268,54 +303,71 @@ class _Run:
             subscription.dispose()
 
     def _cancel_timers(self) -> None:
-        for timer in (self.phase_timer, self.idle_timer, self.total_timer):
+        self.deadline = None
+        for timer in (self.timer, self.total_timer):
             if timer is not None:
                 timer.cancel()
-        self.phase_timer = self.idle_timer = self.total_timer = None
+        self.timer = self.total_timer = None
 
     # -- deadlines --------------------------------------------------------------------
 
-    def _arm_phase(self, phase: str, seconds: float | None) -> None:
-        if self.phase_timer is not None:
-            self.phase_timer.cancel()
-            self.phase_timer = None
-        if seconds is not None:
-            self.phase_timer = self.loop.call_later(seconds, self._expire, phase, seconds)
+    def _set_phase(self, phase: str, seconds: float | None) -> None:
+        """``phase``'s deadline starts now (None: no deadline until the next phase).
+
+        Performance: one timer watches the phases of a stream in turn. A deadline that
+        moves later (connect, then first byte, then idle) costs no new timer: the armed
+        one fires, sees the later deadline and waits again. Most streams end before their
+        first deadline, so they arm one timer, not one per phase.
+        """
+        if seconds is None:
+            self.deadline = None
+            return
+        self.phase, self.phase_seconds = phase, seconds
+        self.deadline = deadline = self.loop.time() + seconds
+        self._wake_by(deadline)
+
+    def _wake_by(self, when: float) -> None:
+        timer = self.timer
+        if timer is not None:
+            if self.timer_at <= when:
+                return  # it fires first and looks again
+            timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        deadline = self.deadline
+        if self.finished or deadline is None:
+            return
+        if self.idle_armed:  # idle: measured from the last content delta
+            deadline = self.last_content + self.phase_seconds
+        if deadline - self.loop.time() > 0.001:
+            self._wake_by(deadline)
+        else:
+            self._expire(self.phase, self.phase_seconds)
 
     def _progress(self, attempt: int, kind: str) -> None:
         if attempt != self.attempt or self.finished:
             return
         if kind == "queued":  # waiting for a free connection of the pool: not connecting
-            self._arm_phase("", None)
+            self._set_phase("", None)
         elif kind == "dequeued":  # a connection is ours: the connect deadline starts now
-            self._arm_phase("connect", self.timeouts.connect)
+            self._set_phase("connect", self.timeouts.connect)
         elif kind == "connected":
             # Until the first body byte (and while an error body is read), first_byte
             # applies, else idle: silence after the headers never waits for ever.
             if self.timeouts.first_byte is not None:
-                self._arm_phase("first_byte", self.timeouts.first_byte)
+                self._set_phase("first_byte", self.timeouts.first_byte)
             else:
-                self._arm_phase("idle", self.timeouts.idle)
+                self._set_phase("idle", self.timeouts.idle)
         elif kind == "first_byte":
-            self._arm_phase("", None)
-            self._arm_idle()
-
-    def _arm_idle(self) -> None:
-        idle = self.timeouts.idle
-        if idle is None or self.idle_armed:
-            return
-        self.idle_armed = True
-        self.last_content = self.loop.time()
-        self.idle_timer = self.loop.call_later(idle, self._check_idle)
-
-    def _check_idle(self) -> None:
-        idle = self.timeouts.idle
-        assert idle is not None
-        remaining = self.last_content + idle - self.loop.time()
-        if remaining > 0.001:
-            self.idle_timer = self.loop.call_later(remaining, self._check_idle)
-        else:
-            self._expire("idle", idle)
+            # From now on, idle runs from the last content delta (one clock read each).
+            idle = self.timeouts.idle
+            self._set_phase("idle", idle)
+            if idle is not None:
+                self.idle_armed = True
+                self.last_content = self.loop.time()
 
     def _expire(self, phase: str, seconds: float) -> None:
         if self.finished:
@@ -326,20 +378,12 @@ class _Run:
 
     # -- items ------------------------------------------------------------------------
 
-    def _on_next(self, attempt: int, batch: list[Delta]) -> None:
-        if attempt != self.attempt or self.finished:
-            return
-        if self.content:
-            # (the last delta first: a read of only heartbeats is rare, so the scan is too)
-            if self.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
-                self.last_content = self.loop.time()
-            self.emit(batch)
-            return
-        # Before the first content delta: hold metadata back, pass heartbeats on.
+    def _before_content(self, batch: list[Delta]) -> None:
+        """A read before the first content delta: hold metadata back, pass heartbeats on."""
         for n, delta in enumerate(batch):
             cls = delta.__class__
             if cls is Heartbeat:
-                self.emit([delta])
+                self.observer._on_batch([delta])
             elif isinstance(delta, _NOT_CONTENT) or (cls is TextDelta and not delta.text):  # type: ignore[attr-defined]
                 self.prefix.append(delta)
             else:
@@ -347,13 +391,13 @@ class _Run:
                 if self.idle_armed:
                     self.last_content = self.loop.time()
                 prefix, self.prefix = self.prefix, []
-                self.emit(prefix + batch[n:])
+                self.observer._on_batch(prefix + batch[n:])
                 return
 
     def _flush_prefix(self) -> None:
         prefix, self.prefix = self.prefix, []
         if prefix:
-            self.emit(prefix)
+            self.observer._on_batch(prefix)
 
     def _on_completed(self, attempt: int) -> None:
         if attempt != self.attempt or self.finished:
@@ -361,25 +405,23 @@ class _Run:
         self.finished = True
         self._cancel_timers()
         self._flush_prefix()
-        complete = self.complete
+        observer = self.observer
         self._release()
-        complete()
+        observer._on_completed()
 
     def _release(self) -> None:
         """Ended: drop the references to the subscriber and the source (no cycle left)."""
-        self.emit = _drop
-        self.fail = _drop
-        self.complete = _nothing
+        self.observer = ENDED
         self.subscription = None
         self.make_attempt = _no_attempt
 
     def _on_error(self, attempt: int, error: Exception) -> None:
         if attempt != self.attempt or self.finished:
             return
-        self._arm_phase("", None)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        self.deadline = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.errors.append(error)
         delay = self._retry_delay(error)
         if delay is not None:
@@ -396,9 +438,9 @@ class _Run:
         self._flush_prefix()
         if isinstance(error, RxgptError):
             error.attempts = self.attempt
-        fail = self.fail
+        observer = self.observer
         self._release()
-        fail(error)
+        observer._on_error(error)
 
     def _retry_delay(self, error: BaseException) -> float | None:
         retry = self.retry

@@ -33,7 +33,7 @@ from ._errors import (
     StreamTimeout,
     TransportError,
 )
-from ._fusion import Batched
+from ._fusion import ENDED, Batched, BatchObserver
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
 
@@ -118,11 +118,10 @@ def request(
         send_headers["Content-Type"] = "application/json"
     send_headers.update(headers or {})
     gate = flow if flow is not None else FlowControl()
-    spec = _Request(
+    return _Request(
         url, method, body, send_headers, session, gate, progress,
         drain_bytes, drain_timeout, media_type, slots,
     )  # fmt: skip
-    return Batched(spec.subscribe, flow=gate)
 
 
 class ConnectionSlots:
@@ -169,17 +168,13 @@ class ConnectionSlots:
         self.free += 1
 
 
-class _Request:
-    """What :func:`request` sends: shared by its subscriptions (each one a :class:`_Transfer`).
+class _Request(Batched[bytes]):
+    """The observable :func:`request` returns: what it sends, for each subscription (a
+    :class:`_Transfer`).
 
-    (Slotted objects rather than closures: an open stream holds a few objects for the
-    garbage collector to track instead of a dozen closure cells and functions.)
+    (Objects rather than closures: an open stream holds a few objects for the garbage
+    collector to track instead of a dozen closure cells and functions.)
     """
-
-    __slots__ = (
-        "body", "drain_bytes", "drain_timeout", "flow", "headers", "media_type", "method",
-        "progress", "session", "slots", "url",
-    )  # fmt: skip
 
     def __init__(
         self,
@@ -195,26 +190,22 @@ class _Request:
         media_type: str | None,
         slots: ConnectionSlots | None,
     ) -> None:
+        super().__init__(flow=flow)
+        self.gate = flow  # (= self.flow, typed as always there)
         self.url = url
         self.method = method
         self.body = body
         self.headers = headers
         self.session = session
-        self.flow = flow
         self.progress = progress
         self.drain_bytes = drain_bytes
         self.drain_timeout = drain_timeout
         self.media_type = media_type
         self.slots = slots
 
-    def subscribe(
-        self,
-        on_batch: Callable[[list[bytes]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
-    ) -> abc.DisposableBase:
+    def subscribe_observer(self, observer: BatchObserver[bytes]) -> abc.DisposableBase:
         """Start one transfer on the running loop; its disposal stops it."""
-        transfer = _Transfer(self, on_batch, on_error, on_completed)
+        transfer = _Transfer(self, observer)
         transfer.task = asyncio.get_running_loop().create_task(transfer.run())
         return transfer
 
@@ -223,21 +214,13 @@ class _Transfer(abc.DisposableBase):
     """One subscription of :func:`request`: the task that runs it, and how it stands."""
 
     __slots__ = (
-        "closed", "emit", "emit_completed", "emit_error", "graceful", "headers",
-        "in_on_next", "request", "response", "task",
+        "closed", "graceful", "headers", "in_on_next", "observer", "request", "response",
+        "task",
     )  # fmt: skip
 
-    def __init__(
-        self,
-        request: _Request,
-        on_batch: Callable[[list[bytes]], None],
-        on_error: Callable[[Exception], None],
-        on_completed: Callable[[], None],
-    ) -> None:
+    def __init__(self, request: _Request, observer: BatchObserver[bytes]) -> None:
         self.request = request
-        self.emit = on_batch
-        self.emit_error = on_error
-        self.emit_completed = on_completed
+        self.observer = observer
         self.task: asyncio.Task[None] | None = None
         self.response: aiohttp.ClientResponse | None = None
         self.headers = False  # the response headers arrived
@@ -250,7 +233,7 @@ class _Transfer(abc.DisposableBase):
         if self.closed:
             return
         self.closed = True
-        if self.in_on_next and not self.request.flow.aborted:
+        if self.in_on_next and not self.request.gate.aborted:
             self.graceful = True  # the consumer saw the end: drain, then reuse
             return
         if self.response is not None:
@@ -279,15 +262,14 @@ class _Transfer(abc.DisposableBase):
             raise
         except _ConsumerError as wrapped:
             if not self.closed:
-                self.emit_error(wrapped.error)
+                self.observer._on_error(wrapped.error)
         except RxgptError as error:
-            self.emit_error(error)
+            self.observer._on_error(error)
         except Exception as error:
             if not self.closed:
-                self.emit_error(map_exception(error, spec.url, mid_body=self.headers))
+                self.observer._on_error(map_exception(error, spec.url, mid_body=self.headers))
         finally:
-            # Ended: no reference to the subscriber is kept (no cycle left for the GC).
-            self.emit, self.emit_error, self.emit_completed = _drop, _drop, _nothing
+            self.observer = ENDED  # no reference to the subscriber: no cycle left for the GC
             self.task = None
             if own:
                 await client.close()
@@ -308,16 +290,18 @@ class _Transfer(abc.DisposableBase):
                 progress("connected")
             if resp.status >= 300:
                 raw = await _read_bounded(resp)
-                self.emit_error(error_from_response(resp.status, resp.headers, raw, spec.url))
+                self.observer._on_error(
+                    error_from_response(resp.status, resp.headers, raw, spec.url)
+                )
                 return
             if resp.status == 204:
                 if progress is not None:
                     progress("no_content")
-                self.emit_completed()
+                self.observer._on_completed()
                 return
             error = await _check_content_type(resp, spec.url, spec.media_type)
             if error is not None:
-                self.emit_error(error)
+                self.observer._on_error(error)
                 return
             await self._pump(resp)
             if self.graceful:
@@ -325,20 +309,20 @@ class _Transfer(abc.DisposableBase):
                 return
             if self.closed:
                 return
-        self.emit_completed()
+        self.observer._on_completed()
 
     async def _pump(self, resp: aiohttp.ClientResponse) -> None:
         """Push every network read to the observer until EOF or disposal."""
         content = resp.content
-        gate = self.request.flow
-        emit = self.emit
+        gate = self.request.gate
+        observer = self.observer
         chunk = await content.readany()
         if chunk and self.request.progress is not None:
             self.request.progress("first_byte")
         while chunk:
             self.in_on_next = True
             try:
-                emit([chunk])
+                observer._on_batch([chunk])
             except Exception as error:  # a consumer raised: end the stream with its error
                 raise _ConsumerError(error) from error
             finally:
@@ -413,14 +397,6 @@ async def _open(
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         url = str(target)
     raise TransportError(f"more than {_MAX_REDIRECTS} redirects from {redact(url)}")
-
-
-def _drop(item: object) -> None:
-    """Where an ended transfer's reads and errors go: nowhere."""
-
-
-def _nothing() -> None:
-    """Where an ended transfer's completion goes: nowhere."""
 
 
 class _ConsumerError(Exception):

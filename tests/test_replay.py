@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import gc
 
+from helpers import DONE, FINISH, ROLE, chunk
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rxgpt import (
+    ChatStream,
     Client,
     Delta,
     FinishDelta,
@@ -19,6 +21,8 @@ from rxgpt import (
     TextDelta,
     ToolCallArguments,
 )
+from rxgpt._disposable import NOTHING
+from rxgpt._fusion import SLICE, Batched, subscribe_batches
 from rxgpt._replay import AllItems, DeltaLog, LastItems
 from rxgpt.mock import MockServer
 
@@ -81,3 +85,35 @@ async def test_an_open_stream_keeps_no_tracked_object_per_event() -> None:
         texts = [d for d in late if isinstance(d, TextDelta) and d.text]
         assert len(texts) == tokens
         assert "".join(d.text for d in texts) == (await stream.completion()).text
+
+
+async def test_a_long_read_is_passed_on_in_slices_whose_deltas_die_young() -> None:
+    # One network read holding 1,000 events: its deltas reach the subscribers slice by
+    # slice (at most SLICE payloads' worth alive at once), not all together at the end.
+    events = 1_000
+    body = ROLE + chunk({"content": "x"}) * events + FINISH + DONE
+
+    def make_source(flow: object, progress: object) -> Batched[bytes]:
+        def subscribe(on_batch, on_error, on_completed):  # type: ignore[no-untyped-def]
+            on_batch([body])  # the whole body in one read
+            on_completed()
+            return NOTHING
+
+        return Batched(subscribe)
+
+    stream = ChatStream(make_source)  # type: ignore[arg-type]
+    sizes: list[int] = []
+    alive: list[int] = []
+    gc.collect()
+    before = sum(1 for o in gc.get_objects() if type(o) is TextDelta)  # other tests' own
+
+    def on_batch(batch: list[Delta]) -> None:
+        sizes.append(len(batch))
+        alive.append(sum(1 for o in gc.get_objects() if type(o) is TextDelta) - before)
+
+    subscribe_batches(stream.observable, on_batch, lambda e: None, lambda: None)
+    stream.start()
+    assert (await asyncio.wait_for(stream.completion(), TIMEOUT)).text == "x" * events
+    assert sum(sizes) >= events and len(sizes) >= events // SLICE
+    assert max(sizes) <= SLICE + 4  # a slice of payloads (the first also has role, info)
+    assert max(alive) <= 2 * SLICE + 4  # this slice's deltas (and at most the one before)

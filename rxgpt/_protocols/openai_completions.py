@@ -36,13 +36,14 @@ class OpenAICompletionsDecoder(ProtocolDecoder):
     def __init__(self) -> None:
         super().__init__()
         self._info = False
-        self._seen: set[int] = set()
-        self._finished: set[int] = set()
+        # (sets as dicts of None: not tracked by the garbage collector; see openai_chat)
+        self._seen: dict[int, None] = {}
+        self._finished: dict[int, None] = {}
 
     @property
     def eof_ok(self) -> bool:
         """Every choice seen has finished: the body may end without ``[DONE]``."""
-        return bool(self._seen) and self._seen <= self._finished
+        return bool(self._seen) and self._seen.keys() <= self._finished.keys()
 
     def feed_chunk(self, chunk: dict[str, Any], out: list[Delta]) -> None:
         """Append the deltas of one parsed chunk to ``out``."""
@@ -57,7 +58,7 @@ class OpenAICompletionsDecoder(ProtocolDecoder):
         for choice in chunk.get("choices") or ():
             i = choice.get("index", 0)
             if i not in self._seen:
-                self._seen.add(i)
+                self._seen[i] = None
                 out.append(RoleDelta(i, "assistant"))
             text = choice.get("text")
             if isinstance(text, str) and text:
@@ -67,7 +68,7 @@ class OpenAICompletionsDecoder(ProtocolDecoder):
             finish = choice.get("finish_reason")
             if finish:
                 out.append(FinishDelta(i, normalize_finish_reason(finish), finish))
-                self._finished.add(i)
+                self._finished[i] = None
         usage = chunk.get("usage")
         if usage:
             out.append(UsageDelta(openai_usage(usage)))
