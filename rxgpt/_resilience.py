@@ -5,11 +5,12 @@ into deltas) in a single observable. Deadlines apply per phase: *connect* (until
 response headers), *first_byte* (until the body's first byte), *idle* (time without a
 content delta: keep-alive comments and pings prove the connection lives but do not
 count), each watched in turn by one lazily re-armed ``loop.call_at`` timer, and *total*,
-with a timer of its own. The idle check costs one clock read per content delta. Until the first content delta arrives
-the metadata deltas of an attempt are held back, so a failed attempt can be retried
-without subscribers seeing anything twice; after it, an error is final and carries the
-partial result. Retries back off exponentially with jitter and honour ``retry-after-ms``,
-``retry-after`` (seconds or an HTTP date) and ``x-should-retry``.
+with a timer of its own. The idle check costs one clock read per content delta. Until
+the first content delta arrives the metadata deltas of an attempt are held back, so a
+failed attempt can be retried without subscribers seeing anything twice; after it, an
+error is final and carries the partial result. Retries back off exponentially with
+jitter and honour ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date) and
+``x-should-retry``.
 """
 
 from __future__ import annotations
