@@ -36,7 +36,6 @@ from ._deltas import (
     TextDelta,
     UsageDelta,
 )
-from ._disposable import Disposer
 from ._errors import (
     HTTPStatusError,
     RxgptError,
@@ -234,8 +233,8 @@ class _Attempt:
         self.run._on_completed(self.n)
 
 
-class _Run:
-    """The state of one subscription to :func:`resilient`."""
+class _Run(abc.DisposableBase):
+    """The state of one subscription to :func:`resilient` (and its disposable)."""
 
     def __init__(
         self,
@@ -277,7 +276,7 @@ class _Run:
                 self.timeouts.total, self._expire, "total", self.timeouts.total
             )
         self._attempt()
-        return Disposer(self._dispose)
+        return self
 
     def _attempt(self) -> None:
         self.retry_timer = None
@@ -293,7 +292,8 @@ class _Run:
         except Exception as error:  # building the request failed
             self._on_error(attempt.n, error)
 
-    def _dispose(self) -> None:
+    def dispose(self) -> None:
+        """Stop: the attempt in flight, its timers and any retry to come."""
         self.finished = True
         self._cancel_timers()
         if self.retry_timer is not None:

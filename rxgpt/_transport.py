@@ -299,9 +299,8 @@ class _Transfer(abc.DisposableBase):
                     progress("no_content")
                 self.observer._on_completed()
                 return
-            error = await _check_content_type(resp, spec.url, spec.media_type)
-            if error is not None:
-                self.observer._on_error(error)
+            if not _is_stream(resp, spec.media_type):
+                self.observer._on_error(await _not_a_stream(resp, spec.url))
                 return
             await self._pump(resp)
             if self.graceful:
@@ -409,6 +408,15 @@ class _ConsumerError(Exception):
 
 async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> None:
     """Read what is left of the body (bounded) so the connection can be reused."""
+    content = resp.content
+    if content.is_eof():
+        # The commonest end: the body's end came with its last event. What is left is
+        # buffered already: no wait, so no deadline (an asyncio timeout costs a timer).
+        if len(content.read_nowait(limit)) < limit and content.at_eof():
+            resp.release()
+        else:
+            resp.close()
+        return
     try:
         async with asyncio.timeout(timeout):
             left = limit
@@ -426,13 +434,16 @@ async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> No
 _NOT_STREAMS = ("text/html", "application/json", "application/problem+json")
 
 
-async def _check_content_type(
-    resp: aiohttp.ClientResponse, url: str, required: str | None
-) -> RxgptError | None:
-    """A 2xx answer that is an HTML page or a JSON document (or not ``required``)."""
+def _is_stream(resp: aiohttp.ClientResponse, required: str | None) -> bool:
+    """Whether a 2xx answer is a stream: not an HTML page nor a JSON document (and of the
+    ``required`` type, if one is): event streams, NDJSON and unlabelled bodies are."""
     media = resp.content_type.lower()
-    if media not in _NOT_STREAMS and (required is None or media == required):
-        return None  # event streams, NDJSON, and unlabelled bodies are decoded
+    return media not in _NOT_STREAMS and (required is None or media == required)
+
+
+async def _not_a_stream(resp: aiohttp.ClientResponse, url: str) -> RxgptError:
+    """The typed error for a 2xx answer that is not a stream (its error, if it has one)."""
+    media = resp.content_type.lower()
     raw = await _read_bounded(resp)
     text = raw.decode("utf-8", "replace")
     if media != "text/html":
