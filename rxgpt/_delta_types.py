@@ -65,6 +65,17 @@ _FIELDS: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
 }
 
 
+#: Each class's checks, flattened: (field, accepted classes, bound or 0), and whether a
+#: field may hold a Usage (checked in turn). (Performance: one tuple walk per delta.)
+_CHECKS: dict[type, tuple[tuple[tuple[str, frozenset[type], int], ...], bool]] = {
+    cls: (
+        tuple((name, frozenset(kinds), _BOUNDS.get(name, 0)) for name, kinds in fields),
+        any(Usage in kinds for _, kinds in fields),
+    )
+    for cls, fields in _FIELDS.items()
+}
+
+
 def check_delta(delta: Delta | Usage) -> None:
     """Raise TypeError naming the field when ``delta`` holds a value of the wrong type.
 
@@ -72,15 +83,19 @@ def check_delta(delta: Delta | Usage) -> None:
     a choice number must be below :data:`MAX_CHOICES`, a tool call's below
     :data:`MAX_TOOL_CALLS` (ValueError otherwise).
     """
-    for name, accepted in _FIELDS[delta.__class__]:
+    checks, nested = _CHECKS[delta.__class__]
+    for name, accepted, bound in checks:
         value = getattr(delta, name)
-        if value.__class__ not in accepted:
-            raise TypeError(
-                f"{type(delta).__name__}.{name} is {type(value).__name__}, "
-                f"not {' | '.join(t.__name__ for t in accepted)}"
-            )
-        if value.__class__ is Usage:
-            check_delta(value)
-        bound = _BOUNDS.get(name)
-        if bound is not None and value.__class__ is int and not 0 <= value < bound:
+        cls = value.__class__
+        if cls not in accepted:
+            kinds = " | ".join(t.__name__ for t in _accepted_order(delta, name))
+            raise TypeError(f"{type(delta).__name__}.{name} is {cls.__name__}, not {kinds}")
+        if bound and cls is int and not 0 <= value < bound:
             raise ValueError(f"{type(delta).__name__}.{name} is {value}, not in 0..{bound - 1}")
+        if nested and cls is Usage:
+            check_delta(value)
+
+
+def _accepted_order(delta: Delta | Usage, name: str) -> tuple[type, ...]:
+    """The classes field ``name`` accepts, in the annotation's order (for the message)."""
+    return next(kinds for field, kinds in _FIELDS[delta.__class__] if field == name)

@@ -60,17 +60,23 @@ class PayloadDecoder:
 
     def feed(self, batch: list[Any]) -> list[Any]:
         """Parse a read's frames; stop at the marker or the first bad payload."""
-        if self.marker not in batch:
-            # The common read: plain data strings, all JSON objects, no error among them,
-            # parsed and screened with C-level map. Anything else raises here (TypeError
-            # for an event object or a non-object) and takes the general loop.
-            try:
-                objs = list(map(loads, batch))
-                if not any(map(_contains, objs, repeat("error"))):
-                    self.index += len(objs)
-                    return objs
-            except JSONDecodeError:
-                pass
+        marker = self.marker
+        if marker is not None and marker in batch:  # the end: parse what came before it
+            before = batch.index(marker)
+            out = self.feed(batch[:before]) if before else []
+            if self.end is None:  # (no bad payload before the marker)
+                self.end = End(marker=True, events=self.index)
+            return out
+        # The common read: plain data strings, all JSON objects, no error among them,
+        # parsed and screened with C-level map. Anything else raises here (TypeError for
+        # an event object or a non-object) and takes the general loop.
+        try:
+            objs = list(map(loads, batch))
+            if not any(map(_contains, objs, repeat("error"))):
+                self.index += len(objs)
+                return objs
+        except JSONDecodeError:
+            pass
         return self._general(batch)
 
     def _general(self, batch: list[Any]) -> list[Any]:

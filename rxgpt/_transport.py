@@ -431,12 +431,15 @@ async def _drain(resp: aiohttp.ClientResponse, limit: int, timeout: float) -> No
     resp.close()
 
 
+_EVENT_STREAM = "text/event-stream"
 _NOT_STREAMS = ("text/html", "application/json", "application/problem+json")
 
 
 def _is_stream(resp: aiohttp.ClientResponse, required: str | None) -> bool:
     """Whether a 2xx answer is a stream: not an HTML page nor a JSON document (and of the
     ``required`` type, if one is): event streams, NDJSON and unlabelled bodies are."""
+    if required is None and resp.headers.get("Content-Type", "").startswith(_EVENT_STREAM):
+        return True  # (the commonest answer, told without parsing the header)
     media = resp.content_type.lower()
     return media not in _NOT_STREAMS and (required is None or media == required)
 
