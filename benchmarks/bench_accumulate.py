@@ -69,6 +69,7 @@ class AccumulateSpec:
     repeats: int = 5
     cap: float = 10.0  # seconds: above this estimate the openai state is not run
     marginal_chunks: int = 400  # chunks timed per point of the marginal cost
+    marginal_deltas: int = 20_000  # rxgpt deltas timed per point of the marginal cost
 
     @property
     def size(self) -> int:
@@ -189,7 +190,7 @@ def marginal_costs(spec: AccumulateSpec, pool: list[Any]) -> dict[str, list[tupl
     """Seconds per extra chunk after the state holds 0, 1/8, 1/4, 1/2, all of the content.
 
     Each point is the median of 3 timings (of ``spec.marginal_chunks`` openai chunks, of
-    20,000 rxgpt deltas), each on a freshly primed state.
+    ``spec.marginal_deltas`` rxgpt deltas), each on a freshly primed state.
     """
     from openai.lib.streaming.chat import ChatCompletionStreamState
 
@@ -215,7 +216,7 @@ def marginal_costs(spec: AccumulateSpec, pool: list[Any]) -> dict[str, list[tupl
                 TextDelta(0, content) if spec.kind == "text" else ToolCallArguments(0, 0, content)
             )
             acc.add(first)
-            reps = 20_000
+            reps = spec.marginal_deltas
             gc.collect()
             start = time.process_time()
             for index in range(reps):

@@ -177,7 +177,7 @@ def test_accumulate_ladder_with_measured_and_estimated_sizes() -> None:
 
 def _accumulate_ladder() -> None:
     spec = bench_accumulate.AccumulateSpec(
-        "text", "text", 64, repeats=1, cap=0.0, marginal_chunks=3
+        "text", "text", 64, repeats=1, cap=0.0, marginal_chunks=3, marginal_deltas=500
     )
     cases, data = bench_accumulate.run_spec(spec)
     assert [case.units for case in cases] == [8, 16, 32, 64]
@@ -186,7 +186,9 @@ def _accumulate_ladder() -> None:
         openai = case.peer(bench_accumulate.OPENAI)
         assert openai.extra.get("estimated")  # cap 0: every size is estimated, and said so
     assert "(est.)" in bench_accumulate.ladder_table(spec, cases, data)
-    tools = bench_accumulate.AccumulateSpec("tools", "tool", 16, repeats=1, cap=10.0)
+    tools = bench_accumulate.AccumulateSpec(
+        "tools", "tool", 16, repeats=1, cap=10.0, marginal_chunks=3, marginal_deltas=500
+    )
     tool_cases, _ = bench_accumulate.run_spec(tools)
     for case in tool_cases:
         assert_all_ok(case)
