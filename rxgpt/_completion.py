@@ -427,7 +427,9 @@ class Accumulator:
         A batch of text fragments continuing the text of the previous delta's choice and
         part (the bulk of a long answer) is taken in one list comprehension.
         """
-        if not deltas:
+        if len(deltas) < 2:  # (one delta a read, when a server writes each token alone)
+            if deltas:
+                self.add(deltas[0])
             return
         first = deltas[0]
         c = self._last

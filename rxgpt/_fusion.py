@@ -111,10 +111,12 @@ class Pipeline:
     :data:`SLICE` items (the same result, with less garbage alive at once).
     """
 
-    __slots__ = ("end", "stages")
+    __slots__ = ("_later", "end", "stages")
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
+        # (each stage after the first with the number of stages up to it, for _finish)
+        self._later = tuple(enumerate(self.stages[1:], 2))
         #: How the last stage ended, once it did: the pipeline then takes nothing more.
         self.end: End | None = None
 
@@ -150,14 +152,12 @@ class Pipeline:
 
     def _after_first(self, batch: list[Any]) -> list[Any]:
         """Run items the first stage made through the other stages."""
-        stages = self.stages
-        for n in range(1, len(stages)):
+        for done, stage in self._later:
             if not batch:
                 return batch
-            stage = stages[n]
             batch = stage.feed(batch)
             if stage.end is not None:
-                return self._finish(batch, n + 1, stage.end)
+                return self._finish(batch, done, stage.end)
         return batch
 
     def close(self, end: End) -> list[Any]:
