@@ -88,9 +88,9 @@ async def test_an_open_stream_keeps_no_tracked_object_per_event() -> None:
 
 
 async def test_a_long_read_is_passed_on_in_slices_whose_deltas_die_young() -> None:
-    # One network read holding 1,000 events: its deltas reach the subscribers slice by
-    # slice (at most SLICE payloads' worth alive at once), not all together at the end.
-    events = 1_000
+    # One network read holding 5 slices of events: its deltas reach the subscribers slice
+    # by slice (at most SLICE payloads' worth alive at once), not all together at the end.
+    events = 5 * SLICE + 7
     body = ROLE + chunk({"content": "x"}) * events + FINISH + DONE
 
     def make_source(flow: object, progress: object) -> Batched[bytes]:
