@@ -39,6 +39,10 @@ def _ignore() -> None:
     pass
 
 
+def _drop(item: object) -> None:
+    pass
+
+
 def _unhandled(error: Exception) -> None:
     raise error  # reported as this subscriber's failure, like Rx's default handler
 
@@ -69,6 +73,14 @@ class _Entry(abc.DisposableBase):
         fanout, self.fanout = self.fanout, None
         if fanout is not None and self in fanout._entries:
             fanout._entries.remove(self)
+        self.release()
+
+    def release(self) -> None:
+        """Forget the subscriber (detached or ended): the subscriber may keep this entry, as
+        its disposable, without a reference cycle through it."""
+        self.observer = None
+        self.on_next = self.on_error = _drop
+        self.on_completed = _ignore
 
 
 class Fanout(Generic[_T]):
@@ -222,15 +234,28 @@ class Fanout(Generic[_T]):
             connection.dispose()
         if error is not None and self._terminal is None:
             self._on_error(error)
-        self._entries.clear()
+        self._end_entries()
+
+    def _end_entries(self) -> None:
+        """Detach every subscriber."""
+        entries, self._entries = self._entries, []
+        self._release(entries)
+
+    @staticmethod
+    def _release(entries: list[_Entry]) -> None:
+        """Each ended entry forgets its subscriber and the fan-out (no cycle is left)."""
+        for entry in entries:
+            entry.fanout = None
+            entry.release()
 
     # -- pushing ----------------------------------------------------------------------
 
     def _fail(self, entry: _Entry, error: BaseException) -> None:
+        observer = entry.observer
         entry.dispose()
         self.subscriber_errors.append(error)
         try:
-            self._report(error, entry.observer)
+            self._report(error, observer)
         except Exception:  # a broken reporter must not break the stream either
             logger.exception("rxgpt: on_subscriber_error raised")
 
@@ -273,16 +298,18 @@ class Fanout(Generic[_T]):
     def _on_error(self, error: Exception) -> None:
         self._terminal = ("error", error)
         self._connection = None  # the source ended: no reference cycle through it
-        for entry in tuple(self._entries):
+        entries, self._entries = self._entries, []
+        for entry in entries:
             self._end_with(entry, error)
-        self._entries.clear()
+        self._release(entries)
 
     def _on_completed(self) -> None:
         self._terminal = ("completed", None)
         self._connection = None
-        for entry in tuple(self._entries):
+        entries, self._entries = self._entries, []
+        for entry in entries:
             try:
                 entry.on_completed()
             except Exception as exc:
                 self._fail(entry, exc)
-        self._entries.clear()
+        self._release(entries)
