@@ -22,8 +22,8 @@ import rxgpt
 from rxgpt import Client, Retry, StreamTimeout, Timeouts
 from rxgpt._client import DEFAULT_POOL_LIMIT
 
-HOLD = 0.6  # each stream lasts this long
-CONNECT = 0.3  # far less than the wait for a free connection
+HOLD = 0.8  # each stream lasts this long
+CONNECT = 0.5  # below every wait for a free connection (0.8 s, 1.6 s), above a GC pause
 STREAMS = 6
 BOUND = 20.0
 
