@@ -93,6 +93,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    """A whole number, one or more, for argparse."""
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a user's mistake reported as one line on stderr (exit status 2)."""
 

@@ -176,6 +176,8 @@ class _Request(Batched[bytes]):
     collector to track instead of a dozen closure cells and functions.)
     """
 
+    flow: FlowControl  # (always given here)
+
     def __init__(
         self,
         url: str,
@@ -191,7 +193,6 @@ class _Request(Batched[bytes]):
         slots: ConnectionSlots | None,
     ) -> None:
         super().__init__(flow=flow)
-        self.gate = flow  # (= self.flow, typed as always there)
         self.url = url
         self.method = method
         self.body = body
@@ -233,7 +234,7 @@ class _Transfer(abc.DisposableBase):
         if self.closed:
             return
         self.closed = True
-        if self.in_on_next and not self.request.gate.aborted:
+        if self.in_on_next and not self.request.flow.aborted:
             self.graceful = True  # the consumer saw the end: drain, then reuse
             return
         if self.response is not None:
@@ -313,7 +314,7 @@ class _Transfer(abc.DisposableBase):
     async def _pump(self, resp: aiohttp.ClientResponse) -> None:
         """Push every network read to the observer until EOF or disposal."""
         content = resp.content
-        gate = self.request.gate
+        gate = self.request.flow
         observer = self.observer
         chunk = await content.readany()
         if chunk and self.request.progress is not None:

@@ -21,9 +21,14 @@ from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpServer
 
 from rxgpt import ChatStream, Client, Delta, Retry, RxgptError, TextDelta
+from rxgpt._providers import PROVIDERS
 from rxgpt.mock import MockServer
 
 TIMEOUT = 5.0  # a bug fails instead of hanging
+#: Every environment variable a provider reads (base URLs and keys), from its own table.
+PROVIDER_ENV = tuple(
+    sorted({name for p in PROVIDERS.values() for name in (*p.base_url_env, *p.api_key_env)})
+)
 MODEL = "gpt-test"
 MESSAGES = [{"role": "user", "content": "Explain backpressure in one paragraph"}]
 ONE = Retry(attempts=1)

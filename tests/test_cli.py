@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import PROVIDER_ENV
 
 from rxgpt._cli import main
 from rxgpt.mock import MockServer, generate_tokens
@@ -18,17 +19,7 @@ PROMPT = "Explain server-sent events in one paragraph."
 
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "OPENAI_BASE_URL",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-        "GEMINI_BASE_URL",
-        "GOOGLE_GEMINI_BASE_URL",
-        "OLLAMA_HOST",
-    ):
+    for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from helpers import PROVIDER_ENV
 
 from rxgpt._cli import _body_params, _parser, main
 from rxgpt._protocols import PROTOCOLS
@@ -197,9 +198,8 @@ def test_default_models_and_base_urls() -> None:
 
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for provider in PROVIDERS.values():
-        for name in (*provider.base_url_env, *provider.api_key_env):
-            monkeypatch.delenv(name, raising=False)
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize("provider", EMBEDDED)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from helpers import DONE, ROLE, chunk, full_stream, prepared
+from helpers import DONE, PROVIDER_ENV, ROLE, chunk, full_stream, prepared
 
 import rxgpt
 from rxgpt import Client, MissingAPIKeyError
@@ -29,17 +29,6 @@ from rxgpt.mock import MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_BOUND = 60.0
-PROVIDER_ENV = (
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GEMINI_BASE_URL",
-    "GOOGLE_GEMINI_BASE_URL",
-    "OLLAMA_HOST",
-)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -120,9 +109,7 @@ def tool_call_stream() -> bytes:
         ]
     }
     fragments = ['{"city"', ': "Par', 'is"}']
-    args = [
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in fragments
-    ]
+    args = [chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in fragments]
     return (
         ROLE
         + chunk({"content": "Let me check."})

@@ -16,6 +16,7 @@ import math
 import sys
 from typing import Any
 
+from .._cli import _positive
 from .._errors import RxgptError
 from .._providers import PROVIDERS
 from ._config import (
@@ -36,16 +37,6 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate (a number, or inf)") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: a rate is more than 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
     return value
 
 
@@ -79,11 +70,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     work = parser.add_argument_group("workload")
     work.add_argument("--dataset", "--dataset-name", default="random", choices=DATASETS)
     work.add_argument("--dataset-path", help="a ShareGPT JSON or a JSONL file of prompts")
-    work.add_argument("--input-len", "--random-input-len", type=_positive_int, default=256)
-    work.add_argument("--output-len", "--random-output-len", type=_positive_int, default=128)
+    work.add_argument("--input-len", "--random-input-len", type=_positive, default=256)
+    work.add_argument("--output-len", "--random-output-len", type=_positive, default=128)
     work.add_argument("--range-ratio", "--random-range-ratio", type=float, default=0.0)
     work.add_argument("--prefix-len", "--random-prefix-len", type=int, default=0)
-    work.add_argument("--max-tokens", type=_positive_int, help="cap every answer")
+    work.add_argument("--max-tokens", type=_positive, help="cap every answer")
     work.add_argument("--ignore-eos", action="store_true", help="send ignore_eos (vLLM)")
     work.add_argument(
         "--continuous-usage",
@@ -92,16 +83,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     load = parser.add_argument_group("load")
-    load.add_argument("--num-prompts", type=_positive_int, help="requests (default 200)")
+    load.add_argument("--num-prompts", type=_positive, help="requests (default 200)")
     load.add_argument("--duration", type=_seconds, help="send for this many seconds instead")
     load.add_argument("--request-rate", type=_rate, default=math.inf, help="req/s (inf)")
     load.add_argument("--burstiness", type=_rate, default=1.0, help="gamma shape (1: Poisson)")
-    load.add_argument("--max-concurrency", type=_positive_int, help="cap; closed loop at inf")
+    load.add_argument("--max-concurrency", type=_positive, help="cap; closed loop at inf")
     load.add_argument("--ramp-up", type=_seconds, default=0.0, help="seconds to full load")
     load.add_argument("--warmup", default="0", help="excluded: N requests, or Ns seconds")
     load.add_argument("--cooldown", default="0", help="excluded: N requests, or Ns seconds")
     load.add_argument("--seed", type=int, default=0)
-    load.add_argument("--workers", type=_positive_int, help="client processes (default: auto)")
+    load.add_argument("--workers", type=_positive, help="client processes (default: auto)")
 
     stats = parser.add_argument_group("statistics")
     stats.add_argument(
@@ -114,10 +105,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
     search = parser.add_argument_group("sweeps")
     search.add_argument("--sweep", action="store_true", help="synchronous → throughput → rates")
-    search.add_argument("--sweep-size", type=_positive_int, default=6)
+    search.add_argument("--sweep-size", type=_positive, default=6)
     search.add_argument("--slo-search", metavar="TARGETS", help="e.g. p99_ttft_ms<=200")
     search.add_argument("--slo-search-over", choices=("rate", "concurrency"), default="rate")
-    search.add_argument("--slo-search-steps", type=_positive_int, default=6)
+    search.add_argument("--slo-search-steps", type=_positive, default=6)
 
     out = parser.add_argument_group("output")
     out.add_argument("--output-json", "--result-filename", metavar="FILE")

@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Any
 
-from .._cli import _count, _port
+from .._cli import _count, _port, _positive
 from ._dialect import MockConfig
 from ._faults import FaultOptions
 from ._runner import run_server
@@ -33,14 +33,6 @@ def _milliseconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
-    return value
-
-
-def _positive(text: str) -> int:
-    """A whole number, one or more, for argparse."""
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
     return value
 
 

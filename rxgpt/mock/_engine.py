@@ -547,11 +547,7 @@ class Engine:
             for _ in range(_ZERO_STEP_RUN):
                 step = sequence.step = sequence.step + 1
                 if step == 1:
-                    sequence.first_at = now
-                    metrics.ttft.observe(now - sequence.arrived)
-                    metrics.prefill.observe(now - sequence.admitted)
-                    if sequence.record is not None:
-                        sequence.record.first_token = now
+                    self._first_token(sequence, now)
                 metrics.steps += 1
                 if not sequence.emit(step, now):
                     alive = False
@@ -564,6 +560,14 @@ class Engine:
         if not members:
             batch.next_at = None
             batch.last_at = None
+
+    def _first_token(self, sequence: Sequence, now: float) -> None:
+        """``sequence`` emits its first token now: its TTFT and prefill time are known."""
+        sequence.first_at = now
+        self.metrics.ttft.observe(now - sequence.arrived)
+        self.metrics.prefill.observe(now - sequence.admitted)
+        if sequence.record is not None:
+            sequence.record.first_token = now
 
     def _step(self, batch: _Batch, now: float) -> None:
         """One decode step: the next chunk of every sequence of ``batch``."""
@@ -583,11 +587,7 @@ class Engine:
         for sequence in members:
             step = sequence.step = sequence.step + 1
             if step == 1:
-                sequence.first_at = now
-                metrics.ttft.observe(now - sequence.arrived)
-                metrics.prefill.observe(now - sequence.admitted)
-                if sequence.record is not None:
-                    sequence.record.first_token = now
+                self._first_token(sequence, now)
             else:
                 followers += 1
             if sequence.emit(step, scheduled):
