@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from rxgpt.mock import MockConfig, MockServer
-from rxgpt.mock._timeline import RequestRecord
+from rxgpt.mock._timeline import MAX_PENDING, RequestRecord, TimelineRecorder
 
 QUESTION = "Tell me about streams, please"
 
@@ -222,6 +222,48 @@ async def test_timeline_file_gets_one_json_line_per_request(
     assert lines[0]["route"] == "/v1/chat/completions" and lines[0]["outcome"] == "done"
     steps = [row[0] for row in lines[0]["chunks"]]
     assert steps == [0, 1, 2, 3]
+
+
+async def test_a_finished_requests_line_is_written_in_a_pause_between_steps(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    # Lines are not written in the middle of a step (hundreds of requests ending together
+    # would delay the running streams), but while the engine waits for its next step: a
+    # short answer's line is in the file while a long one still streams, and equal to the
+    # in-memory record's JSON form.
+    path = tmp_path / "timeline.jsonl"
+    async with MockServer(itl_ms=20, timeline=True, timeline_path=str(path)) as server:
+        long = asyncio.ensure_future(arrivals(session, server, chat(max_tokens=60)))
+        await arrivals(session, server, chat("short", max_tokens=2))
+        for _ in range(100):  # (bounded: 100 x 10 ms, well before the long one's 1.2 s)
+            if path.read_text():
+                break
+            await asyncio.sleep(0.01)
+        assert not long.done()
+        (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+        (short,) = [r for r in server.timeline if r.output_tokens == 2]
+        assert line == json.loads(json.dumps(short.as_json()))
+        await asyncio.wait_for(long, 10)
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    assert [entry["output_tokens"] for entry in lines] == [2, 60]
+
+
+def test_pending_lines_wait_for_their_time_and_stay_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "timeline.jsonl"
+    recorder = TimelineRecorder(str(path), keep=False)
+    record = RequestRecord(1, "/v1/chat/completions", True, 5, 100.0)
+    record.add(1, 100.5, 100.5, 1, 10)
+    recorder.finished(record)
+    assert recorder.pending == 1 and path.read_text() == ""
+    assert recorder.write_pending(until=0.0, clock=lambda: 1.0) == 0  # no time left
+    assert recorder.write_pending(until=2.0, clock=lambda: 1.0) == 1
+    assert json.loads(path.read_text())["chunks"] == [[1, 0.5, 0.5, 1, 10]]
+    for _ in range(MAX_PENDING):  # a load that never pauses: written at the bound
+        recorder.finished(record)
+    assert recorder.pending == 0 and len(path.read_text().splitlines()) == 1 + MAX_PENDING
+    recorder.finished(record)
+    recorder.close()  # what is pending is written at the end
+    assert len(path.read_text().splitlines()) == 2 + MAX_PENDING
 
 
 async def test_faults_still_work_in_the_engine(session: aiohttp.ClientSession) -> None:

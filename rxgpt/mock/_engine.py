@@ -449,6 +449,12 @@ class Engine:
                 await asyncio.sleep(0)
                 continue
             if wake is None or wake > now + _EPSILON:
+                recorder = self.recorder
+                if recorder is not None and recorder.pending:
+                    # The pause before the next step writes the timeline's lines.
+                    until = None if wake is None else wake - spin - _TURN_MARGIN
+                    if recorder.write_pending(until, loop.time):
+                        continue  # (the clock moved on: look again)
                 future = self._wake = loop.create_future()
                 self._wake_at = wake
                 handle = None
@@ -636,6 +642,12 @@ class Engine:
             record.outcome = sequence.outcome or "done"
             record.output_tokens = sequence.output_tokens
             self.recorder.finished(record)
+            # Its line is written when the loop waits for a step (see _loop): wake a loop
+            # that sleeps; with no loop, write it now.
+            if self._task is None or self._task.done():
+                self.recorder.write_pending()
+            elif self._wake is not None:
+                _resolve(self._wake)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
