@@ -680,10 +680,16 @@ async def test_mock_server_urls_and_overrides() -> None:
     await server.close()
 
 
-def test_run_server_prints_url_and_stops_on_sigint() -> None:
+@pytest.mark.parametrize("freeze", [False, True])
+def test_run_server_prints_url_and_stops_on_sigint(freeze: bool) -> None:
+    # ``rxgpt serve`` (freeze_gc=True) freezes what start-up made; a program calling
+    # run_server keeps its collector as it is unless it asks.
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    code = "from rxgpt.mock import run_server; run_server(port=0)"
+    code = (
+        "import gc; from rxgpt.mock import run_server; "
+        f"run_server(port=0, freeze_gc={freeze}); print('frozen', gc.get_freeze_count())"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
     )
@@ -696,6 +702,8 @@ def test_run_server_prints_url_and_stops_on_sigint() -> None:
         assert health == "ok"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+        frozen = int(proc.stdout.read().split()[-1])
+        assert (frozen > 10_000) if freeze else (frozen == 0)
     finally:
         if proc.poll() is None:
             proc.kill()

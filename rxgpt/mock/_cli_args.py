@@ -159,7 +159,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
         return _fail(str(error))
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            run_server(args.host, args.port, config, workers=args.workers)
+            run_server(args.host, args.port, config, workers=args.workers, freeze_gc=True)
     except OSError as error:
         reason = error.strerror or str(error)
         sys.stderr.write(f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}\n")
