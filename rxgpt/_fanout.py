@@ -72,7 +72,8 @@ class _Entry(abc.DisposableBase):
         """Detach the subscriber."""
         fanout, self.fanout = self.fanout, None
         if fanout is not None and self in fanout._entries:
-            fanout._entries.remove(self)
+            # (a new list: a push iterating over the old one is not disturbed)
+            fanout._entries = [entry for entry in fanout._entries if entry is not self]
         self.release()
 
     def release(self) -> None:
@@ -116,6 +117,8 @@ class Fanout(Generic[_T]):
             self._buffer = replay  # a replay log of the caller's choice
         else:
             raise bad
+        # Copy-on-write: attaching or detaching makes a new list, so a push iterates over
+        # the list it found without copying it (subscribers may detach during a push).
         self._entries: list[_Entry] = []
         self._connection: abc.DisposableBase | None = None
         self._connected = False
@@ -207,7 +210,7 @@ class Fanout(Generic[_T]):
         except Exception as exc:  # a late subscriber failed on the replay: isolate it too
             self._fail(entry, exc)
             return NOTHING
-        self._entries.append(entry)
+        self._entries = [*self._entries, entry]
         entry.fanout = self
         return entry
 
@@ -270,7 +273,7 @@ class Fanout(Generic[_T]):
             except Exception as error:
                 self._fail(entry, error)
             return
-        for entry in tuple(entries):
+        for entry in entries:  # (copy-on-write: see __init__)
             if self._terminal is not None:
                 return  # a subscriber ended the stream (ChatStream's accumulator can)
             on_next = entry.on_next

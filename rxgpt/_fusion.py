@@ -104,6 +104,12 @@ class StageSpec(Protocol):
 SLICE = 64
 
 
+class SliceSink(Protocol):
+    """Where a :class:`Pipeline` passes the early slices of a long read."""
+
+    def _slice(self, out: list[Any], /) -> None: ...
+
+
 class Pipeline:
     """Stages composed: each read's batch goes through them all in one call.
 
@@ -126,11 +132,12 @@ class Pipeline:
         nexts: list[StageSpec | None] = [*specs[1:], None]
         return cls([spec.build(nxt) for spec, nxt in zip(specs, nexts, strict=True)])
 
-    def feed(self, batch: list[Any], emit: Callable[[list[Any]], None] | None = None) -> list[Any]:
+    def feed(self, batch: list[Any], emit: SliceSink | None = None) -> list[Any]:
         """Run one read's items through every stage.
 
         With ``emit``, when the read makes several slices, the output of each but the last
-        is passed to ``emit`` as soon as it is made (and dies young); the rest is returned.
+        is passed to ``emit._slice`` as soon as it is made (and dies young); the rest is
+        returned. (An object, not a callable: no bound method is made per read.)
         """
         if self.end is not None:
             return []
@@ -143,7 +150,7 @@ class Pipeline:
         out: list[Any] = []
         for start in range(0, len(batch), SLICE):
             if out and emit is not None:
-                emit(out)
+                emit._slice(out)
                 out = []
             out += self._after_first(batch[start : start + SLICE])
             if self.end is not None:
@@ -389,7 +396,7 @@ class _ChainRun(abc.DisposableBase):
         pipeline = self.pipeline
         if pipeline.end is not None:
             return
-        out = pipeline.feed(batch, self._slice)
+        out = pipeline.feed(batch, self)
         if pipeline.end is None:
             if out:
                 self.observer._on_batch(out)

@@ -221,7 +221,7 @@ class _Attempt:
         if run.content:
             # (the last delta first: a read of only heartbeats is rare, so the scan is too)
             if run.idle_armed and (batch[-1].__class__ is not Heartbeat or _has_content(batch)):
-                run.last_content = run.loop.time()
+                run.last_content = run.clock()
             run.observer._on_batch(batch)
             return
         run._before_content(batch)
@@ -231,6 +231,17 @@ class _Attempt:
 
     def _on_completed(self) -> None:
         self.run._on_completed(self.n)
+
+
+def _clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, as the C function ``time.monotonic`` when that is what it returns.
+
+    Performance: the idle deadline reads the clock at every read, and asyncio's
+    ``loop.time()`` is a Python method around ``time.monotonic()`` (a frame per read).
+    """
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 
 class _Run(abc.DisposableBase):
@@ -247,8 +258,9 @@ class _Run(abc.DisposableBase):
         self.timeouts = timeouts
         self.retry = retry
         self.observer = observer
-        self.loop = asyncio.get_running_loop()
-        self.started = self.loop.time()
+        self.loop = loop = asyncio.get_running_loop()
+        self.clock = _clock(loop)
+        self.started = self.clock()
         self.attempt = 0
         self.content = False  # a content delta has been passed on
         self.prefix: list[Delta] = []  # metadata held back until the first content
@@ -324,7 +336,7 @@ class _Run(abc.DisposableBase):
             self.deadline = None
             return
         self.phase, self.phase_seconds = phase, seconds
-        self.deadline = deadline = self.loop.time() + seconds
+        self.deadline = deadline = self.clock() + seconds
         self._wake_by(deadline)
 
     def _wake_by(self, when: float) -> None:
@@ -343,7 +355,7 @@ class _Run(abc.DisposableBase):
             return
         if self.idle_armed:  # idle: measured from the last content delta
             deadline = self.last_content + self.phase_seconds
-        if deadline - self.loop.time() > 0.001:
+        if deadline - self.clock() > 0.001:
             self._wake_by(deadline)
         else:
             self._expire(self.phase, self.phase_seconds)
@@ -368,7 +380,7 @@ class _Run(abc.DisposableBase):
             self._set_phase("idle", idle)
             if idle is not None:
                 self.idle_armed = True
-                self.last_content = self.loop.time()
+                self.last_content = self.clock()
 
     def _expire(self, phase: str, seconds: float) -> None:
         if self.finished:
@@ -390,7 +402,7 @@ class _Run(abc.DisposableBase):
             else:
                 self.content = True
                 if self.idle_armed:
-                    self.last_content = self.loop.time()
+                    self.last_content = self.clock()
                 prefix, self.prefix = self.prefix, []
                 self.observer._on_batch(prefix + batch[n:])
                 return
@@ -450,7 +462,7 @@ class _Run(abc.DisposableBase):
         if not retry.should_retry(error):
             return None
         delay = retry.delay(self.attempt, error)
-        elapsed = self.loop.time() - self.started
+        elapsed = self.clock() - self.started
         if retry.max_elapsed is not None and elapsed + delay > retry.max_elapsed:
             return None
         total = self.timeouts.total
