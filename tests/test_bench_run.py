@@ -4,6 +4,7 @@ goodput, workers, the client-health flag."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
@@ -71,6 +72,22 @@ async def test_closed_loop_keeps_the_concurrency(truth: tuple[str, list[Truth]])
     report = await arun(_config(base_url, num_prompts=40, max_concurrency=4))
     assert report["completed"] == 40 and report["max_concurrent_requests"] == 4
     assert report["max_concurrency"] == 4
+
+
+async def test_a_run_freezes_the_collector_only_for_itself(truth: tuple[str, list[Truth]]) -> None:
+    # rxgpt bench freezes what exists before a run (as vLLM does) and unfreezes after it;
+    # a program that froze its own heap first keeps its freeze.
+    base_url, _ = truth
+    assert gc.get_freeze_count() == 0
+    await arun(_config(base_url, num_prompts=4, max_concurrency=2))
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        await arun(_config(base_url, num_prompts=4, max_concurrency=2))
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
 
 
 async def test_warmup_and_cooldown_are_excluded(truth: tuple[str, list[Truth]]) -> None:

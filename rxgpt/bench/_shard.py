@@ -266,6 +266,7 @@ async def run_shard(
                 gate.release()
         done(record)
 
+    frozen_before = gc.get_freeze_count() > 0  # (freezes do not nest: keep the caller's)
     gc.collect()
     gc.freeze()  # as vLLM does: fewer, shorter collector pauses during the run
     monitor = HealthMonitor(recent=live.lag)
@@ -303,7 +304,8 @@ async def run_shard(
                 while tasks:
                     await asyncio.gather(*list(tasks))
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
         if own:
             await client.close()
     end_ns = _perf_ns()
