@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/rxgpt chat "Explain server-sent events in one paragraph." --log rxgpt-chat.log.jsonl
 
+# (PYTHONDONTWRITEBYTECODE emptied: the suite starts ~100 Python processes, which then
+# share one compiled copy of rxgpt instead of each compiling it again)
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -p no:cacheprovider
 
 # `make bench` writes its report and plot to benchmarks/results/ (untracked): a fresh
 # clone's tracked files stay unchanged. `make bench-update` refreshes the committed ones.
