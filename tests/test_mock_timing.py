@@ -266,6 +266,20 @@ def test_pending_lines_wait_for_their_time_and_stay_bounded(tmp_path: Path) -> N
     assert len(path.read_text().splitlines()) == 2 + MAX_PENDING
 
 
+def test_a_timeline_file_that_fails_stops_the_timeline_not_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = TimelineRecorder("/dev/full", keep=True)  # every write: ENOSPC
+    record = RequestRecord(1, "/v1/chat/completions", True, 5, 100.0)
+    recorder.finished(record)
+    with caplog.at_level("WARNING", logger="rxgpt.mock"):
+        assert recorder.write_pending() == 1
+    assert "/dev/full failed" in caplog.text
+    recorder.finished(record)  # kept in memory, no longer queued for the file
+    assert recorder.pending == 0 and len(recorder.requests) == 2
+    recorder.close()
+
+
 async def test_faults_still_work_in_the_engine(session: aiohttp.ClientSession) -> None:
     async with MockServer(tokens=10, itl_ms=5, max_num_seqs=1) as server:
         body = chat(mock={"drop_after": 3})

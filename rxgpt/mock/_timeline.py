@@ -15,6 +15,7 @@ token, such as the role chunk).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Chunk", "RequestRecord", "TimelineRecorder"]
+
+logger = logging.getLogger("rxgpt.mock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +146,11 @@ class TimelineRecorder:
     def write_pending(
         self, until: float | None = None, clock: Callable[[], float] = time.monotonic
     ) -> int:
-        """Write the pending lines, oldest first; returns how many were written.
+        """Write the pending lines, oldest first; returns how many were taken.
 
         With ``until`` (a ``clock()`` time), stop once the clock has passed it: the engine
-        gives the time of its next step.
+        gives the time of its next step. A file that fails (a full disk) is logged once and
+        written no more; the in-memory timeline goes on.
         """
         pending, fd = self._pending, self._fd
         if fd is None or not pending:
@@ -158,8 +162,15 @@ class TimelineRecorder:
             lines.append(json.dumps(record.as_json(), separators=(",", ":")) + "\n")
         del pending[: len(lines)]
         data = "".join(lines).encode()
-        while data:  # (one write, unless the kernel takes less)
-            data = data[os.write(fd, data) :]
+        try:
+            while data:  # (one write, unless the kernel takes less)
+                data = data[os.write(fd, data) :]
+        except OSError as error:  # a full disk stops the timeline, never the server
+            logger.warning("rxgpt serve: the timeline file %s failed (%s); not written any more",
+                           self.path, error.strerror or error)  # fmt: skip
+            self._pending.clear()
+            self._fd = None
+            os.close(fd)
         return len(lines)
 
     def close(self) -> None:
