@@ -107,7 +107,7 @@ class RequestRecord:
 
 #: Finished requests whose lines may wait for a pause between decode steps; past this
 #: many, they are written at once (memory stays bounded under a load that never pauses).
-MAX_PENDING = 4096
+MAX_PENDING = 1024
 
 
 class TimelineRecorder:
