@@ -686,8 +686,11 @@ def test_run_server_prints_url_and_stops_on_sigint(freeze: bool) -> None:
     # run_server keeps its collector as it is unless it asks.
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
+    # (Ctrl+C as a terminal delivers it: a test run started in the background by a shell
+    # inherits SIGINT ignored, and Python then keeps ignoring it)
     code = (
-        "import gc; from rxgpt.mock import run_server; "
+        "import gc, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from rxgpt.mock import run_server; "
         f"run_server(port=0, freeze_gc={freeze}); print('frozen', gc.get_freeze_count())"
     )
     proc = subprocess.Popen(
