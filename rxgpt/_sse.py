@@ -195,38 +195,47 @@ class _Framer:
             text = "".join(self._tail)
             self._tail = []
             self._tail_size = 0
-        if (
+        in_event = (
             self._data
             or self._event
             or self._retry_buf is not None
             or (self._id_buf != self.last_event_id)
-        ):
-            rest = self._finish_event(text, out, comments)
-            if rest is None:
-                return out
-            text = rest
+        )
+        if not in_event and text[-2:] == "\n\n" and text.startswith("data: "):
+            # The commonest read: whole events from an event boundary, the first a `data:`
+            # block. The same parts as below, without copying the text to prefix it.
+            parts = text[6:-2].split("\n\ndata: ")
+            head = rest = ""
         else:
-            text = "\n\n" + text
-        # The text now starts at an event boundary. Split it where a one-line `data:` event
-        # can begin (parts[0] is what comes before the first): all up to the last blank
-        # line is whole; the rest is an event still arriving, kept for the next chunk.
-        if text[-2:] == "\n\n":  # the read ended at an event boundary (the common case)
-            parts = text[:-2].split("\n\ndata: ")
-            rest = ""
-        else:
-            parts = text.split("\n\ndata: ")
-            last = parts.pop()
-            # (str.rfind searches byte by byte: ask the fast forward search first)
-            end = last.rfind("\n\n") if "\n\n" in last else -1
-            if not parts:  # no `data:` block begins here: `last` is the whole text
-                parts = [last[:end]]
-                rest = last[end + 2 :]
-            elif end >= 0:
-                parts.append(last[:end])
-                rest = last[end + 2 :]
+            if in_event:
+                after = self._finish_event(text, out, comments)
+                if after is None:
+                    return out
+                text = after
             else:
-                rest = "data: " + last
-        head = parts[0]
+                text = "\n\n" + text
+            # The text now starts at an event boundary. Split it where a one-line `data:`
+            # event can begin (parts[0] is what comes before the first): all up to the last
+            # blank line is whole; the rest is an event still arriving, kept for the next
+            # chunk.
+            if text[-2:] == "\n\n":  # the read ended at an event boundary (the common case)
+                parts = text[:-2].split("\n\ndata: ")
+                rest = ""
+            else:
+                parts = text.split("\n\ndata: ")
+                last = parts.pop()
+                # (str.rfind searches byte by byte: ask the fast forward search first)
+                end = last.rfind("\n\n") if "\n\n" in last else -1
+                if not parts:  # no `data:` block begins here: `last` is the whole text
+                    parts = [last[:end]]
+                    rest = last[end + 2 :]
+                elif end >= 0:
+                    parts.append(last[:end])
+                    rest = last[end + 2 :]
+                else:
+                    rest = "data: " + last
+            head = parts[0]
+            parts = parts[1:]
         if len(head) > 2:  # blocks before the first `data:` block (head starts with \n\n)
             self._blocks(head[2:], out, comments)
         # The fast path, the only one: a part without a line break is a one-line
@@ -237,7 +246,7 @@ class _Framer:
         big = limit is not None and len(text) > limit >> 2
         plain = self._plain
         last_id = self._id_buf
-        for part in parts[1:]:
+        for part in parts:
             if big or "\n" in part:
                 self._blocks("data: " + part, out, comments)
                 last_id = self._id_buf
