@@ -71,7 +71,7 @@ class _Entry(abc.DisposableBase):
     def dispose(self) -> None:
         """Detach the subscriber."""
         fanout, self.fanout = self.fanout, None
-        if fanout is not None and self in fanout._entries:
+        if fanout is not None:
             # (a new list: a push iterating over the old one is not disturbed)
             fanout._entries = [entry for entry in fanout._entries if entry is not self]
         self.release()

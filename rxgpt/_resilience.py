@@ -316,11 +316,17 @@ class _Run(abc.DisposableBase):
             subscription.dispose()
 
     def _cancel_timers(self) -> None:
+        self._stop_phase()
+        if self.total_timer is not None:
+            self.total_timer.cancel()
+            self.total_timer = None
+
+    def _stop_phase(self) -> None:
+        """No phase deadline any more (a failed attempt keeps the total one)."""
         self.deadline = None
-        for timer in (self.timer, self.total_timer):
-            if timer is not None:
-                timer.cancel()
-        self.timer = self.total_timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     # -- deadlines --------------------------------------------------------------------
 
@@ -431,10 +437,7 @@ class _Run(abc.DisposableBase):
     def _on_error(self, attempt: int, error: Exception) -> None:
         if attempt != self.attempt or self.finished:
             return
-        self.deadline = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_phase()
         self.errors.append(error)
         delay = self._retry_delay(error)
         if delay is not None:
