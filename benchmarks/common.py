@@ -40,6 +40,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rxgpt._collector import frozen
+
 __all__ = [
     "SCHEMA_VERSION",
     "BenchResult",
@@ -339,16 +341,8 @@ def run_case(
         for peer in peers
     ]
     active = [True] * len(peers)
-    # (freezes do not nest: a caller that froze first, such as a test in a big test
-    # process, keeps its freeze rather than have every later collection walk its heap)
-    frozen_before = gc.get_freeze_count() > 0
-    gc.collect()
-    gc.freeze()  # what exists now (modules, inputs) is not rescanned by any collection
-    try:
+    with frozen():  # what exists now (modules, inputs) is not rescanned by any collection
         _rounds(peers, results, active, repeats, clock)
-    finally:
-        if not frozen_before:
-            gc.unfreeze()
     reference = next((r for r in results if r.reference and r.median), None)
     if reference is not None and reference.median:
         for result in results:

@@ -8,7 +8,6 @@ nothing. The whole file takes a few seconds.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from benchmarks.bodies import (  # noqa: E402
     split_random,
 )
 from benchmarks.common import Case, event_loop, format_case, run_case  # noqa: E402
+from rxgpt._collector import frozen  # noqa: E402
 
 
 @pytest.fixture
@@ -168,11 +168,8 @@ def test_e2e_clients_against_a_server_process(loop: asyncio.AbstractEventLoop) -
 def test_accumulate_ladder_with_measured_and_estimated_sizes() -> None:
     # The ladder collects garbage before each timing; the test suite's own heap (every
     # module, hypothesis' data) would make each collection cost tenths of a second.
-    gc.freeze()
-    try:
+    with frozen():
         _accumulate_ladder()
-    finally:
-        gc.unfreeze()
 
 
 def _accumulate_ladder() -> None:
@@ -209,11 +206,8 @@ def test_estimate_integrates_marginal_costs() -> None:
 def test_cli_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     tiny = [bench_accumulate.AccumulateSpec("text", "text", 32, repeats=1, marginal_chunks=2)]
     monkeypatch.setattr(bench_accumulate, "specs", lambda quick=False: tiny)
-    gc.freeze()  # (the ladder's collections would walk the whole suite's heap)
-    try:
+    with frozen():  # (the ladder's collections would walk the whole suite's heap)
         assert main(["--quick", "--only", "accumulate", "--json", "--no-plot"]) == 0
-    finally:
-        gc.unfreeze()
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["schema"] == 1 and document["quick"] is True

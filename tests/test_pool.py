@@ -22,16 +22,20 @@ import rxgpt
 from rxgpt import Client, Retry, StreamTimeout, Timeouts
 from rxgpt._client import DEFAULT_POOL_LIMIT
 
-HOLD = 0.8  # each stream lasts this long
-CONNECT = 0.5  # below every wait for a free connection (0.8 s, 1.6 s), above a GC pause
+POOL = 2
+HOLD = 2.0  # the first POOL streams last this long; the later ones answer at once
+CONNECT = 1.2  # below every wait for a free connection (HOLD), far above a stall of the loop
 STREAMS = 6
 BOUND = 20.0
 
 
 async def slow_answer(request: web.Request) -> web.StreamResponse:
+    """Stream ``n`` (its message says ``n``) holds its connection if it is one of the first."""
+    held = int((await request.json())["messages"][0]["content"]) < POOL
     response: web.StreamResponse = await prepared(request)
     await response.write(ROLE + chunk({"content": "a"}))
-    await asyncio.sleep(HOLD)
+    if held:
+        await asyncio.sleep(HOLD)
     await response.write(chunk({"content": "b"}) + FINISH + DONE_EVENT)
     await response.write_eof()
     return response
@@ -58,23 +62,23 @@ async def url() -> AsyncIterator[str]:
 
 async def test_streams_waiting_for_the_pool_do_not_time_out_connecting(url: str) -> None:
     timeouts = Timeouts(connect=CONNECT, idle=5)
-    async with Client(url, "k", pool_limit=2, timeouts=timeouts, retry=Retry(attempts=1)) as c:
+    async with Client(url, "k", pool_limit=POOL, timeouts=timeouts, retry=Retry(attempts=1)) as c:
         results = await run_all(c)
-    assert results == ["ab"] * STREAMS  # 3 rounds of HOLD, each far past CONNECT
+    assert results == ["ab"] * STREAMS  # the later ones waited HOLD, far past CONNECT
 
 
 async def test_a_session_without_pool_tracing_counts_the_wait(url: str) -> None:
     timeouts = Timeouts(connect=CONNECT, idle=5)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL)) as session:
         client = Client(url, "k", session=session, timeouts=timeouts, retry=Retry(attempts=1))
         results = await run_all(client)
-        assert sum(r == "ab" for r in results) == 2
+        assert results[:POOL] == ["ab"] * POOL
         late = [r for r in results if isinstance(r, StreamTimeout)]
-        assert len(late) == STREAMS - 2 and all(r.phase == "connect" for r in late)
+        assert len(late) == STREAMS - POOL and all(r.phase == "connect" for r in late)
 
     # the same session, given the tracing, waits for the pool as the Client's own does
     traced = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=2), trace_configs=[rxgpt.pool_tracing()]
+        connector=aiohttp.TCPConnector(limit=POOL), trace_configs=[rxgpt.pool_tracing()]
     )
     async with traced as session:
         client = Client(url, "k", session=session, timeouts=timeouts, retry=Retry(attempts=1))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 import aiohttp
 
+from .._collector import frozen
 from .._json import dumps
 from .._providers import get_provider
 from ._client import PreparedRequest, RequestRecord, measure, open_session
@@ -230,7 +230,6 @@ async def run_shard(
     pool = len(prepared)
     own = session is None
     client = session or open_session()
-    last_scheduled = 0
 
     def done(record: RequestRecord) -> None:
         live.inflight -= 1
@@ -266,46 +265,21 @@ async def run_shard(
                 gate.release()
         done(record)
 
-    frozen_before = gc.get_freeze_count() > 0  # (freezes do not nest: keep the caller's)
-    gc.collect()
-    gc.freeze()  # as vLLM does: fewer, shorter collector pauses during the run
     monitor = HealthMonitor(recent=live.lag)
     end_by = t0_ns + int(plan.duration * 1e9) if plan.duration is not None else None
     try:
-        async with monitor:
-            delay = (t0_ns - _perf_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if plan.kind == "closed":
-                last_scheduled = await _closed_loop(
-                    plan, t0_ns, shard, shards, end_by, prepared, one
-                )
-            else:
-                gate = (
-                    asyncio.Semaphore(_share(plan.concurrency, shard, shards))
-                    if plan.concurrency
-                    else None
-                )
-                tasks: set[asyncio.Task[None]] = set()
-                loop = asyncio.get_running_loop()
-                offsets = plan.offsets
-                for index in range(shard, len(offsets), shards):
-                    due = t0_ns + int(offsets[index] * 1e9)
-                    wait = (due - _perf_ns()) / 1e9
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    record = RequestRecord(index, due, prepared[index % pool])
-                    record.worker = shard
-                    record.dispatched_ns = _perf_ns()
-                    last_scheduled = due
-                    task = loop.create_task(one(record, gate))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                while tasks:
-                    await asyncio.gather(*list(tasks))
+        with frozen():  # as vLLM does: fewer, shorter collector pauses in the run
+            async with monitor:
+                delay = (t0_ns - _perf_ns()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if plan.kind == "closed":
+                    last_scheduled = await _closed_loop(
+                        plan, t0_ns, shard, shards, end_by, prepared, one
+                    )
+                else:
+                    last_scheduled = await _open_loop(plan, t0_ns, shard, shards, prepared, one)
     finally:
-        if not frozen_before:
-            gc.unfreeze()
         if own:
             await client.close()
     end_ns = _perf_ns()
@@ -331,6 +305,39 @@ def _share(total: int | None, shard: int, shards: int) -> int:
     if total is None:
         return 0
     return max(1, total // shards + (1 if shard < total % shards else 0))
+
+
+async def _open_loop(
+    plan: Plan,
+    t0_ns: int,
+    shard: int,
+    shards: int,
+    prepared: list[PreparedRequest],
+    one: Callable[[RequestRecord, asyncio.Semaphore | None], Any],
+) -> int:
+    """Open loop: send this shard's requests at their scheduled offsets, at most
+    ``concurrency`` (its share) at once; return when all have ended."""
+    pool = len(prepared)
+    gate = asyncio.Semaphore(_share(plan.concurrency, shard, shards)) if plan.concurrency else None
+    tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+    offsets = plan.offsets
+    last_scheduled = 0
+    for index in range(shard, len(offsets), shards):
+        due = t0_ns + int(offsets[index] * 1e9)
+        wait = (due - _perf_ns()) / 1e9
+        if wait > 0:
+            await asyncio.sleep(wait)
+        record = RequestRecord(index, due, prepared[index % pool])
+        record.worker = shard
+        record.dispatched_ns = _perf_ns()
+        last_scheduled = due
+        task = loop.create_task(one(record, gate))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    return last_scheduled
 
 
 async def _closed_loop(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import multiprocessing
 import multiprocessing.process
 import signal
@@ -18,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._collector import freeze
 from ._app import create_app
 from ._dialect import ENGINE_KEY, MockConfig
 from ._engine import Engine
@@ -160,8 +160,7 @@ async def serve_forever(
             child.start()
             children.append(child)
         if freeze_gc:
-            gc.collect()
-            gc.freeze()
+            freeze()
         try:
             if announce:
                 extra = f", {workers} workers" if workers > 1 else ""
