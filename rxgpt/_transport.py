@@ -43,6 +43,7 @@ _MAX_ERROR_BODY = 64 * 1024
 
 #: Streams are long: rxgpt's own deadlines (rxgpt.Timeouts) apply, not aiohttp's 300 s.
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
+_JSON = "application/json"  # the type of every body rxgpt sends
 
 
 def _status_error_class(status: int) -> type[HTTPStatusError]:
@@ -113,10 +114,13 @@ def request(
     waits for one tells ``progress`` "queued", then "dequeued".
     """
     body = dumps(json).encode() if json is not None else None
-    send_headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-    if body is not None:
-        send_headers["Content-Type"] = "application/json"
-    send_headers.update(headers or {})
+    # (the body's Content-Type travels with its payload, see _open: a header fewer that
+    # aiohttp copies twice per request; a Content-Type in ``headers`` still wins)
+    send_headers = {"Accept": "text/event-stream"}
+    if method == "GET":
+        send_headers["Cache-Control"] = "no-cache"  # as EventSource asks (no POST is cached)
+    if headers:
+        send_headers.update(headers)
     gate = flow if flow is not None else FlowControl()
     return _Request(
         url, method, body, send_headers, session, gate, progress,
@@ -380,7 +384,7 @@ async def _open(
         resp = await client.request(
             method,
             url,
-            data=body,
+            data=aiohttp.BytesPayload(body, content_type=_JSON) if body is not None else None,
             headers=headers,
             allow_redirects=False,
             trace_request_ctx=progress,  # the pool reports its waits (see pool_tracing)

@@ -282,6 +282,23 @@ async def recorder(aiohttp_server: AiohttpServer) -> tuple[str, Recorded]:
     return str(server.make_url("/v1")), recorded
 
 
+async def test_the_request_headers(recorder: tuple[str, Recorded]) -> None:
+    base_url, recorded = recorder
+    key = "sk-test-0123456789abcdef"
+    async with Client(base_url, api_key=key, retry=Retry(attempts=1)) as client:
+        assert await asyncio.wait_for(chat(client).text(), TIMEOUT) == "hi"
+    own_type = {"Content-Type": "application/json; charset=utf-8"}  # a client's own wins
+    async with Client(base_url, api_key=key, headers=own_type) as client:
+        assert await asyncio.wait_for(chat(client).text(), TIMEOUT) == "hi"
+    sent, custom = ({k.lower(): v for k, v in h.items()} for h in recorded.headers)
+    assert sent["content-type"] == "application/json"
+    assert sent["accept"] == "text/event-stream"
+    assert sent["authorization"] == f"Bearer {key}"
+    assert "cache-control" not in sent  # (asked only with a GET, as EventSource does)
+    assert custom["content-type"] == own_type["Content-Type"]
+    assert recorded.bodies[0] == recorded.bodies[1] and recorded.bodies[0]["model"] == MODEL
+
+
 async def test_extra_params_go_into_the_body_as_given(recorder: tuple[str, Recorded]) -> None:
     base_url, recorded = recorder
     tools = [

@@ -270,6 +270,17 @@ async def test_the_request_body_and_headers_are_resent(h: Harness) -> None:
     assert [json.loads(body) for body in script.bodies] == [{"session": "abc"}] * 2
     assert [headers.get("X-Trace") for headers in script.headers] == ["t-1", "t-1"]
     assert all(headers.get("Accept") == "text/event-stream" for headers in script.headers)
+    assert all(headers.get("Content-Type") == "application/json" for headers in script.headers)
+    assert all("Cache-Control" not in headers for headers in script.headers)
+
+
+async def test_a_get_asks_for_no_cached_answer(h: Harness) -> None:
+    url, script = await h.serve(sse(b"retry: 10\nid: 1\ndata: x\n\n"), status(204))
+    events, _ = subscribe(url, h.session)
+    await events.wait()
+    assert script.requests == 2
+    assert [headers.get("Cache-Control") for headers in script.headers] == ["no-cache"] * 2
+    assert [headers.get("Last-Event-ID") for headers in script.headers] == [None, "1"]
 
 
 # --------------------------------------------------------------------------- ending
