@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import Observable, abc
 
@@ -34,9 +34,13 @@ class FlowControl:
     cancellation) the producer closes its connection at once instead of draining it.
     """
 
-    __slots__ = ("_open", "_paused_by", "aborted", "paused")
+    __slots__ = ("_open", "_paused_by", "aborted", "drivers", "paused")
 
     def __init__(self) -> None:
+        #: A list while a consumer that will drive the transfer in its own task starts the
+        #: stream (see ``ChatStream.completion``): a producer subscribed meanwhile adds its
+        #: :class:`Driven` run here instead of starting a task of its own.
+        self.drivers: list[Driven] | None = None
         # Made on first use: most streams are never paused (fewer objects per stream).
         self._open: asyncio.Event | None = None
         self._paused_by: set[int] | None = None
@@ -80,6 +84,13 @@ class FlowControl:
             if self._open is None:
                 self._open = asyncio.Event()
             await self._open.wait()
+
+
+class Driven(Protocol):
+    """A producer's run that a consumer drives in its own task (see FlowControl.drivers)."""
+
+    async def drive(self) -> None:
+        """Run in the calling task until the consumer has what it waits for."""
 
 
 _END = object()

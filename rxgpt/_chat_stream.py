@@ -16,7 +16,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from ._accumulate import add_batch, partial_completion
-from ._aio import FlowControl, ObservableIterator
+from ._aio import Driven, FlowControl, ObservableIterator
 from ._completion import Accumulator, Completion
 from ._decoder import stream_specs
 from ._deltas import Delta, TextDelta
@@ -66,6 +66,12 @@ class StreamResult:
         """The partial result while the stream runs."""
         raise NotImplementedError
 
+    def _start_driven(self) -> list[Driven]:
+        """Start; return the producers' runs that the awaiter of the result drives in its
+        own task (none by default: they run on their own)."""
+        self.start()
+        return []
+
     def _left_early(self) -> None:
         """An ``async for`` loop ended before the stream did (nothing by default)."""
 
@@ -82,9 +88,11 @@ class StreamResult:
         Raises the stream's typed error (with ``error.partial``) if it failed. Cancelling
         the awaiting task cancels the stream.
         """
-        self.start()
+        driven = self._start_driven()
         assert self._finished is not None
         try:
+            while driven:
+                await driven.pop().drive()
             await self._finished.wait()
         except asyncio.CancelledError:
             self.cancel()
@@ -215,6 +223,19 @@ class ChatStream(StreamResult):
                 self._finished.set()
         if not self._fanout.connected and not self.done:
             self._fanout.connect()
+
+    def _start_driven(self) -> list[Driven]:
+        # The first request runs in the task that awaits the result, which waits for the
+        # end anyway: no task of its own, no event to wake the awaiter (a retry's later
+        # attempts run in tasks of their own). Performance: the task and the wake-up cost
+        # ~40k instructions, 2.4 % of a one-token stream's (callgrind, 512 streams).
+        driven: list[Driven] = []
+        self._flow.drivers = driven
+        try:
+            self.start()
+        finally:
+            self._flow.drivers = None
+        return driven
 
     def cancel(self) -> None:
         """Stop now: close the response; the result becomes a "cancelled" partial."""

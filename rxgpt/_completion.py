@@ -189,6 +189,11 @@ def _runs(fragments: Sequence[str], runs: Sequence[tuple[int, int]]) -> dict[int
     return {part: "".join(texts) for part, texts in pieces.items()}
 
 
+def _index(state: _ToolState) -> int:
+    """The sort key of a choice's tool calls."""
+    return state.index
+
+
 class _ToolState:
     __slots__ = (
         "args",
@@ -291,24 +296,29 @@ class _ChoiceState:
         reasoning.append(delta.text)
 
     def build(self) -> Choice:
-        tools = [t.build() for t in sorted(self.tools.values(), key=lambda t: t.index)]
+        # (each channel's work only when it was sent: most choices are text alone)
+        tools = [t.build() for t in sorted(self.tools.values(), key=_index)] if self.tools else []
         logprobs = None
         if self.logprobs is not None:
             logprobs = {
                 key: list(value) if value is not None else None
                 for key, value in self.logprobs.items()
             }
-        by_kind = _runs(self.reasoning or (), self.reasoning_runs or ())
-        raw_reasoning = [text for key, text in by_kind.items() if not key % 2]
-        summaries = [text for key, text in by_kind.items() if key % 2]
+        reasoning = summary = None
+        if self.reasoning:
+            by_kind = _runs(self.reasoning, self.reasoning_runs or ())
+            raw_reasoning = [text for key, text in by_kind.items() if not key % 2]
+            summaries = [text for key, text in by_kind.items() if key % 2]
+            reasoning = "".join(raw_reasoning) if raw_reasoning else None
+            summary = "".join(summaries) if summaries else None
         return Choice(
             index=self.index,
             text="".join(self.text) if self.text is not None else None,
             refusal="".join(self.refusal) if self.refusal is not None else None,
             role=self.role,
-            reasoning="".join(raw_reasoning) if raw_reasoning else None,
-            reasoning_summary="".join(summaries) if summaries else None,
-            signatures=[value for _, value in self.signatures or ()],
+            reasoning=reasoning,
+            reasoning_summary=summary,
+            signatures=[value for _, value in self.signatures] if self.signatures else [],
             tool_calls=tools,
             finish_reason=self.finish,
             raw_finish_reason=self.raw_finish,
@@ -319,7 +329,9 @@ class _ChoiceState:
 
     def _parts(self, tools: list[ToolCall]) -> list[ContentPart]:
         """The choice's content parts in wire order ([] for one undivided message)."""
-        undivided = len(self.order) <= 1 and all(t.part < 0 for t in self.tools.values())
+        undivided = len(self.order) <= 1 and (
+            not self.tools or all(t.part < 0 for t in self.tools.values())
+        )
         if not self.starts and undivided:
             return []  # one undivided message (OpenAI chat): no parts to describe
         texts = _runs(self.text or [], self.text_runs)
@@ -331,7 +343,7 @@ class _ChoiceState:
 
     def _tool_parts(self, tools: list[ToolCall]) -> dict[int, ToolCall]:
         """The built tool calls (``tools``, in index order) that are content parts, by part."""
-        states = sorted(self.tools.values(), key=lambda t: t.index)
+        states = sorted(self.tools.values(), key=_index)
         return {
             state.part: call for state, call in zip(states, tools, strict=True) if state.part >= 0
         }

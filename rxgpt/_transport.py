@@ -15,7 +15,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import yarl
@@ -209,18 +209,31 @@ class _Request(Batched[bytes]):
         self.slots = slots
 
     def subscribe_observer(self, observer: BatchObserver[bytes]) -> abc.DisposableBase:
-        """Start one transfer on the running loop; its disposal stops it."""
+        """Start one transfer in a task of its own, or hand it to the consumer that drives
+        it in its task (``flow.drivers``); its disposal stops it."""
         transfer = _Transfer(self, observer)
-        transfer.task = asyncio.get_running_loop().create_task(transfer.run())
+        drivers = self.flow.drivers
+        if drivers is not None:
+            drivers.append(transfer)
+        else:
+            transfer.task = asyncio.get_running_loop().create_task(transfer.run())
         return transfer
 
 
+#: How a transfer's delivery ended (see _Transfer._deliver).
+_Outcome = Literal["ended", "rest", "told"]
+
+#: Drains handed off by driven transfers (the loop keeps only weak references to tasks).
+_DRAINS: set[asyncio.Task[None]] = set()
+
+
 class _Transfer(abc.DisposableBase):
-    """One subscription of :func:`request`: the task that runs it, and how it stands."""
+    """One subscription of :func:`request`: how it stands, and the task that runs it (its
+    own, or the consumer's when driven: see :meth:`drive`)."""
 
     __slots__ = (
-        "closed", "graceful", "headers", "in_on_next", "observer", "request", "response",
-        "task",
+        "closed", "driven", "graceful", "headers", "in_on_next", "interrupted", "observer",
+        "request", "response", "task",
     )  # fmt: skip
 
     def __init__(self, request: _Request, observer: BatchObserver[bytes]) -> None:
@@ -232,6 +245,8 @@ class _Transfer(abc.DisposableBase):
         self.closed = False  # disposed
         self.graceful = False  # disposed while delivering: drain, then reuse
         self.in_on_next = False
+        self.driven = False  # run in the consumer's task (see drive)
+        self.interrupted = False  # driven, and cancelled by dispose()
 
     def dispose(self) -> None:
         """Stop: drain when the consumer saw the end while a read is delivered, else close."""
@@ -243,8 +258,32 @@ class _Transfer(abc.DisposableBase):
             return
         if self.response is not None:
             self.response.close()
-        if self.task is not None:
-            self.task.cancel()
+        task = self.task
+        if task is None:
+            return
+        if not self.driven:
+            task.cancel()
+        elif task is not asyncio.current_task():
+            self.interrupted = True  # (drive takes this cancel back)
+            task.cancel()
+        # (else the transfer's own calls disposed it: it sees `closed` when they return,
+        # and a cancel of the consumer's task would outlive the transfer)
+
+    async def drive(self) -> None:
+        """Run in the calling task: a consumer that only waits for the end (``await
+        completion()``) spares a task and a wake-up. A cancel made by :meth:`dispose` is
+        taken back, not raised; any other cancel of the task is raised."""
+        task = self.task = asyncio.current_task()
+        assert task is not None
+        self.driven = True
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            if not self.interrupted or task.uncancel() > 0:
+                raise
+            return
+        if self.interrupted:  # (delivered, and taken, inside run: a wait for a slot)
+            task.uncancel()
 
     async def run(self) -> None:
         """Send the request and push the body's reads; every failure becomes a typed error."""
@@ -256,13 +295,16 @@ class _Transfer(abc.DisposableBase):
                     spec.progress("queued")
                 await slots.wait()
             except asyncio.CancelledError:
-                return  # disposed while waiting: nothing was sent
+                if self.closed:
+                    return  # disposed while waiting: nothing was sent
+                raise  # (driven: the consumer's task was cancelled)
             if spec.progress is not None:
                 spec.progress("dequeued")
         own = spec.session is None
         client = spec.session or aiohttp.ClientSession(timeout=_NO_TIMEOUT)
+        rest: aiohttp.ClientResponse | None = None
         try:
-            await self._exchange(client)
+            rest = await self._exchange(client)
         except asyncio.CancelledError:
             raise
         except _ConsumerError as wrapped:
@@ -276,44 +318,83 @@ class _Transfer(abc.DisposableBase):
         finally:
             self.observer = ENDED  # no reference to the subscriber: no cycle left for the GC
             self.task = None
-            if own:
-                await client.close()
-            if slots is not None:
-                slots.give_back()
+            if rest is None:
+                await self._end(client if own else None)
+        if rest is not None:  # driven: the consumer has its result; drain in a task
+            drain = asyncio.get_running_loop().create_task(self._drain_rest(rest, client, own))
+            _DRAINS.add(drain)
+            drain.add_done_callback(_DRAINS.discard)
 
-    async def _exchange(self, client: aiohttp.ClientSession) -> None:
+    async def _end(self, own_session: aiohttp.ClientSession | None) -> None:
+        """The transfer is over: close a session of its own, give its slot back."""
+        if own_session is not None:
+            await own_session.close()
+        if self.request.slots is not None:
+            self.request.slots.give_back()
+
+    async def _drain_rest(
+        self, resp: aiohttp.ClientResponse, client: aiohttp.ClientSession, own: bool
+    ) -> None:
+        """What a driven transfer left: the rest of the body, then the end (see _exchange)."""
+        try:
+            await _drain(resp, self.request.drain_bytes, self.request.drain_timeout)
+            await resp.wait_for_close()
+        except Exception:  # (say, the session closed first: the connection is not reused)
+            resp.close()
+        finally:
+            await self._end(client if own else None)
+
+    async def _exchange(self, client: aiohttp.ClientSession) -> aiohttp.ClientResponse | None:
+        """The request and its answer. Returns the response when a driven transfer leaves
+        the rest of its body to drain (the consumer saw the end, the body's end has not
+        come yet: the drain is not the consumer's to wait for)."""
         spec = self.request
         progress = spec.progress
         opened = await _open(client, spec.method, spec.url, spec.body, spec.headers, progress)
-        async with opened as resp:
-            self.response = resp
-            if self.closed:
-                resp.close()
-                return
-            self.headers = True
+        outcome: _Outcome = "told"
+        try:  # (as `async with opened`, but for a response handed off)
+            outcome = await self._deliver(opened)
+        finally:
+            if outcome != "rest":
+                opened.release()
+                await opened.wait_for_close()
+        if outcome == "rest":
+            return opened
+        if outcome == "ended":
+            self.observer._on_completed()
+        return None
+
+    async def _deliver(self, resp: aiohttp.ClientResponse) -> _Outcome:
+        """Tell the observer the answer: "ended" (the body ended: complete it once the
+        response is released), "rest" (see :meth:`_exchange`) or "told" (nothing more)."""
+        spec = self.request
+        progress = spec.progress
+        self.response = resp
+        if self.closed:
+            resp.close()
+            return "told"
+        self.headers = True
+        if progress is not None:
+            progress("connected")
+        if resp.status >= 300:
+            raw = await _read_bounded(resp)
+            self.observer._on_error(error_from_response(resp.status, resp.headers, raw, spec.url))
+            return "told"
+        if resp.status == 204:
             if progress is not None:
-                progress("connected")
-            if resp.status >= 300:
-                raw = await _read_bounded(resp)
-                self.observer._on_error(
-                    error_from_response(resp.status, resp.headers, raw, spec.url)
-                )
-                return
-            if resp.status == 204:
-                if progress is not None:
-                    progress("no_content")
-                self.observer._on_completed()
-                return
-            if not _is_stream(resp, spec.media_type):
-                self.observer._on_error(await _not_a_stream(resp, spec.url))
-                return
-            await self._pump(resp)
-            if self.graceful:
-                await _drain(resp, spec.drain_bytes, spec.drain_timeout)
-                return
-            if self.closed:
-                return
-        self.observer._on_completed()
+                progress("no_content")
+            self.observer._on_completed()
+            return "told"
+        if not _is_stream(resp, spec.media_type):
+            self.observer._on_error(await _not_a_stream(resp, spec.url))
+            return "told"
+        await self._pump(resp)
+        if self.graceful:
+            if self.driven and not resp.content.is_eof():
+                return "rest"  # (_drain would wait: the consumer's task does not)
+            await _drain(resp, spec.drain_bytes, spec.drain_timeout)
+            return "told"
+        return "told" if self.closed else "ended"
 
     async def _pump(self, resp: aiohttp.ClientResponse) -> None:
         """Push every network read to the observer until EOF or disposal."""

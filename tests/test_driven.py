@@ -1,0 +1,171 @@
+"""``await stream.completion()`` runs the stream's first request in the awaiting task.
+
+No task of its own and no event to wake the awaiter (see ``ChatStream._start_driven``), but
+every stop is still the stream's: a deadline or a disposal ends the request without leaving
+the awaiting task cancelled; a cancel of that task still cancels the stream; a retry's later
+attempts run on their own; a drain after the end is not the awaiter's to wait for. Real
+loopback servers; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from helpers import DONE, TIMEOUT, Harness, chat, chunk, full_stream, harness_fixture, prepared
+
+from rxgpt import Client, Delta, Retry, StreamCancelled, StreamTimeout, TextDelta, Timeouts
+
+h = harness_fixture()
+
+WORDS = ["Hello", " there"]
+TEXT = "".join(WORDS)
+FULL = full_stream(WORDS)
+
+
+async def full(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, FULL)
+
+
+async def test_the_request_runs_in_the_task_that_awaits_the_result(h: Harness) -> None:
+    url, _ = await h.serve(full)
+    stream = chat(h.client(url))
+    tasks: set[asyncio.Task[object] | None] = set()
+
+    def on_delta(delta: Delta) -> None:
+        tasks.add(asyncio.current_task())
+
+    stream.subscribe(on_delta)
+    result = await asyncio.wait_for(_completion_and_task(stream), TIMEOUT)
+    completion, awaiting = result
+    assert completion.text == TEXT
+    assert tasks == {awaiting}
+
+
+async def test_a_started_stream_runs_on_its_own(h: Harness) -> None:
+    url, _ = await h.serve(full)
+    stream = chat(h.client(url))
+    tasks: set[asyncio.Task[object] | None] = set()
+    stream.subscribe(lambda delta: tasks.add(asyncio.current_task()))
+    stream.start()  # (started before it is awaited: its request has a task of its own)
+    completion, awaiting = await asyncio.wait_for(_completion_and_task(stream), TIMEOUT)
+    assert completion.text == TEXT
+    assert len(tasks) == 1 and awaiting not in tasks
+
+
+async def test_a_deadline_leaves_the_awaiting_task_uncancelled(h: Harness) -> None:
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(chunk({"role": "assistant", "content": "Hel"}))
+        await asyncio.sleep(TIMEOUT)
+        return response
+
+    url, _ = await h.serve(stalls)
+    stream = chat(h.client(url, timeouts=Timeouts(idle=0.2)))
+    async with asyncio.timeout(TIMEOUT):
+        with pytest.raises(StreamTimeout) as info:
+            await stream.completion()
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        await asyncio.sleep(0.01)  # no cancel left over for the task's next wait
+    assert info.value.phase == "idle" and info.value.partial.text == "Hel"
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_stream(h: Harness) -> None:
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(chunk({"role": "assistant", "content": "Hel"}))
+        await asyncio.sleep(TIMEOUT)
+        return response
+
+    url, seen = await h.serve(stalls)
+    stream = chat(h.client(url))
+    arrived = asyncio.Event()
+    stream.subscribe(lambda delta: arrived.set() if isinstance(delta, TextDelta) else None)
+    waiting = asyncio.get_running_loop().create_task(stream.completion())
+    async with asyncio.timeout(TIMEOUT):
+        await arrived.wait()  # the client has the first text
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await seen.wait_ended(1, within=TIMEOUT)
+    assert isinstance(stream._error, StreamCancelled) and stream.partial.text == "Hel"
+    assert seen.cancelled == 1  # the server saw the request go away
+
+
+async def test_a_retry_after_a_driven_attempt(h: Harness) -> None:
+    answers = [b"", FULL]  # the first attempt ends before any content: retried
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _answer(request, answers.pop(0))
+
+    url, seen = await h.serve(handler)
+    stream = chat(h.client(url, retry=Retry(attempts=2, backoff=0.01)))
+    completion = await asyncio.wait_for(stream.completion(), TIMEOUT)
+    assert completion.text == TEXT and len(seen.arrivals) == 2
+
+
+async def test_a_stream_waiting_for_the_pool_is_cancelled_with_its_task(h: Harness) -> None:
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(chunk({"role": "assistant", "content": "a"}))
+        await release.wait()
+        await response.write(chunk({}, finish="stop") + DONE)
+        return response
+
+    url, _ = await h.serve(held)
+    async with Client(url, "k", pool_limit=1, retry=Retry(attempts=1)) as client:
+        first = chat(client)
+        first.start()
+        waiting = asyncio.get_running_loop().create_task(chat(client).completion())
+        async with asyncio.timeout(TIMEOUT):
+            while not (client._slots and client._slots.waiters):
+                await asyncio.sleep(0.005)
+            waiting.cancel()  # queued behind `first`, driven by its task
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            release.set()
+            assert await first.text() == "a"
+        assert client._slots.free == 1 and not client._slots.waiters
+
+
+async def test_the_total_deadline_while_waiting_for_the_pool(h: Harness) -> None:
+    release = asyncio.Event()
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(chunk({"role": "assistant", "content": "a"}))
+        await release.wait()
+        await response.write(chunk({}, finish="stop") + DONE)
+        return response
+
+    url, _ = await h.serve(held)
+    timeouts = Timeouts(total=0.2)
+    async with Client(url, "k", pool_limit=1, retry=Retry(attempts=1)) as client:
+        first = chat(client)
+        first.start()
+        async with asyncio.timeout(TIMEOUT):
+            with pytest.raises(StreamTimeout) as info:
+                await chat(client, timeouts=timeouts).completion()
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0
+            await asyncio.sleep(0.01)  # no cancel left over
+            release.set()
+            assert await first.text() == "a"
+        assert info.value.phase == "total"
+        assert client._slots is not None and client._slots.free == 1
+
+
+async def _completion_and_task(stream: object) -> tuple[object, asyncio.Task[object] | None]:
+    completion = await stream.completion()  # type: ignore[attr-defined]
+    return completion, asyncio.current_task()
+
+
+async def _answer(request: web.Request, body: bytes) -> web.StreamResponse:
+    response = await prepared(request)
+    if body:
+        await response.write(body)
+    return response
