@@ -89,11 +89,13 @@ class StreamResult:
         the awaiting task cancels the stream.
         """
         driven = self._start_driven()
-        assert self._finished is not None
         try:
             while driven:
                 await driven.pop().drive()
-            await self._finished.wait()
+            if not self.done:  # (the event is made only when there is a wait)
+                if self._finished is None:
+                    self._finished = asyncio.Event()
+                await self._finished.wait()
         except asyncio.CancelledError:
             self.cancel()
             raise
@@ -217,10 +219,6 @@ class ChatStream(StreamResult):
 
     def start(self) -> None:
         """Send the request (idempotent). Call from within a running event loop."""
-        if self._finished is None:
-            self._finished = asyncio.Event()
-            if self._result is not None or self._error is not None:
-                self._finished.set()
         if not self._fanout.connected and not self.done:
             self._fanout.connect()
 

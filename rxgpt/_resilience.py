@@ -263,7 +263,8 @@ class _Run(abc.DisposableBase):
         self.started = self.clock()
         self.attempt = 0
         self.content = False  # a content delta has been passed on
-        self.prefix: list[Delta] = []  # metadata held back until the first content
+        #: metadata held back until the first content (a list once there is some)
+        self.prefix: list[Delta] | None = None
         self.last_content = 0.0
         self.idle_armed = False  # the idle deadline runs from the last content delta
         self.subscription: abc.DisposableBase | None = None
@@ -277,8 +278,6 @@ class _Run(abc.DisposableBase):
         self.total_timer: asyncio.TimerHandle | None = None
         self.retry_timer: asyncio.TimerHandle | None = None
         self.finished = False
-        #: attempts made so far, exposed for tests and logs
-        self.errors: list[BaseException] = []
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -293,7 +292,7 @@ class _Run(abc.DisposableBase):
     def _attempt(self) -> None:
         self.retry_timer = None
         self.attempt += 1
-        self.prefix = []
+        self.prefix = None
         self.idle_armed = False
         self._set_phase("connect", self.timeouts.connect)
         attempt = _Attempt(self, self.attempt)
@@ -404,17 +403,20 @@ class _Run(abc.DisposableBase):
             if cls is Heartbeat:
                 self.observer._on_batch([delta])
             elif isinstance(delta, _NOT_CONTENT) or (cls is TextDelta and not delta.text):  # type: ignore[attr-defined]
-                self.prefix.append(delta)
+                if self.prefix is None:
+                    self.prefix = [delta]
+                else:
+                    self.prefix.append(delta)
             else:
                 self.content = True
                 if self.idle_armed:
                     self.last_content = self.clock()
-                prefix, self.prefix = self.prefix, []
-                self.observer._on_batch(prefix + batch[n:])
+                prefix, self.prefix = self.prefix, None
+                self.observer._on_batch(prefix + batch[n:] if prefix else batch[n:])
                 return
 
     def _flush_prefix(self) -> None:
-        prefix, self.prefix = self.prefix, []
+        prefix, self.prefix = self.prefix, None
         if prefix:
             self.observer._on_batch(prefix)
 
@@ -438,7 +440,6 @@ class _Run(abc.DisposableBase):
         if attempt != self.attempt or self.finished:
             return
         self._stop_phase()
-        self.errors.append(error)
         delay = self._retry_delay(error)
         if delay is not None:
             logger.info(
