@@ -10,6 +10,7 @@ loopback servers; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -108,15 +109,7 @@ async def test_a_retry_after_a_driven_attempt(h: Harness) -> None:
 
 async def test_a_stream_waiting_for_the_pool_is_cancelled_with_its_task(h: Harness) -> None:
     release = asyncio.Event()
-
-    async def held(request: web.Request) -> web.StreamResponse:
-        response = await prepared(request)
-        await response.write(chunk({"role": "assistant", "content": "a"}))
-        await release.wait()
-        await response.write(chunk({}, finish="stop") + DONE)
-        return response
-
-    url, _ = await h.serve(held)
+    url, _ = await h.serve(held_until(release))
     async with Client(url, "k", pool_limit=1, retry=Retry(attempts=1)) as client:
         first = chat(client)
         first.start()
@@ -134,15 +127,7 @@ async def test_a_stream_waiting_for_the_pool_is_cancelled_with_its_task(h: Harne
 
 async def test_the_total_deadline_while_waiting_for_the_pool(h: Harness) -> None:
     release = asyncio.Event()
-
-    async def held(request: web.Request) -> web.StreamResponse:
-        response = await prepared(request)
-        await response.write(chunk({"role": "assistant", "content": "a"}))
-        await release.wait()
-        await response.write(chunk({}, finish="stop") + DONE)
-        return response
-
-    url, _ = await h.serve(held)
+    url, _ = await h.serve(held_until(release))
     timeouts = Timeouts(total=0.2)
     async with Client(url, "k", pool_limit=1, retry=Retry(attempts=1)) as client:
         first = chat(client)
@@ -157,6 +142,19 @@ async def test_the_total_deadline_while_waiting_for_the_pool(h: Harness) -> None
             assert await first.text() == "a"
         assert info.value.phase == "total"
         assert client._slots is not None and client._slots.free == 1
+
+
+def held_until(release: asyncio.Event) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler that holds its answer (and its connection) until ``release`` is set."""
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        response = await prepared(request)
+        await response.write(chunk({"role": "assistant", "content": "a"}))
+        await release.wait()
+        await response.write(chunk({}, finish="stop") + DONE)
+        return response
+
+    return held
 
 
 async def _completion_and_task(stream: object) -> tuple[object, asyncio.Task[object] | None]:
