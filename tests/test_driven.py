@@ -29,6 +29,14 @@ async def full(request: web.Request) -> web.StreamResponse:
     return await _answer(request, FULL)
 
 
+async def stalls(request: web.Request) -> web.StreamResponse:
+    """The first text, then silence for longer than any test waits."""
+    response = await prepared(request)
+    await response.write(chunk({"role": "assistant", "content": "Hel"}))
+    await asyncio.sleep(TIMEOUT)
+    return response
+
+
 async def test_the_request_runs_in_the_task_that_awaits_the_result(h: Harness) -> None:
     url, _ = await h.serve(full)
     stream = chat(h.client(url))
@@ -56,12 +64,6 @@ async def test_a_started_stream_runs_on_its_own(h: Harness) -> None:
 
 
 async def test_a_deadline_leaves_the_awaiting_task_uncancelled(h: Harness) -> None:
-    async def stalls(request: web.Request) -> web.StreamResponse:
-        response = await prepared(request)
-        await response.write(chunk({"role": "assistant", "content": "Hel"}))
-        await asyncio.sleep(TIMEOUT)
-        return response
-
     url, _ = await h.serve(stalls)
     stream = chat(h.client(url, timeouts=Timeouts(idle=0.2)))
     async with asyncio.timeout(TIMEOUT):
@@ -74,12 +76,6 @@ async def test_a_deadline_leaves_the_awaiting_task_uncancelled(h: Harness) -> No
 
 
 async def test_cancelling_the_awaiting_task_cancels_the_stream(h: Harness) -> None:
-    async def stalls(request: web.Request) -> web.StreamResponse:
-        response = await prepared(request)
-        await response.write(chunk({"role": "assistant", "content": "Hel"}))
-        await asyncio.sleep(TIMEOUT)
-        return response
-
     url, seen = await h.serve(stalls)
     stream = chat(h.client(url))
     arrived = asyncio.Event()
