@@ -91,6 +91,21 @@ async def test_cancelling_the_awaiting_task_cancels_the_stream(h: Harness) -> No
     assert seen.cancelled == 1  # the server saw the request go away
 
 
+async def test_a_timeout_of_the_callers_own_cancels_the_stream_and_leaves_no_cancel(
+    h: Harness,
+) -> None:
+    url, seen = await h.serve(stalls)
+    stream = chat(h.client(url))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):  # the caller's own deadline, around the driven run
+            await stream.completion()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # no cancel left over
+    assert isinstance(stream._error, StreamCancelled) and stream.partial.text == "Hel"
+    await seen.wait_ended(1, within=TIMEOUT)
+
+
 async def test_a_retry_after_a_driven_attempt(h: Harness) -> None:
     answers = [b"", FULL]  # the first attempt ends before any content: retried
 
