@@ -117,12 +117,11 @@ class Pipeline:
     :data:`SLICE` items (the same result, with less garbage alive at once).
     """
 
-    __slots__ = ("_later", "end", "stages")
+    __slots__ = ("_rest", "end", "stages")
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        # (each stage after the first with the number of stages up to it, for _finish)
-        self._later = tuple(enumerate(self.stages[1:], 2))
+        self._rest = self.stages[1:]  # (the stages after the first, as _after_first runs them)
         #: How the last stage ended, once it did: the pipeline then takes nothing more.
         self.end: End | None = None
 
@@ -159,11 +158,12 @@ class Pipeline:
 
     def _after_first(self, batch: list[Any]) -> list[Any]:
         """Run items the first stage made through the other stages."""
-        for done, stage in self._later:
+        for stage in self._rest:
             if not batch:
                 return batch
             batch = stage.feed(batch)
-            if stage.end is not None:
+            if stage.end is not None:  # (once a stream: the stages up to it are done)
+                done = next(n for n, s in enumerate(self.stages, 1) if s is stage)
                 return self._finish(batch, done, stage.end)
         return batch
 
