@@ -13,10 +13,24 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+import reactivex
 from aiohttp import web
 from helpers import DONE, TIMEOUT, Harness, chat, chunk, full_stream, harness_fixture, prepared
+from reactivex import Observable
 
-from rxgpt import Client, Delta, Retry, StreamCancelled, StreamTimeout, TextDelta, Timeouts
+import rxgpt
+from rxgpt import (
+    ChatStream,
+    Client,
+    Delta,
+    FlowControl,
+    Retry,
+    StreamCancelled,
+    StreamTimeout,
+    TextDelta,
+    Timeouts,
+)
+from rxgpt._resilience import Progress
 
 h = harness_fixture()
 
@@ -104,6 +118,37 @@ async def test_a_timeout_of_the_callers_own_cancels_the_stream_and_leaves_no_can
     await asyncio.sleep(0.01)  # no cancel left over
     assert isinstance(stream._error, StreamCancelled) and stream.partial.text == "Hel"
     await seen.wait_ended(1, within=TIMEOUT)
+
+
+async def test_a_source_of_two_requests_runs_them_side_by_side(h: Harness) -> None:
+    # A ChatStream of your own whose source merges two requests: both are handed to the
+    # awaiting task; they must still run at once (the first answers only once the second
+    # has arrived).
+    second_arrived = asyncio.Event()
+
+    async def first(request: web.Request) -> web.StreamResponse:
+        async with asyncio.timeout(TIMEOUT / 2):
+            await second_arrived.wait()
+        return await _answer(request, FULL)
+
+    async def second(request: web.Request) -> web.StreamResponse:
+        second_arrived.set()
+        return await _answer(request, b"")
+
+    url_first, _ = await h.serve(first)
+    url_second, _ = await h.serve(second)
+
+    def make_source(flow: FlowControl, progress: Progress) -> Observable[bytes]:
+        return reactivex.merge(
+            *(
+                rxgpt.request(f"{url}/chat/completions", json={}, session=h.session, flow=flow)
+                for url in (url_first, url_second)
+            )
+        )
+
+    stream = ChatStream(make_source)
+    completion = await asyncio.wait_for(stream.completion(), TIMEOUT)
+    assert completion.text == TEXT
 
 
 async def test_a_retry_after_a_driven_attempt(h: Harness) -> None:
