@@ -31,7 +31,9 @@ class FlowControl:
     """A gate producers await before reading more: closed while any consumer is full.
 
     It also carries the consumer's intent when it stops: after :meth:`abort` (a
-    cancellation) the producer closes its connection at once instead of draining it.
+    cancellation) the producer closes its connection at once instead of draining it; and,
+    while a consumer that waits for the end starts the stream, where producers hand over
+    their runs for it to drive (:attr:`drivers`).
     """
 
     __slots__ = ("_open", "_paused_by", "aborted", "drivers", "paused")

@@ -91,11 +91,10 @@ class StreamResult:
         driven = self._start_driven()
         try:
             if len(driven) == 1:
-                await driven.pop().drive()
+                await driven[0].drive()
             elif driven:  # (a source of several requests: they run side by side)
-                runs, driven = driven, []
-                await asyncio.gather(*(run.drive() for run in runs))
-                del runs
+                await asyncio.gather(*(run.drive() for run in driven))
+            del driven
             if not self.done:  # (the event is made only when there is a wait)
                 if self._finished is None:
                     self._finished = asyncio.Event()

@@ -74,6 +74,30 @@ def _size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def _split_at_events(text: str) -> tuple[str, list[str], str]:
+    """Split ``text``, which starts at an event boundary, where a one-line ``data:`` event
+    can begin: what comes before the first (the head), the parts after each ``data: ``,
+    and the rest after the last blank line (an event still arriving, kept for the next
+    chunk); all up to that blank line is whole."""
+    if text[-2:] == "\n\n":  # the read ended at an event boundary (the common case)
+        parts = text[:-2].split("\n\ndata: ")
+        rest = ""
+    else:
+        parts = text.split("\n\ndata: ")
+        last = parts.pop()
+        # (str.rfind searches byte by byte: ask the fast forward search first)
+        end = last.rfind("\n\n") if "\n\n" in last else -1
+        if not parts:  # no `data:` block begins here: `last` is the whole text
+            parts = [last[:end]]
+            rest = last[end + 2 :]
+        elif end >= 0:
+            parts.append(last[:end])
+            rest = last[end + 2 :]
+        else:
+            rest = "data: " + last
+    return parts[0], parts[1:], rest
+
+
 class _Framer:
     """The WHATWG event-stream state machine; its subclasses choose what an event is.
 
@@ -214,28 +238,7 @@ class _Framer:
                 text = after
             else:
                 text = "\n\n" + text
-            # The text now starts at an event boundary. Split it where a one-line `data:`
-            # event can begin (parts[0] is what comes before the first): all up to the last
-            # blank line is whole; the rest is an event still arriving, kept for the next
-            # chunk.
-            if text[-2:] == "\n\n":  # the read ended at an event boundary (the common case)
-                parts = text[:-2].split("\n\ndata: ")
-                rest = ""
-            else:
-                parts = text.split("\n\ndata: ")
-                last = parts.pop()
-                # (str.rfind searches byte by byte: ask the fast forward search first)
-                end = last.rfind("\n\n") if "\n\n" in last else -1
-                if not parts:  # no `data:` block begins here: `last` is the whole text
-                    parts = [last[:end]]
-                    rest = last[end + 2 :]
-                elif end >= 0:
-                    parts.append(last[:end])
-                    rest = last[end + 2 :]
-                else:
-                    rest = "data: " + last
-            head = parts[0]
-            parts = parts[1:]
+            head, parts, rest = _split_at_events(text)
         if len(head) > 2:  # blocks before the first `data:` block (head starts with \n\n)
             self._blocks(head[2:], out, comments)
         # The fast path, the only one: a part without a line break is a one-line
