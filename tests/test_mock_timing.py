@@ -302,3 +302,71 @@ async def test_an_engine_failure_ends_the_streams_instead_of_hanging(
         async with asyncio.timeout(5):
             with pytest.raises(aiohttp.ClientPayloadError):
                 await arrivals(session, server, chat())
+
+
+async def test_a_burst_of_handlers_does_not_hold_up_the_next_step(
+    session: aiohttp.ClientSession,
+) -> None:
+    # Handlers that waited for a step all resume in one turn of the loop; if each then ran
+    # its work without looking again, ten of them (15 ms each, blocking the loop as a heavy
+    # request does) would hold the next step back by about 100 ms. Each looks again, so a
+    # step runs late by at most about one handler's work.
+    async with MockServer(tokens=40, itl_ms=20) as server:
+        engine = server.engine
+        stream = asyncio.ensure_future(arrivals(session, server, chat()))
+        async with asyncio.timeout(5):
+            while not engine.lateness():  # the stream's steps have begun
+                await asyncio.sleep(0.005)
+
+        async def handler() -> None:
+            await engine.wait_turn()
+            end = time.perf_counter() + 0.015
+            while time.perf_counter() < end:
+                pass
+
+        before = len(engine.lateness())
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(handler() for _ in range(10)))
+            await stream
+        during = engine.lateness()[before:]
+    assert len(during) >= 5  # the handlers' 150 ms of work spanned several steps
+    assert max(during) < 0.05
+
+
+async def test_zero_ms_steps_keep_a_handler_waiting_one_pass_at_most(
+    session: aiohttp.ClientSession,
+) -> None:
+    # With 0 ms steps a step is always due (and short answers that end and arrive keep
+    # moving the batch's start): a handler waits for one pass of the engine, never more.
+    async with MockServer(tokens=5, itl_ms=0) as server:
+        engine = server.engine
+        passes = 0
+        run_due = engine._run_due
+
+        def counting(now: float) -> None:
+            nonlocal passes
+            passes += 1
+            run_due(now)
+
+        engine._run_due = counting  # type: ignore[method-assign]
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            while not stop.is_set():
+                await arrivals(session, server, chat())
+
+        loads = [asyncio.ensure_future(load()) for _ in range(8)]
+        waited: list[int] = []
+        try:
+            async with asyncio.timeout(10):
+                while len(waited) < 50:
+                    before = passes
+                    await engine.wait_turn()
+                    if passes > before:  # it waited (a step was due)
+                        waited.append(passes - before)
+                    else:
+                        await asyncio.sleep(0)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*loads), 10)
+    assert max(waited) == 1

@@ -307,18 +307,23 @@ class Engine:
 
         A real server decodes in its own process; here the handlers share the loop with the
         engine, so a burst of new requests would delay the running streams' steps. A handler
-        calls this before its work: when a step is due within :data:`_TURN_MARGIN`, it goes
-        after that step.
+        calls this before its work: when a step (or a prefill's end) is due within
+        :data:`_TURN_MARGIN`, it goes after it. The handlers that waited all resume in one
+        turn of the loop, so each looks again: while the next timed step is already that
+        close (hundreds of handlers arrived at once: their work alone outlasts a step), it
+        waits for that one too. Steps of 0 ms (always due) make a handler wait one pass.
         """
         due = self._next_due()
         if due is None or self._task is None:
             return
         loop = asyncio.get_running_loop()
-        if due - loop.time() > _TURN_MARGIN:
-            return
-        turn: asyncio.Future[None] = loop.create_future()
-        self._turns.append(turn)
-        await turn
+        while due is not None and due - loop.time() <= _TURN_MARGIN:
+            turn: asyncio.Future[None] = loop.create_future()
+            self._turns.append(turn)
+            await turn
+            if self._task is None:
+                return
+            due = self._next_timed_step()
 
     def lateness(self) -> list[float]:
         """How late (seconds) each recent decode step ran against its schedule."""
@@ -488,6 +493,15 @@ class Engine:
         for batch in self._batches.values():
             if batch.next_at is not None and (due is None or batch.next_at < due):
                 due = batch.next_at
+        return due
+
+    def _next_timed_step(self) -> float | None:
+        """When the next step of a batch with a schedule (steps longer than 0 ms) is due."""
+        due = None
+        for batch in self._batches.values():
+            at = batch.next_at
+            if at is not None and batch.timing.itl_ms > 0 and (due is None or at < due):
+                due = at
         return due
 
     def _run_due(self, now: float) -> None:
