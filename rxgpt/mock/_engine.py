@@ -45,6 +45,7 @@ _EPSILON = 0.0001  # work due within this many seconds runs in the current pass
 _PASS_BUDGET = 0.005  # seconds a pass may spend catching up before the loop gets a turn
 _ZERO_STEP_RUN = 256  # steps a sequence runs in a row when steps take 0 ms
 _TURN_MARGIN = 0.002  # a handler waits for a step due within this many seconds
+_TURNS_AT_ONCE = 16  # waiting handlers let go per turn of the loop (before a timed step)
 _SPIN = 0.0015  # how long before a step the loop stops sleeping and only yields
 _LATENESS_KEPT = 1 << 20  # the last step latenesses kept for lateness()
 
@@ -293,7 +294,7 @@ class Engine:
         self._wake: asyncio.Future[None] | None = None
         self._wake_at: float | None = None
         self._lateness = array("d")
-        self._turns: list[asyncio.Future[None]] = []
+        self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
 
     # ----------------------------------------------------------------- public
 
@@ -308,10 +309,11 @@ class Engine:
         A real server decodes in its own process; here the handlers share the loop with the
         engine, so a burst of new requests would delay the running streams' steps. A handler
         calls this before its work: when a step (or a prefill's end) is due within
-        :data:`_TURN_MARGIN`, it goes after it. The handlers that waited all resume in one
-        turn of the loop, so each looks again: while the next timed step is already that
-        close (hundreds of handlers arrived at once: their work alone outlasts a step), it
-        waits for that one too. Steps of 0 ms (always due) make a handler wait one pass.
+        :data:`_TURN_MARGIN`, it waits. The engine lets waiting handlers go in order, a few
+        per turn of the loop while the next timed step is further off than that
+        (:meth:`_let_go`), and each one let go looks again: hundreds arriving at once do
+        their work between steps instead of in one turn that outlasts a step. Steps of 0 ms
+        (always due) make a handler wait one pass.
         """
         due = self._next_due()
         if due is None or self._task is None:
@@ -445,9 +447,13 @@ class Engine:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            let_go = self._let_go(loop.time()) if self._turns else False
             wake = self._next_due()
             now = loop.time()
             spin = self._spin()
+            if let_go and (wake is None or wake > now + _EPSILON):
+                await asyncio.sleep(0)  # the handlers let go run; then look again
+                continue
             if wake is not None and now + _EPSILON < wake <= now + spin:
                 # The selector wakes up to 1 ms late (its timeout is rounded up to whole
                 # ms): the last stretch before a step is spent yielding, not sleeping.
@@ -473,11 +479,24 @@ class Engine:
                     self._wake = None
                 continue
             self._run_due(loop.time())
-            if self._turns:
-                turns, self._turns = self._turns, []
-                for turn in turns:
-                    _resolve(turn)
             await asyncio.sleep(0)  # let the writes go out and new requests in
+
+    def _let_go(self, now: float) -> bool:
+        """Let waiting handlers go: all of them when no timed step is coming (0 ms steps),
+        else :data:`_TURNS_AT_ONCE` while that step is further off than :data:`_TURN_MARGIN`
+        (waking them all after each step costs as much as a step's writes at 1,024 streams).
+        """
+        timed = self._next_timed_step()
+        turns = self._turns
+        if timed is None:
+            count = len(turns)
+        elif timed - now > _TURN_MARGIN:
+            count = min(len(turns), _TURNS_AT_ONCE)
+        else:
+            return False
+        for _ in range(count):
+            _resolve(turns.popleft())
+        return count > 0
 
     def _spin(self) -> float:
         """How long before a step the loop stops sleeping: :data:`_SPIN`, at most a tenth
