@@ -370,3 +370,26 @@ async def test_zero_ms_steps_keep_a_handler_waiting_one_pass_at_most(
             stop.set()
             await asyncio.wait_for(asyncio.gather(*loads), 10)
     assert max(waited) == 1
+
+
+async def test_a_handlers_wait_for_its_turn_counts_in_its_queueing_and_ttft(
+    session: aiohttp.ClientSession,
+) -> None:
+    # The time a request's handler waits for turns (steps of other streams go first) is
+    # time the request waited in the server: the ground truth's arrival is the handler's
+    # start, so its queueing and TTFT include the wait.
+    async with MockServer(tokens=3, ttft_ms=10, itl_ms=5, timeline=True) as server:
+        engine = server.engine
+        wait_turn = engine.wait_turn
+
+        async def slow_turn() -> None:
+            await asyncio.sleep(0.1)
+            await wait_turn()
+
+        engine.wait_turn = slow_turn  # type: ignore[method-assign]
+        sent = time.time()
+        await arrivals(session, server, chat())
+        (record,) = server.timeline
+    assert record.queued is not None and record.queued >= 0.2  # both of its waits
+    assert record.ttft is not None and record.ttft >= 0.2 + 0.010
+    assert sent <= record.as_json()["arrived_unix"] <= sent + 0.1  # its start, not after

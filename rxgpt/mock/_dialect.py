@@ -43,6 +43,7 @@ The last section holds what OpenAI's chat and legacy completions dialects share 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -971,6 +972,7 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
     app = request.app
     config = app[CONFIG_KEY]
     engine = app[ENGINE_KEY]
+    arrived = asyncio.get_running_loop().time()  # its waits for turns count as queueing
     await engine.wait_turn()  # running streams' steps go first
     denied = dialect.unauthorized(request, config)
     if denied is not None:
@@ -998,7 +1000,7 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
             output_tokens=answer.output_tokens,
             finish=finish,
         )
-        await engine.run(silent, request.path, stream=False)
+        await engine.run(silent, request.path, stream=False, arrived=arrived)
         return dialect.whole_response(prompt, answer)
     eol = dialect.eol(faults)
     encoder = dialect.encoder(prompt, answer, eol)
@@ -1024,7 +1026,7 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
         faults=faults,
         framing=encoder,
     )
-    outcome = await engine.run(sequence, request.path, stream=True)
+    outcome = await engine.run(sequence, request.path, stream=True, arrived=arrived)
     if outcome == "gone":
         response.force_close()
     elif outcome is not None:

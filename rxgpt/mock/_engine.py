@@ -331,17 +331,26 @@ class Engine:
         """How late (seconds) each recent decode step ran against its schedule."""
         return list(self._lateness)
 
-    async def run(self, sequence: Sequence, route: str, *, stream: bool) -> str | None:
+    async def run(
+        self, sequence: Sequence, route: str, *, stream: bool, arrived: float | None = None
+    ) -> str | None:
         """Serve ``sequence`` to its end; returns its :attr:`Sequence.outcome`.
 
+        ``arrived``: when its request reached the server (``loop.time()``; default now), so
+        that the time its handler spent waiting for turns counts in its queueing and TTFT.
         Cancelling the caller (the client went away) takes the sequence out at once.
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
-        sequence.arrived = now
+        sequence.arrived = now if arrived is None else arrived
         if self.recorder is not None:
             sequence.record = RequestRecord(
-                next(self._ids), route, stream, sequence.prompt_tokens, now
+                next(self._ids),
+                route,
+                stream,
+                sequence.prompt_tokens,
+                sequence.arrived,
+                arrived_unix=time.time() - (now - sequence.arrived),
             )
         if not sequence.emit(0, now):  # the events before the first token
             self._finished(sequence, now)
