@@ -75,7 +75,8 @@ class RequestRecord:
 
     @property
     def queued(self) -> float | None:
-        """Seconds spent waiting for a slot."""
+        """Seconds from arrival (the handler's start) to a slot: turns, reading the request,
+        the queue."""
         return None if self.admitted is None else self.admitted - self.arrived
 
     def as_json(self) -> dict[str, Any]:
