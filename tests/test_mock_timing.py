@@ -342,8 +342,9 @@ async def test_waiting_handlers_are_let_go_a_few_at_a_time_between_timed_steps(
     session: aiohttp.ClientSession,
 ) -> None:
     # Waking every waiting handler after each step costs, at 1,024 streams, as much as the
-    # step's writes; the engine lets 16 go per turn of the loop, none when the next step is
-    # within 2 ms, and all when no timed step is coming.
+    # step's writes. Between steps 16 go, each to look again; none when the next step is
+    # within 2 ms; just after a step, the first in line for good; all when no timed step
+    # is coming.
     async with MockServer(tokens=40, itl_ms=20) as server:
         engine = server.engine
         stream = asyncio.ensure_future(arrivals(session, server, chat()))
@@ -353,17 +354,47 @@ async def test_waiting_handlers_are_let_go_a_few_at_a_time_between_timed_steps(
         due = engine._next_timed_step()
         assert due is not None
         loop = asyncio.get_running_loop()
-        turns = [loop.create_future() for _ in range(40)]
+        turns: list[asyncio.Future[bool]] = [loop.create_future() for _ in range(40)]
+        turns[3].cancel()  # (a handler whose client went away)
         engine._turns.extend(turns)
         assert not engine._let_go(due - 0.001)  # the step is close: nobody goes
         assert engine._let_go(due - 0.010)
-        assert [t.done() for t in turns] == [True] * 16 + [False] * 24  # in order
+        went = [t.result() if t.done() and not t.cancelled() else None for t in turns]
+        assert went == [False] * 3 + [None] + [False] * 13 + [None] * 23  # 16, in order
+        assert engine._let_go(due - 0.001, stepped=True)
+        assert turns[17].result() is True and not turns[18].done()
         engine._batches.clear()  # no timed step coming: all the others go
         assert engine._let_go(due)
-        assert all(t.done() for t in turns)
+        assert all(t.result() is True for t in turns[18:])
         stream.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stream
+
+
+@pytest.mark.parametrize("itl_ms", [1, 2])
+async def test_steps_shorter_than_the_margin_never_keep_new_requests_out(
+    session: aiohttp.ClientSession, itl_ms: float
+) -> None:
+    # With 1-2 ms steps the next step is always within the 2 ms margin (and with many
+    # streams the engine may be always behind): handlers still get their turn every step.
+    async with MockServer(tokens=3000, itl_ms=itl_ms) as server:
+        engine = server.engine
+        running = [asyncio.ensure_future(arrivals(session, server, chat())) for _ in range(4)]
+        try:
+            async with asyncio.timeout(5):
+                while engine.running < 4:
+                    await asyncio.sleep(0.005)
+                for _ in range(10):
+                    await asyncio.wait_for(engine.wait_turn(), 1)
+                times = await asyncio.wait_for(
+                    arrivals(session, server, chat(max_tokens=5)), 3
+                )
+            assert len(times) == 5
+            assert not any(task.done() for task in running)  # while the others ran
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 async def test_zero_ms_steps_keep_a_handler_waiting_one_pass_at_most(

@@ -294,7 +294,7 @@ class Engine:
         self._wake: asyncio.Future[None] | None = None
         self._wake_at: float | None = None
         self._lateness = array("d")
-        self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._turns: collections.deque[asyncio.Future[bool]] = collections.deque()
 
     # ----------------------------------------------------------------- public
 
@@ -309,23 +309,28 @@ class Engine:
         A real server decodes in its own process; here the handlers share the loop with the
         engine, so a burst of new requests would delay the running streams' steps. A handler
         calls this before its work: when a step (or a prefill's end) is due within
-        :data:`_TURN_MARGIN`, it waits. The engine lets waiting handlers go in order, a few
-        per turn of the loop while the next timed step is further off than that
-        (:meth:`_let_go`), and each one let go looks again: hundreds arriving at once do
-        their work between steps instead of in one turn that outlasts a step. Steps of 0 ms
-        (always due) make a handler wait one pass.
+        :data:`_TURN_MARGIN`, it waits. The engine lets waiting handlers go in order
+        (:meth:`_let_go`): a few at a time between steps while the next one is further off
+        than the margin, so hundreds arriving at once do their work between steps instead
+        of in one turn that outlasts a step; a handler let go so finds the next step close
+        (those let go before it took the time) waits again, first in line. And every step
+        lets the first in line go unconditionally, so a handler never waits for ever when
+        no gap comes (steps shorter than the margin, an engine behind its schedule).
         """
         due = self._next_due()
         if due is None or self._task is None:
             return
         loop = asyncio.get_running_loop()
-        while due is not None and due - loop.time() <= _TURN_MARGIN:
-            turn: asyncio.Future[None] = loop.create_future()
-            self._turns.append(turn)
-            await turn
-            if self._task is None:
-                return
+        if due - loop.time() > _TURN_MARGIN:
+            return
+        turn: asyncio.Future[bool] = loop.create_future()
+        self._turns.append(turn)
+        while not await turn and self._task is not None:
             due = self._next_timed_step()
+            if due is None or due - loop.time() > _TURN_MARGIN:
+                return
+            turn = loop.create_future()
+            self._turns.appendleft(turn)
 
     def lateness(self) -> list[float]:
         """How late (seconds) each recent decode step ran against its schedule."""
@@ -404,7 +409,8 @@ class Engine:
                 else:
                     done.set_exception(RuntimeError(f"the mock engine stopped: {error!r}"))
         for turn in self._turns:
-            _resolve(turn)
+            if not turn.done():
+                turn.set_result(True)
         self._turns.clear()
 
     def _admit(self, sequence: Sequence, now: float) -> None:
@@ -488,24 +494,37 @@ class Engine:
                     self._wake = None
                 continue
             self._run_due(loop.time())
+            if self._turns:
+                self._let_go(loop.time(), stepped=True)
             await asyncio.sleep(0)  # let the writes go out and new requests in
 
-    def _let_go(self, now: float) -> bool:
-        """Let waiting handlers go: all of them when no timed step is coming (0 ms steps),
-        else :data:`_TURNS_AT_ONCE` while that step is further off than :data:`_TURN_MARGIN`
-        (waking them all after each step costs as much as a step's writes at 1,024 streams).
+    def _let_go(self, now: float, stepped: bool = False) -> bool:
+        """Let waiting handlers go (see :meth:`wait_turn`); True when some went.
+
+        With no timed step coming (0 ms steps) all go. Else, just after a step
+        (``stepped``) the first in line goes whatever comes next; between steps, while the
+        next is further off than :data:`_TURN_MARGIN`, :data:`_TURNS_AT_ONCE` go, each to
+        look again (waking every waiting handler after each step would cost, at 1,024
+        streams, as much as the step's writes).
         """
         timed = self._next_timed_step()
         turns = self._turns
         if timed is None:
-            count = len(turns)
+            count, final = len(turns), True
+        elif stepped:
+            count, final = 1, True
         elif timed - now > _TURN_MARGIN:
-            count = min(len(turns), _TURNS_AT_ONCE)
+            count, final = _TURNS_AT_ONCE, False
         else:
             return False
-        for _ in range(count):
-            _resolve(turns.popleft())
-        return count > 0
+        went = False
+        while turns and count:
+            turn = turns.popleft()
+            if not turn.done():  # (a handler whose client went away is cancelled)
+                turn.set_result(final)
+                count -= 1
+                went = True
+        return went
 
     def _spin(self) -> float:
         """How long before a step the loop stops sleeping: :data:`_SPIN`, at most a tenth
