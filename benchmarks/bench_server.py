@@ -253,9 +253,15 @@ def lateness(streams: int, tokens: int, itl_ms: float, workers: int = 1) -> dict
             starts_at.append(at)
         steps[-1].append(late)
         last = at
-    # "settled": the steps after every stream has arrived (the ramp-up of the connections
-    # excluded), as a steady load sees them
-    ramp = max((record["arrived_monotonic"] for record in records), default=0.0) + 0.1
+    # "settled": the steps after every stream has its slot (the ramp-up of the connections
+    # and of the handlers' turns excluded), as a steady load sees them
+    ramp = (
+        max(
+            (record["arrived_monotonic"] + (record["queued"] or 0.0) for record in records),
+            default=0.0,
+        )
+        + 0.1
+    )
     settled = [min(v) * 1000 for v, at in zip(steps, starts_at, strict=True) if at >= ramp]
     # the steady part: steps that served at least half of the streams (of one worker)
     widest = max((len(v) for v in steps), default=0)

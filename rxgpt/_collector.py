@@ -5,6 +5,9 @@ a test suite's data) each one pauses the event loop for tenths of a second. Free
 exists (``gc.freeze()``, as vLLM does) leaves the collections only the objects made after.
 Freezes do not nest (``gc.unfreeze()`` releases everything frozen), so a run that froze
 releases only when nothing was frozen before it: a caller's freeze is kept.
+
+A process that is only a server (``rxgpt serve``) also makes full collections rarer
+(:func:`for_a_server`): each one walks every live request's objects at once.
 """
 
 from __future__ import annotations
@@ -31,3 +34,22 @@ def frozen() -> Iterator[None]:
     finally:
         if not frozen_before:
             gc.unfreeze()
+
+
+#: Collections of the middle generation before a full one (CPython's default: 10).
+SERVER_FULL_EVERY = 100
+
+
+def for_a_server() -> None:
+    """Freeze what start-up made, and collect the oldest generation ten times less often.
+
+    For a process that serves and does nothing else: after the freeze a full collection
+    walks only the requests' objects, but with a thousand streams open that is tens of
+    thousands of them, a 20-30 ms pause in the middle of a run (measured in ``rxgpt
+    serve`` at 1,024 streams); with the middle generation collected 100 times before a
+    full collection instead of 10, none comes in a benchmark's minutes, and cyclic garbage
+    is still collected, later.
+    """
+    freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, SERVER_FULL_EVERY)

@@ -386,9 +386,7 @@ async def test_steps_shorter_than_the_margin_never_keep_new_requests_out(
                     await asyncio.sleep(0.005)
                 for _ in range(10):
                     await asyncio.wait_for(engine.wait_turn(), 1)
-                times = await asyncio.wait_for(
-                    arrivals(session, server, chat(max_tokens=5)), 3
-                )
+                times = await asyncio.wait_for(arrivals(session, server, chat(max_tokens=5)), 3)
             assert len(times) == 5
             assert not any(task.done() for task in running)  # while the others ran
         finally:
