@@ -45,6 +45,15 @@ async def arrivals(session: aiohttp.ClientSession, server: MockServer, body: Any
     return out
 
 
+async def stepping(session: aiohttp.ClientSession, server: MockServer) -> asyncio.Future[Any]:
+    """A stream started on ``server``, once the engine has run its first decode step."""
+    stream = asyncio.ensure_future(arrivals(session, server, chat()))
+    async with asyncio.timeout(5):
+        while not server.engine.lateness():
+            await asyncio.sleep(0.005)
+    return stream
+
+
 def token_chunks(record: RequestRecord) -> list[Any]:
     return [chunk for chunk in record.chunks if chunk.step >= 1]
 
@@ -318,10 +327,7 @@ async def test_a_burst_of_handlers_does_not_hold_up_the_next_step(
     # step runs late by at most about one handler's work.
     async with MockServer(tokens=40, itl_ms=20) as server:
         engine = server.engine
-        stream = asyncio.ensure_future(arrivals(session, server, chat()))
-        async with asyncio.timeout(5):
-            while not engine.lateness():  # the stream's steps have begun
-                await asyncio.sleep(0.005)
+        stream = await stepping(session, server)
 
         async def handler() -> None:
             await engine.wait_turn()
@@ -347,10 +353,7 @@ async def test_waiting_handlers_are_let_go_a_few_at_a_time_between_timed_steps(
     # is coming.
     async with MockServer(tokens=40, itl_ms=20) as server:
         engine = server.engine
-        stream = asyncio.ensure_future(arrivals(session, server, chat()))
-        async with asyncio.timeout(5):
-            while engine._next_timed_step() is None:
-                await asyncio.sleep(0.005)
+        stream = await stepping(session, server)
         due = engine._next_timed_step()
         assert due is not None
         loop = asyncio.get_running_loop()
