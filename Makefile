@@ -35,6 +35,7 @@ bench-update: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rxgpt tests benchmarks
+	$(VENV)/bin/ruff format --check rxgpt tests benchmarks
 	$(VENV)/bin/mypy
 
 serve: $(STAMP)
