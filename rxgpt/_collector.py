@@ -1,4 +1,4 @@
-"""The cyclic garbage collector's freeze: what exists before a run is not rescanned in it.
+"""rxgpt's applications and the cyclic garbage collector: freezing what a run starts with.
 
 A full collection walks every tracked object: in a process with a large heap (its modules,
 a test suite's data) each one pauses the event loop for tenths of a second. Freezing what

@@ -354,7 +354,7 @@ async def test_waiting_handlers_are_let_go_a_few_at_a_time_between_timed_steps(
     async with MockServer(tokens=40, itl_ms=20) as server:
         engine = server.engine
         stream = await stepping(session, server)
-        due = engine._next_timed_step()
+        due = engine._next_step(timed=True)
         assert due is not None
         loop = asyncio.get_running_loop()
         turns: list[asyncio.Future[bool]] = [loop.create_future() for _ in range(40)]

@@ -326,7 +326,7 @@ class Engine:
         turn: asyncio.Future[bool] = loop.create_future()
         self._turns.append(turn)
         while not await turn and self._task is not None:
-            due = self._next_timed_step()
+            due = self._next_step(timed=True)
             if due is None or due - loop.time() > _TURN_MARGIN:
                 return
             turn = loop.create_future()
@@ -507,7 +507,7 @@ class Engine:
         look again (waking every waiting handler after each step would cost, at 1,024
         streams, as much as the step's writes).
         """
-        timed = self._next_timed_step()
+        timed = self._next_step(timed=True)
         turns = self._turns
         if timed is None:
             count, final = len(turns), True
@@ -536,18 +536,25 @@ class Engine:
         return spin
 
     def _next_due(self) -> float | None:
-        due = self._prefilling[0][0] if self._prefilling else None
-        for batch in self._batches.values():
-            if batch.next_at is not None and (due is None or batch.next_at < due):
-                due = batch.next_at
+        """When the engine next has work: a prefill's end or a batch's step."""
+        due = self._next_step()
+        if self._prefilling:
+            ready = self._prefilling[0][0]
+            if due is None or ready < due:
+                due = ready
         return due
 
-    def _next_timed_step(self) -> float | None:
-        """When the next step of a batch with a schedule (steps longer than 0 ms) is due."""
+    def _next_step(self, *, timed: bool = False) -> float | None:
+        """When the next step of a batch is due (``timed``: of a batch with a schedule,
+        steps longer than 0 ms)."""
         due = None
         for batch in self._batches.values():
             at = batch.next_at
-            if at is not None and batch.timing.itl_ms > 0 and (due is None or at < due):
+            if (
+                at is not None
+                and (due is None or at < due)
+                and (not timed or batch.timing.itl_ms > 0)
+            ):
                 due = at
         return due
 
