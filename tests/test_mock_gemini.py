@@ -112,6 +112,42 @@ async def test_max_output_tokens_thoughts_and_function_call(
     assert isinstance(calls[0]["args"], dict)
 
 
+async def test_proto_field_names_and_gemini_schemas_are_read(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    """Google's parser takes ``max_output_tokens`` as well as ``maxOutputTokens``, and a
+    ``Schema`` with upper-case types: the mock reads both as the API does."""
+    camel = {**BODY, "generationConfig": {"maxOutputTokens": 3, "candidateCount": 2}}
+    snake = {**BODY, "generation_config": {"max_output_tokens": 3, "candidate_count": 2}}
+    _, raw_camel, _ = await post(session, server, SSE, camel)
+    _, raw_snake, _ = await post(session, server, SSE, snake)
+    assert sse_payloads(raw_snake) == sse_payloads(raw_camel)
+    assert sse_payloads(raw_snake)[-1]["candidates"][1]["finishReason"] == "MAX_TOKENS"
+    schema = {
+        "type": "OBJECT",
+        "properties": {
+            "days": {"type": "INTEGER", "minimum": 1, "maximum": 3},
+            "unit_name": {"type": "STRING", "enum": ["C", "F"]},
+            "tags": {"type": "ARRAY", "items": {"type": "STRING"}, "max_items": 1},
+        },
+        "required": ["days", "unit_name", "tags"],
+    }
+    tools = [{"function_declarations": [{"name": "forecast", "parameters": schema}]}]
+    config = {"function_calling_config": {"mode": "ANY"}}
+    body = {**BODY, "tools": tools, "tool_config": config}
+    _, raw, _ = await post(session, server, SSE, body)
+    parts = [p for c in sse_payloads(raw) for p in c["candidates"][0]["content"]["parts"]]
+    (call,) = [p["functionCall"] for p in parts if "functionCall" in p]
+    args = call["args"]
+    assert call["name"] == "forecast" and not [p for p in parts if p.get("text")]
+    assert isinstance(args["days"], int) and 1 <= args["days"] <= 3
+    assert args["unit_name"] in ("C", "F") and len(args["tags"]) == 1
+    structured = {**BODY, "generation_config": {"response_schema": schema}}
+    _, raw, _ = await post(session, server, SSE, structured)
+    value = json.loads(text_of(sse_payloads(raw)))
+    assert set(value) == {"days", "unit_name", "tags"} and isinstance(value["days"], int)
+
+
 async def test_api_key_header_or_query(session: aiohttp.ClientSession) -> None:
     async with MockServer(tokens=2, api_key="g-key") as server:
         status, raw, _ = await post(session, server, SSE, BODY)

@@ -32,6 +32,7 @@ from ._dialect import (
     model_of,
     parse_tool_choice,
     positive_int,
+    response_schema,
     stop_sequences,
     token_events,
     tool_schemas,
@@ -69,6 +70,15 @@ _ANTHROPIC_ERRORS: Mapping[int, tuple[str, str]] = {
 _OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
 
 
+def _output_format(body: Any) -> Any:
+    """Structured outputs: ``output_config.format``, or the beta's ``output_format``
+    (``{"type": "json_schema", "schema": ...}``; litellm sends the latter)."""
+    config = body.get("output_config")
+    if isinstance(config, dict) and config.get("format") is not None:
+        return config["format"]
+    return body.get("output_format")
+
+
 class AnthropicDialect(Dialect):
     """``POST /v1/messages``."""
 
@@ -97,6 +107,7 @@ class AnthropicDialect(Dialect):
             tools=tool_schemas(body.get("tools")),
             tool_choice=parse_tool_choice(body.get("tool_choice")),
             stop=stop_sequences(body.get("stop_sequences")),
+            response_schema=response_schema(_output_format(body)),
         )
 
     def credentials(self, request: web.Request) -> list[str]:

@@ -29,7 +29,8 @@ Tool calls and thinking (the same on every endpoint that supports them):
   ``mock`` object's ``tool_call`` (``true``, a name, ``false``) overrides both. Otherwise the
   legacy trigger: the request offers ``tools`` and its LAST message is a user message whose
   text contains the word "weather" (any case); the call is to the first tool, with the
-  arguments :data:`TOOL_ARGUMENTS`, after the text, unless the token cap cut the text. A tool
+  arguments :data:`TOOL_ARGUMENTS` where they fit its schema (else generated from it, as
+  above), after the text, unless the token cap cut the text. A tool
   result as the last message (a ``tool`` message, a ``tool_result`` block, a
   ``function_call_output`` item) therefore gets a plain text answer.
 * thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
@@ -67,7 +68,7 @@ from ._faults import (
     run_interrupt,
     status_error,
 )
-from ._schema import json_pieces, value_for
+from ._schema import fits, json_pieces, value_for
 from ._text import (
     content_texts,
     count_prompt_tokens,
@@ -417,7 +418,7 @@ async def read_json(request: web.Request) -> Any:
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """The mock's tool call: to ``name``, with ``value`` (arguments generated from the tool's
-    schema) or, for the "weather" trigger, :data:`TOOL_ARGUMENTS`."""
+    schema) or, for the "weather" trigger to a tool they fit, :data:`TOOL_ARGUMENTS`."""
 
     name: str
     digest: str
@@ -517,7 +518,7 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     calls; ``"required"`` or a named tool always calls (the named or the first tool, with
     arguments generated from its schema, and no text beside the call); ``mock.tool_call``
     overrides both; otherwise the "weather" trigger calls the first tool after the text, with
-    :data:`TOOL_ARGUMENTS`.
+    :data:`TOOL_ARGUMENTS` where they fit its schema (else arguments generated from it).
     """
     timing = options.timing if options is not None else config.timing()
     steering = options.steering if options is not None else Steering()
@@ -599,8 +600,10 @@ def _tool_call(prompt: Prompt, steering: Steering, seed: str) -> tuple[ToolCall 
         name, forced = steering.tool_call, True
     elif steering.tool_call is True or mode == "required":
         name, forced = named or prompt.first_tool, True
-    elif prompt.tool is not None:  # the "weather" trigger
-        return ToolCall(prompt.tool, _tool_digest(prompt)), False
+    elif prompt.tool is not None:  # the "weather" trigger: its fixed arguments, if they fit
+        if fits(TOOL_ARGUMENTS, prompt.tools.get(prompt.tool, {})):
+            return ToolCall(prompt.tool, _tool_digest(prompt)), False
+        name = prompt.tool
     if name is None:
         return None, False
     value = value_for(prompt.tools.get(name, {}), f"{digest}#{name}")

@@ -98,7 +98,7 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(contents, list) or not contents:
         raise BadRequest("* GenerateContentRequest.contents: contents is not specified")
     messages: list[dict[str, Any]] = []
-    system = body.get("systemInstruction", body.get("system_instruction"))
+    system = body.get("systemInstruction")
     if system is not None:
         messages.append({"role": "system", "content": _text(system, "systemInstruction")})
     for content in contents:
@@ -117,21 +117,49 @@ def _text(content: Any, name: str) -> str:
     return "".join(text for text in texts if isinstance(text, str))
 
 
-def _lower_types(schema: Any) -> Any:
-    """Gemini's OpenAPI-style schema (``"type": "OBJECT"``) as JSON Schema."""
-    if isinstance(schema, dict):
-        out = {k: _lower_types(v) for k, v in schema.items()}
-        if isinstance(out.get("type"), str):
-            out["type"] = out["type"].lower()
-        return out
+def _json_name(name: str) -> str:
+    """A field's proto name (``max_output_tokens``) as its JSON name (``maxOutputTokens``)."""
+    head, *words = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in words)
+
+
+def _message(value: Any) -> Any:
+    """A request message (an object) with its fields under their JSON names.
+
+    Gemini parses requests with protobuf's JSON mapping, which accepts a field's proto
+    name too (``generation_config``, ``max_output_tokens``): clients such as litellm send
+    those. The one place the mock reads either spelling; anything else is returned as is.
+    """
+    if not isinstance(value, dict):
+        return value
+    return {_json_name(key) if "_" in key else key: item for key, item in value.items()}
+
+
+def _schema(schema: Any) -> Any:
+    """Gemini's ``Schema`` (OpenAPI-style, ``"type": "OBJECT"``, either field spelling) as
+    JSON Schema; the property names under ``properties`` are the caller's, kept as sent."""
     if isinstance(schema, list):
-        return [_lower_types(item) for item in schema]
-    return schema
+        return [_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = _message(schema)
+    for key, value in out.items():
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: _schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = _schema(value)
+    if isinstance(out.get("type"), str):
+        out["type"] = out["type"].lower()
+    return out
 
 
 def _tool_choice(config: Any) -> tuple[str, str | None]:
     """``toolConfig.functionCallingConfig`` (``mode`` AUTO / ANY / NONE) as a tool choice."""
-    calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
+    calling = (
+        _message(_message(config).get("functionCallingConfig"))
+        if isinstance(config, dict)
+        else None
+    )
     if not isinstance(calling, dict):
         return "auto", None
     mode = str(calling.get("mode", "AUTO")).upper()
@@ -151,10 +179,15 @@ def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     for tool in tools:
         if not isinstance(tool, dict):
             continue
-        declarations = tool.get("functionDeclarations", tool.get("function_declarations"))
+        declarations = _message(tool).get("functionDeclarations")
         for declaration in declarations if isinstance(declarations, list) else []:
+            declaration = _message(declaration)
             if isinstance(declaration, dict) and isinstance(declaration.get("name"), str):
-                out.append({"type": "function", "function": declaration})
+                schema = declaration.get("parametersJsonSchema")
+                if not isinstance(schema, dict):
+                    schema = _schema(declaration.get("parameters", {}))
+                function = {"name": declaration["name"], "parameters": schema}
+                out.append({"type": "function", "function": function})
     return out
 
 
@@ -178,8 +211,9 @@ class GeminiDialect(Dialect):
         if not isinstance(body, dict):
             raise BadRequest("Invalid JSON payload received. Expected an object.")
         model = request.get(MODEL_KEY) or model_of({}, config)
+        body = _message(body)
         messages = _messages(body)
-        generation = body.get("generationConfig", body.get("generation_config")) or {}
+        generation = _message(body.get("generationConfig")) or {}
         if not isinstance(generation, dict):
             raise BadRequest("Invalid JSON payload received. 'generationConfig' is not an object.")
         try:
@@ -187,13 +221,13 @@ class GeminiDialect(Dialect):
             n = positive_int(generation, "candidateCount", upper=MAX_N) or 1
         except BadRequest as exc:
             raise BadRequest(f"* GenerateContentRequest.generation_config: {exc.message}") from None
-        thinking = generation.get("thinkingConfig") or {}
+        thinking = _message(generation.get("thinkingConfig")) or {}
         include = isinstance(thinking, dict) and thinking.get("includeThoughts") is True
         tools = _tools(body)
         schema = generation.get("responseJsonSchema", generation.get("responseSchema"))
         structured = None
         if isinstance(schema, dict):
-            structured = _lower_types(schema)
+            structured = schema if "responseJsonSchema" in generation else _schema(schema)
         elif generation.get("responseMimeType") == "application/json":
             structured = response_schema({"type": "json_object"})
         seed = generation.get("seed")

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._text import VOCABULARY
 
-__all__ = ["json_pieces", "value_for"]
+__all__ = ["fits", "json_pieces", "value_for"]
 
 _FORMATS = {
     "date-time": "2025-01-01T12:00:00Z",
@@ -42,6 +42,46 @@ def value_for(schema: Any, seed: str) -> Any:
     """A value valid under ``schema`` (deterministic for ``seed``)."""
     root = schema if isinstance(schema, Mapping) else {}
     return _value(root, root, _rng(seed), 0)
+
+
+def fits(strings: Mapping[str, str], schema: Any) -> bool:
+    """Whether an object of string values is plainly valid under ``schema`` (an object
+    schema: its ``required`` properties present, no property it forbids, each value of a
+    type, ``enum``, ``const`` and length it allows). Combinators (``anyOf``...) are not
+    walked: such a schema does not plainly fit, and gets :func:`value_for` instead."""
+    if not isinstance(schema, Mapping):
+        return False
+    root, schema = schema, _resolve(schema, schema)
+    if schema.get("type", "object") != "object" or any(k in schema for k in _COMBINATORS):
+        return False
+    properties = schema.get("properties") or {}
+    if not isinstance(properties, Mapping):
+        return False
+    required = schema.get("required") or []
+    if not all(name in strings for name in required):
+        return False
+    for name, value in strings.items():
+        sub = properties.get(name)
+        if sub is None:
+            if schema.get("additionalProperties") is False:
+                return False
+            continue
+        sub = _resolve(sub, root) if isinstance(sub, Mapping) else {}
+        kind = sub.get("type", "string")
+        if any(k in sub for k in _COMBINATORS) or (
+            kind != "string" and not (isinstance(kind, list) and "string" in kind)
+        ):
+            return False
+        if "enum" in sub and value not in sub["enum"]:
+            return False
+        if "const" in sub and value != sub["const"]:
+            return False
+        if not int(sub.get("minLength", 0)) <= len(value) <= int(sub.get("maxLength", len(value))):
+            return False
+    return True
+
+
+_COMBINATORS = ("anyOf", "oneOf", "allOf", "not")
 
 
 def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
