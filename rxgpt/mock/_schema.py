@@ -3,15 +3,18 @@
 :func:`value_for` walks the subset of JSON Schema that function ``parameters`` and
 ``response_format.json_schema`` use (``type`` and lists of types, ``properties`` /
 ``required``, ``items`` / ``minItems`` / ``maxItems``, ``enum``, ``const``, ``anyOf`` /
-``oneOf`` / ``allOf``, ``$ref`` into ``$defs`` / ``definitions``, ``minimum`` / ``maximum``,
-``minLength`` / ``maxLength``, string ``format``\\ s). Every property of an object is filled
-(so ``strict`` schemas, where all are required, are met) and no other; the same schema and
-seed always give the same value. Words come from the answer vocabulary.
+``oneOf`` / ``allOf``, ``$ref`` into ``$defs`` / ``definitions`` or to the root ``#``,
+``minimum`` / ``maximum`` and their exclusive forms, ``multipleOf``, ``minLength`` /
+``maxLength``, string ``format``\\ s). Every property of an object is filled (so ``strict``
+schemas, where all are required, are met) and no other; past a few levels a recursive schema
+ends (a ``null`` option, the fewest items). The same schema and seed always give the same
+value. Words come from the answer vocabulary; ``pattern`` is not followed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -29,8 +32,15 @@ _FORMATS = {
     "url": "https://example.com/",
     "uuid": "00000000-0000-4000-8000-000000000000",
     "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "hostname": "example.com",
+    "duration": "P1D",
 }
-_MAX_DEPTH = 8
+#: Past this depth a value takes the shortest way out: a ``null`` option, the fewest items
+#: an array may have (a recursive schema ends; OpenAI allows 10 levels of nesting).
+_SHALLOW = 4
+#: A schema that cannot end (a required property that is itself) stops here, invalid.
+_MAX_DEPTH = 32
 _PIECE_CHARS = 4  # structured output streams in pieces of this many characters
 
 
@@ -86,6 +96,8 @@ _COMBINATORS = ("anyOf", "oneOf", "allOf", "not")
 
 def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
     ref = schema.get("$ref")
+    if ref == "#":  # the root itself: a recursive schema
+        return root
     if not isinstance(ref, str) or not ref.startswith("#/"):
         return schema
     target: Any = root
@@ -106,9 +118,10 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
     for key in ("anyOf", "oneOf"):
         options = schema.get(key)
         if isinstance(options, list) and options:
-            usable = [
-                o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")
-            ]
+            null = [o for o in options if isinstance(o, Mapping) and o.get("type") == "null"]
+            if null and depth >= _SHALLOW:
+                return None
+            usable = [o for o in options if o not in null]
             return _value((usable or options)[0], root, rng, depth)
     parts = schema.get("allOf")
     if isinstance(parts, list) and parts:
@@ -132,9 +145,9 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
             return {}
         return {str(name): _value(sub, root, rng, depth + 1) for name, sub in properties.items()}
     if kind == "array":
-        low = schema.get("minItems", 1)
-        high = schema.get("maxItems", max(low, 2))
-        count = max(int(low), min(int(high), 2))
+        high = int(schema.get("maxItems", 2))
+        low = int(schema.get("minItems", 0 if depth >= _SHALLOW else min(1, high)))
+        count = low if depth >= _SHALLOW else max(low, min(high, 2))
         return [_value(schema.get("items", {}), root, rng, depth + 1) for _ in range(count)]
     if kind == "integer":
         return _number(schema, rng, integer=True)
@@ -148,25 +161,54 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
 
 
 def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> int | float:
-    low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-    high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100))
-    if "exclusiveMinimum" in schema and "minimum" not in schema:
-        low = low + 1 if integer else low + 0.5
-    if "exclusiveMaximum" in schema and "maximum" not in schema:
-        high = high - 1 if integer else high - 0.5
-    if high < low:
-        high = low
+    """A number within the bounds (inclusive or exclusive) and of ``multipleOf``."""
+    low = _bound(schema, "minimum", "exclusiveMinimum", 1 if integer else 0)
+    high = _bound(schema, "maximum", "exclusiveMaximum", -1 if integer else 0)
+    if low is None:
+        low = 0 if high is None or high > 0 else high - 100
+    if high is None:
+        high = low + 100
+    step = schema.get("multipleOf")
+    if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+        if integer:  # (the smallest multiple of the step that is a whole number)
+            step = next((n * step for n in range(1, 1001) if float(n * step).is_integer()), 1)
+        first, last = math.ceil(low / step), math.floor(high / step)
+        if first * step in _exclusive(schema):
+            first += 1
+        if last * step in _exclusive(schema):
+            last -= 1
+        k = rng.randint(first, last) if first <= last else first
+        return int(k * step) if integer and float(step).is_integer() else k * step
     if integer:
-        return rng.randint(int(low), int(high))
-    return round(rng.uniform(float(low), float(high)), 2)
+        first, last = math.ceil(low), math.floor(high)
+        return rng.randint(first, last) if first <= last else first
+    value = round(rng.uniform(float(low), float(high)), 2)
+    if not low <= value <= high or value in _exclusive(schema):  # (rounding went out)
+        value = (low + high) / 2
+    return value
+
+
+def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str, past: int) -> Any:
+    """An inclusive bound; an exclusive one moved inside by one for integers (``past``)."""
+    value = schema.get(inclusive)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    value = schema.get(exclusive)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value + past if past else value
+    return None
+
+
+def _exclusive(schema: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(schema[k] for k in ("exclusiveMinimum", "exclusiveMaximum") if k in schema)
 
 
 def _string(schema: Mapping[str, Any], rng: random.Random) -> str:
     fixed = _FORMATS.get(str(schema.get("format", "")))
     if fixed is not None:
         return fixed
-    low = int(schema.get("minLength", 1))
-    high = int(schema.get("maxLength", max(low, 40)))
+    high = int(schema.get("maxLength", 40))
+    low = int(schema.get("minLength", min(1, high)))
     words = [rng.choice(VOCABULARY) for _ in range(rng.randint(1, 3))]
     text = " ".join(words)
     while len(text) < low:
