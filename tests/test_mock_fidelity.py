@@ -238,6 +238,34 @@ async def test_tool_choice_required_generates_schema_arguments(oai: openai.Async
     assert seen and all(not (c.choices and c.choices[0].delta.tool_calls) for c in seen)
 
 
+async def test_a_forced_call_is_whole_under_a_cap_and_must_name_a_tool_given(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    """As the API: a forced call comes whatever the token cap, its message content is null,
+    and forcing a tool that was not offered (or any tool, with none offered) is a 400."""
+    choice: Any = {"type": "function", "function": {"name": "forecast"}}
+    chunks = await collect(oai, tools=TOOLS, tool_choice=choice, max_tokens=2)
+    assert chunks[0].choices[0].delta.content is None
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    async with oai.chat.completions.stream(
+        model="gpt-test", messages=MESSAGES, tools=TOOLS, tool_choice="required", max_tokens=2
+    ) as stream:
+        final = await stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.content is None and message.tool_calls
+    whole = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, tools=TOOLS, tool_choice=choice
+    )
+    assert whole.choices[0].message.content is None
+    for wrong in [
+        {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+        {"tool_choice": "required"},
+    ]:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await oai.chat.completions.create(model="gpt-test", messages=MESSAGES, **wrong)
+        assert "tool_choice" in caught.value.message
+
+
 async def test_mock_object_steers_the_tool_call(oai: openai.AsyncOpenAI) -> None:
     extra = {"mock": {"tool_call": "forecast"}}
     whole = await oai.chat.completions.create(

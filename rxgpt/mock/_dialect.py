@@ -280,6 +280,18 @@ class Prompt:
     seed: int | None = None
     continuous_usage: bool = False
 
+    def __post_init__(self) -> None:
+        mode, named = self.tool_choice
+        if mode == "required" and not self.tools:
+            raise BadRequest(
+                "Invalid 'tool_choice': a tool is required, and no tools were given.", "tool_choice"
+            )
+        if named is not None and named not in self.tools:
+            raise BadRequest(
+                f"Invalid 'tool_choice': tool '{named}' is not one of the tools given.",
+                "tool_choice",
+            )
+
 
 def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None) -> int | None:
     """``body[name]`` as an int >= 1 (``None`` when absent).
@@ -532,20 +544,20 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
         pieces = json_pieces(json.dumps(value, ensure_ascii=False))
         count = len(pieces)
     stop: Stop = "stop"
+    base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024
+    tool, forced = _tool_call(prompt, steering, digest + seed_salt)
+    if forced:  # the call alone, sent whole: the token cap is for text (the mock cuts no call)
+        count, pieces, stop = 0, None, "tool"
     if prompt.max_tokens is not None and prompt.max_tokens < count:
         count, stop = prompt.max_tokens, "length"
-    base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024
-    if prompt.stop and pieces is None and prompt.n == 1 and not prompt.prompts:
+    if prompt.stop and pieces is None and prompt.n == 1 and not prompt.prompts and count:
         cut, stop_sequence = _cut_at_stop(
             list(iter_tokens(prompt.messages, prompt.model, count, base)), prompt.stop
         )
         if cut is not None:
             pieces, count, stop = cut, len(cut), "stop"
-    tool, forced = _tool_call(prompt, steering, digest + seed_salt)
     if tool is not None and stop != "length":
         stop = "tool"
-        if forced:
-            count, pieces = 0, None
     else:
         tool = None
     thinking = prompt.thinking if steering.thinking is None else steering.thinking

@@ -255,8 +255,12 @@ class ChatEncoder(OpenAIChunks):
     def _events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         answer = self.answer
         choices = range(answer.n)
+        # (a forced call has no text: its content is null, as the API sends it)
+        role = b'{"role":"assistant","content":%s,"refusal":null}' % (
+            b"null" if answer.tool is not None and not answer.tokens else b'""'
+        )
         for index in choices:
-            yield 0.0, self._choice(index, b'{"role":"assistant","content":"","refusal":null}')
+            yield 0.0, self._choice(index, role)
         if answer.thinking:
             prefixes = [
                 self.head + b'{"index":%d,"delta":{"reasoning_content":' % index
