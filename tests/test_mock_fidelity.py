@@ -7,6 +7,7 @@ acceptable to it; the values are checked against what the parameter asks for.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -176,6 +177,30 @@ async def test_logprobs_with_top_logprobs(oai: openai.AsyncOpenAI) -> None:
     )
     assert whole.choices[0].logprobs is not None
     assert len(whole.choices[0].logprobs.content or []) == 12
+
+
+async def test_logprobs_per_token_up_to_twenty(oai: openai.AsyncOpenAI) -> None:
+    """Twenty alternatives when asked (probabilities adding up to at most 1), and one entry
+    per token when a chunk carries several: streamed as whole."""
+    extra = {"mock": {"tokens_per_chunk": 3, "tokens": 8}}
+    chunks = await collect(oai, logprobs=True, top_logprobs=20, extra_body=extra)
+    streamed = [
+        entry
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for entry in c.choices[0].logprobs.content or []
+    ]
+    whole = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, logprobs=True, top_logprobs=20, extra_body=extra
+    )
+    assert whole.choices[0].logprobs is not None
+    assert [e.model_dump() for e in streamed] == [
+        e.model_dump() for e in whole.choices[0].logprobs.content or []
+    ]
+    assert len(streamed) == 8 and len([c for c in chunks if c.choices and text([c])]) == 3
+    for entry in streamed:
+        assert len(entry.top_logprobs) == 20 and entry.top_logprobs[0].token == entry.token
+        assert sum(math.exp(alt.logprob) for alt in entry.top_logprobs) <= 1
 
 
 @pytest.mark.parametrize("kind", ["json_object", "json_schema"])

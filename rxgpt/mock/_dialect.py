@@ -692,14 +692,24 @@ _JSON_OBJECT_SCHEMA: Mapping[str, Any] = {
 
 
 def logprob_of(token: str) -> float:
-    """A deterministic log-probability of ``token`` (between -2 and 0)."""
+    """A deterministic log-probability of ``token`` (between -2 and -0.5)."""
     digest = hashlib.sha256(token.encode()).digest()
-    return -round(int.from_bytes(digest[:4], "big") / 2**32 * 2, 6)
+    return -round(0.5 + int.from_bytes(digest[:4], "big") / 2**32 * 1.5, 6)
 
 
-def alternative_tokens(token: str) -> list[str]:
-    """``token`` then the alternatives a ``top_logprobs`` list shows (at most 6)."""
-    return [token, *(w for w in (" the", " a", " of", " and", " to") if w != token)]
+#: What a ``top_logprobs`` list offers after the token itself (the API allows up to 20).
+_ALTERNATIVES = (
+    *(" the", " a", " of", " and", " to", " in", " is", " that", " it", " for", " on"),
+    *(" with", " as", " was", " at", " by", " an", " be", " this", " or", " from"),
+)
+
+
+def alternative_tokens(token: str, top: int) -> list[tuple[str, float]]:
+    """``token`` then ``top - 1`` alternatives, each with its log-probability: one less per
+    rank, so that the probabilities of the list add up to less than 1."""
+    own = logprob_of(token)
+    words = [token, *(w for w in _ALTERNATIVES if w != token)][:top]
+    return [(word, round(own - rank, 6)) for rank, word in enumerate(words)]
 
 
 def stop_sequences(value: Any) -> tuple[str, ...]:
@@ -738,18 +748,23 @@ class StepClock:
 
     def chunks(self, pieces: Iterable[str]) -> Iterator[str]:
         """``pieces`` joined ``group`` at a time: the text of each chunk."""
-        group = self.group
-        if group == 1:
+        if self.group == 1:
             yield from pieces
             return
+        for group in self.groups(pieces):
+            yield "".join(group)
+
+    def groups(self, pieces: Iterable[str]) -> Iterator[list[str]]:
+        """``pieces`` ``group`` at a time: the tokens of each chunk."""
+        group = self.group
         batch: list[str] = []
         for piece in pieces:
             batch.append(piece)
             if len(batch) == group:
-                yield "".join(batch)
+                yield batch
                 batch = []
         if batch:
-            yield "".join(batch)
+            yield batch
 
     def count(self, pieces: int) -> int:
         """The chunks that ``pieces`` pieces make."""

@@ -170,15 +170,13 @@ class ChatDialect(Dialect):
 
 def _logprob(token: str, top: int) -> dict[str, Any]:
     """OpenAI's logprobs entry of one token, with ``top`` alternatives (the token first)."""
-    own = logprob_of(token)
-    alternatives = alternative_tokens(token)
     return {
         "token": token,
-        "logprob": own,
+        "logprob": logprob_of(token),
         "bytes": list(token.encode()),
         "top_logprobs": [
-            {"token": alt, "logprob": own - rank * 0.5, "bytes": list(alt.encode())}
-            for rank, alt in enumerate(alternatives[:top])
+            {"token": alt, "logprob": value, "bytes": list(alt.encode())}
+            for alt, value in alternative_tokens(token, top)
         ],
     }
 
@@ -290,13 +288,13 @@ class ChatEncoder(OpenAIChunks):
         self, clock: StepClock, streams: list[Iterator[str]]
     ) -> Iterator[tuple[float, bytes]]:
         top = self._logprobs or 0
-        for tokens in zip(*(clock.chunks(stream) for stream in streams), strict=True):
+        for groups in zip(*(clock.groups(stream) for stream in streams), strict=True):
             due = clock.tick()
-            for index, token in enumerate(tokens):
+            for index, tokens in enumerate(groups):  # (one entry per token of the chunk)
                 entry = {
                     "index": index,
-                    "delta": {"content": token},
-                    "logprobs": {"content": [_logprob(token, top)], "refusal": None},
+                    "delta": {"content": "".join(tokens)},
+                    "logprobs": {"content": [_logprob(t, top) for t in tokens], "refusal": None},
                     "finish_reason": None,
                 }
                 yield due, self.head + dumps(entry) + self._end

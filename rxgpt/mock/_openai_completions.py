@@ -108,13 +108,7 @@ def _logprobs(tokens: list[str], top: int | None, offset: int = 0) -> dict[str, 
     return {
         "tokens": tokens,
         "token_logprobs": [logprob_of(token) for token in tokens],
-        "top_logprobs": [
-            {
-                alt: logprob_of(token) - rank * 0.5
-                for rank, alt in enumerate(alternative_tokens(token)[:top])
-            }
-            for token in tokens
-        ],
+        "top_logprobs": [dict(alternative_tokens(token, top)) for token in tokens],
         "text_offset": offsets,
     }
 
@@ -168,20 +162,21 @@ class TextEncoder(OpenAIChunks):
     def _logprob_events(self, clock: StepClock, finish: bytes) -> Iterator[tuple[float, bytes]]:
         """Text chunks that carry their ``logprobs`` (slower: one JSON encoding each)."""
         answer = self.answer
-        streams = [clock.chunks(answer.iter_tokens(index)) for index in range(answer.n)]
+        streams = [clock.groups(answer.iter_tokens(index)) for index in range(answer.n)]
         last = clock.count(answer.tokens) - 1
         reason = json.loads(finish)
         offsets = [0] * answer.n
         for step, tokens in enumerate(zip(*streams, strict=True)):
             due = clock.tick()
-            for index, token in enumerate(tokens):
+            for index, group in enumerate(tokens):  # (one entry per token of the chunk)
+                text = "".join(group)
                 choice = {
-                    "text": token,
+                    "text": text,
                     "index": index,
-                    "logprobs": _logprobs([token], self._logprobs, offsets[index]),
+                    "logprobs": _logprobs(group, self._logprobs, offsets[index]),
                     "finish_reason": reason if step == last else None,
                 }
-                offsets[index] += len(token)
+                offsets[index] += len(text)
                 entry = dumps({"choices": [choice]})[1:-1]  # "choices":[...]
                 yield due, self.head + entry + b"," + self._end
 
