@@ -154,6 +154,20 @@ async def test_max_completion_tokens_finishes_with_length(oai: openai.AsyncOpenA
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 3
 
 
+async def test_the_token_cap_counts_the_reasoning(oai: openai.AsyncOpenAI) -> None:
+    capped = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, reasoning_effort="high", max_completion_tokens=3
+    )
+    assert capped.usage is not None and capped.usage.completion_tokens == 3
+    assert capped.choices[0].finish_reason == "length"
+    assert not capped.choices[0].message.content  # the reasoning took the whole cap
+    response = await oai.responses.create(
+        model="gpt-test", input="Tell me", reasoning={"summary": "auto"}, max_output_tokens=3
+    )
+    assert response.usage is not None and response.usage.output_tokens == 3
+    assert response.status == "incomplete"
+
+
 async def test_n_and_seed(oai: openai.AsyncOpenAI) -> None:
     chunks = await collect(oai, n=2)
     assert text(chunks, 0) != text(chunks, 1)

@@ -36,7 +36,8 @@ Tool calls and thinking (the same on every endpoint that supports them):
 * thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
   ``reasoning.summary``, Gemini ``includeThoughts``, Ollama ``think``) or by ``mock.thinking``;
   the thinking text is :attr:`MockConfig.thinking_tokens` tokens from the same generator with
-  another seed, sent before the text, and does not count against the token cap.
+  another seed, sent before the text; the token cap counts it (as the APIs' caps count
+  reasoning tokens), so a cap below it cuts the thinking and leaves no text.
 
 The last section holds what OpenAI's chat and legacy completions dialects share (their
 ``data:`` chunks, usage and finish reasons).
@@ -244,7 +245,7 @@ class Prompt:
         messages: the conversation that the answer is a function of (chat-style messages;
             for several legacy prompts, the list of their conversations).
         stream: whether to stream the answer.
-        max_tokens: the cap on text tokens per choice, if any.
+        max_tokens: the cap on tokens per choice (thinking included), if any.
         n: choices per conversation.
         include_usage: OpenAI ``stream_options.include_usage``.
         tool: the name of the tool to call (when the tool trigger fired), else ``None``.
@@ -548,8 +549,13 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     tool, forced = _tool_call(prompt, steering, digest + seed_salt)
     if forced:  # the call alone, sent whole: the token cap is for text (the mock cuts no call)
         count, pieces, stop = 0, None, "tool"
-    if prompt.max_tokens is not None and prompt.max_tokens < count:
-        count, stop = prompt.max_tokens, "length"
+    thinking = max(prompt.thinking if steering.thinking is None else steering.thinking, 0)
+    cap = prompt.max_tokens
+    if cap is not None:  # the cap counts the thinking too, as every API's does
+        thinking = min(thinking, cap)
+        cap -= thinking
+        if cap < count:
+            count, stop = cap, "length"
     if prompt.stop and pieces is None and prompt.n == 1 and not prompt.prompts and count:
         cut, stop_sequence = _cut_at_stop(
             list(iter_tokens(prompt.messages, prompt.model, count, base)), prompt.stop
@@ -560,7 +566,6 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
         stop = "tool"
     else:
         tool = None
-    thinking = prompt.thinking if steering.thinking is None else steering.thinking
     conversations = prompt.prompts or (prompt.messages,)
     return Answer(
         digest=digest,
@@ -572,7 +577,7 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
         tokens=count,
         stop=stop,
         prompt_tokens=sum(count_prompt_tokens(conv) for conv in conversations),
-        thinking=max(thinking, 0),
+        thinking=thinking,
         tool=tool,
         pieces=pieces,
         stop_sequence=stop_sequence,
