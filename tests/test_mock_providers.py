@@ -23,6 +23,15 @@ import pytest
 
 from rxgpt.mock import MockServer, generate_tokens
 
+#: A weather tool's parameters: the mock's "weather" call fills them with its fixed values
+WEATHER_PARAMETERS: Any = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
+}
+
 TOKENS = 12
 THINKING = 16  # MockConfig.thinking_tokens default
 QUESTION = "Tell me about streams, please"
@@ -32,19 +41,19 @@ ARGUMENTS = {"city": "Paris", "unit": "celsius"}
 WEATHER_TOOL_ANTHROPIC: Any = {
     "name": "get_weather",
     "description": "Current weather",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "input_schema": WEATHER_PARAMETERS,
 }
 WEATHER_TOOL_OPENAI: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "parameters": WEATHER_PARAMETERS,
     },
 }
 WEATHER_TOOL_RESPONSES: Any = {
     "type": "function",
     "name": "get_weather",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    "parameters": WEATHER_PARAMETERS,
     "strict": False,
 }
 

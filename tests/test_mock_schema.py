@@ -1,7 +1,7 @@
 """The mock's JSON values for a schema (tool arguments, structured output), checked by
 ``jsonschema``: every value is valid under the schema it was made for (recursive and deep
 schemas, numeric bounds of every kind, ``multipleOf``, empty lengths, formats), and the
-"weather" trigger's fixed arguments are used only where they fit."""
+"weather" trigger's fixed values go only where the tool declares them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rxgpt.mock._dialect import TOOL_ARGUMENTS
-from rxgpt.mock._schema import fits, value_for
+from rxgpt.mock._schema import fitting, value_for
 
 NODE: Any = {
     "type": "object",
@@ -115,16 +115,23 @@ def test_numbers_keep_every_kind_of_bound(
     jsonschema.validate(value_for(schema, seed), schema)
 
 
-def test_the_weather_arguments_are_used_only_where_they_fit() -> None:
+def test_the_weather_values_go_only_where_the_tool_declares_them() -> None:
     city: Any = {"type": "object", "properties": {"city": {"type": "string"}}}
-    assert fits(TOOL_ARGUMENTS, city)
-    assert fits(TOOL_ARGUMENTS, {"type": "object"})
-    assert fits(TOOL_ARGUMENTS, {})
-    strict = {**city, "additionalProperties": False}
-    assert not fits(TOOL_ARGUMENTS, strict)  # "unit" is not one of its properties
-    assert not fits(TOOL_ARGUMENTS, {**city, "required": ["city", "days"]})
-    enum = {"type": "object", "properties": {"unit": {"enum": ["kelvin"]}}}
-    assert not fits(TOOL_ARGUMENTS, enum)
+    assert fitting(TOOL_ARGUMENTS, city) == {"city": "Paris"}  # not "unit": not declared
+    assert fitting(TOOL_ARGUMENTS, {"type": "object"}) == {}
+    assert fitting(TOOL_ARGUMENTS, {}) == {}
+    both: Any = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "kelvin"]}},
+    }
+    assert fitting(TOOL_ARGUMENTS, both) == TOOL_ARGUMENTS
+    kelvin = {"type": "object", "properties": {"unit": {"enum": ["kelvin"]}}}
+    assert fitting(TOOL_ARGUMENTS, kelvin) == {}
     typed = {"type": "object", "properties": {"city": {"type": "integer"}}}
-    assert not fits(TOOL_ARGUMENTS, typed)
-    assert not fits(TOOL_ARGUMENTS, {"anyOf": [city]})  # not walked: generated instead
+    assert fitting(TOOL_ARGUMENTS, typed) == {}
+    assert fitting(TOOL_ARGUMENTS, {"anyOf": [city]}) == {}  # not walked
+    # laid over a generated value, the result stays valid under the schema
+    strict: Any = {**both, "required": ["city", "unit"], "additionalProperties": False}
+    value = {**value_for(strict, "seed"), **fitting(TOOL_ARGUMENTS, strict)}
+    jsonschema.validate(value, strict)
+    assert value == TOOL_ARGUMENTS

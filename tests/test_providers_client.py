@@ -17,13 +17,22 @@ import rxgpt
 from rxgpt import Client, ReasoningSignature, Retry, TextDelta, ToolCallArguments
 from rxgpt.mock import MockServer
 
+#: A weather tool's parameters: the mock's "weather" call fills them with its fixed values
+WEATHER_PARAMETERS: Any = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
+}
+
 MESSAGES = [{"role": "user", "content": "Tell me about streams."}]
 WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS_ANTHROPIC = [
     {
         "name": "get_weather",
         "description": "Weather for a city",
-        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "input_schema": WEATHER_PARAMETERS,
     }
 ]
 TOOLS_OPENAI = [
@@ -31,7 +40,7 @@ TOOLS_OPENAI = [
         "type": "function",
         "function": {
             "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "parameters": WEATHER_PARAMETERS,
         },
     }
 ]
@@ -137,7 +146,7 @@ async def test_responses_equal_the_sdk_response(server: MockServer) -> None:
 
 
 async def test_responses_function_call(server: MockServer) -> None:
-    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER_PARAMETERS}]
     async with client(server, "openai-responses") as rx:
         completion = await rx.chat(model="gpt-test", messages=WEATHER, tools=tools).completion()
     assert completion.finish_reason == "tool_calls"

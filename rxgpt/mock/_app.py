@@ -13,12 +13,14 @@ Routes (all answers deterministic, see :mod:`rxgpt.mock._text`; faults, see
   (:mod:`rxgpt.mock._ollama`);
 * ``POST /api/generate``: Ollama's native completion (``response`` lines);
 * ``POST /v1beta/models/{model}:streamGenerateContent`` (``?alt=sse``: SSE; without: a
-  streamed JSON array) and ``:generateContent``: Google Gemini (:mod:`rxgpt.mock._gemini`);
+  streamed JSON array) and ``:generateContent``: Google Gemini (:mod:`rxgpt.mock._gemini`),
+  also under ``/v1/`` (the stable version, google-genai's default);
 * ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus, vLLM's names).
 
 Unknown routes get a 404 (405 for a wrong method) in the error shape of the API the path
-belongs to (Gemini under ``/v1beta/``, Ollama under ``/api/``, Anthropic for
-``/v1/messages`` or an ``anthropic-version`` header, OpenAI otherwise).
+belongs to (Gemini under ``/v1beta/`` or ``/v1/models/{model}:...``, Ollama under
+``/api/``, Anthropic for ``/v1/messages`` or an ``anthropic-version`` header, OpenAI
+otherwise).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def route_error(request: web.Request, status: int) -> web.Response:
     """A 404 / 405 in the envelope of the API that ``request``'s path belongs to."""
     path = request.path
     what = f"{request.method} {path}"
-    if path.startswith("/v1beta/"):
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
         return gemini_error(status, f"Method not found: {what}")
     if path.startswith("/api/"):
         return json_response(status, {"error": f"{status} page not found"})
@@ -148,6 +150,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app.router.add_post("/api/chat", handler(OLLAMA_CHAT))
     app.router.add_post("/api/generate", handler(OLLAMA_GENERATE))
     app.router.add_post("/v1beta/models/{target}", gemini_route)
+    app.router.add_post("/v1/models/{target}", gemini_route)  # (google-genai's default)
     app.router.add_get("/api/tags", ollama_tags)
     app.router.add_get("/api/version", ollama_version)
     app.router.add_get("/v1/models", list_models)

@@ -28,9 +28,10 @@ Tool calls and thinking (the same on every endpoint that supports them):
   from its JSON schema (:mod:`rxgpt.mock._schema`), with no text beside the call; the
   ``mock`` object's ``tool_call`` (``true``, a name, ``false``) overrides both. Otherwise the
   legacy trigger: the request offers ``tools`` and its LAST message is a user message whose
-  text contains the word "weather" (any case); the call is to the first tool, with the
-  arguments :data:`TOOL_ARGUMENTS` where they fit its schema (else generated from it, as
-  above), after the text, unless the token cap cut the text. A tool
+  text contains the word "weather" (any case); the call is to the first tool, with
+  arguments generated from its schema and the values of :data:`TOOL_ARGUMENTS` for the
+  properties of those names that it declares, after the text, unless the token cap cut the
+  text. A tool
   result as the last message (a ``tool`` message, a ``tool_result`` block, a
   ``function_call_output`` item) therefore gets a plain text answer.
 * thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
@@ -69,7 +70,7 @@ from ._faults import (
     run_interrupt,
     status_error,
 )
-from ._schema import fits, json_pieces, value_for
+from ._schema import fitting, json_pieces, value_for
 from ._text import (
     content_texts,
     count_prompt_tokens,
@@ -120,8 +121,9 @@ __all__ = [
     "tool_trigger",
 ]
 
-TOOL_ARGUMENTS: Mapping[str, Any] = {"city": "Paris", "unit": "celsius"}
-"""The arguments of every mock tool call (a deterministic object)."""
+TOOL_ARGUMENTS: Mapping[str, str] = {"city": "Paris", "unit": "celsius"}
+"""The values the "weather" trigger's call gives the properties of these names (when the
+tool declares them, and they are valid there); its other arguments are generated."""
 _TOOL_FRAGMENT_CHARS = 7  # streamed tool arguments come in fragments of this many characters
 _THINKING_CHOICE = -1  # the seed "choice" of the thinking text (answers use 0, 1, ...)
 _WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
@@ -430,16 +432,16 @@ async def read_json(request: web.Request) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The mock's tool call: to ``name``, with ``value`` (arguments generated from the tool's
-    schema) or, for the "weather" trigger to a tool they fit, :data:`TOOL_ARGUMENTS`."""
+    """The mock's tool call: to ``name``, with ``value``, its arguments (generated from the
+    tool's schema; for the "weather" trigger, with :data:`TOOL_ARGUMENTS` laid over)."""
 
     name: str
     digest: str
-    value: Mapping[str, Any] | None = None
+    value: Mapping[str, Any]
 
     @property
     def arguments(self) -> dict[str, Any]:
-        return dict(TOOL_ARGUMENTS if self.value is None else self.value)
+        return dict(self.value)
 
     def arguments_json(self, *, spaced: bool = False) -> str:
         """The arguments as JSON text: compact (OpenAI) or with spaces (Anthropic)."""
@@ -531,7 +533,7 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     calls; ``"required"`` or a named tool always calls (the named or the first tool, with
     arguments generated from its schema, and no text beside the call); ``mock.tool_call``
     overrides both; otherwise the "weather" trigger calls the first tool after the text, with
-    :data:`TOOL_ARGUMENTS` where they fit its schema (else arguments generated from it).
+    arguments generated from its schema, :data:`TOOL_ARGUMENTS` laid over them.
     """
     timing = options.timing if options is not None else config.timing()
     steering = options.steering if options is not None else Steering()
@@ -617,14 +619,16 @@ def _tool_call(prompt: Prompt, steering: Steering, seed: str) -> tuple[ToolCall 
         name, forced = steering.tool_call, True
     elif steering.tool_call is True or mode == "required":
         name, forced = named or prompt.first_tool, True
-    elif prompt.tool is not None:  # the "weather" trigger: its fixed arguments, if they fit
-        if fits(TOOL_ARGUMENTS, prompt.tools.get(prompt.tool, {})):
-            return ToolCall(prompt.tool, _tool_digest(prompt)), False
+    elif prompt.tool is not None:  # the "weather" trigger
         name = prompt.tool
     if name is None:
         return None, False
-    value = value_for(prompt.tools.get(name, {}), f"{digest}#{name}")
+    # (a tool without parameters takes an empty object, as the APIs send it)
+    schema = prompt.tools.get(name) or {"type": "object"}
+    value = value_for(schema, f"{digest}#{name}")
     arguments = value if isinstance(value, dict) else {"value": value}
+    if not forced:  # the weather trigger: its fixed values where the tool declares them
+        arguments.update(fitting(TOOL_ARGUMENTS, schema))
     return ToolCall(name, _tool_digest(prompt), arguments), forced
 
 

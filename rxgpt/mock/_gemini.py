@@ -421,7 +421,8 @@ _METHODS = {"streamGenerateContent", "generateContent"}
 
 
 async def gemini_route(request: web.Request) -> web.StreamResponse:
-    """``POST /v1beta/models/{model}:{method}``: dispatch to the method's dialect."""
+    """``POST /v1beta/models/{model}:{method}`` (or ``/v1/``): dispatch to the method's
+    dialect."""
     target = request.match_info["target"]
     model, sep, method = target.rpartition(":")
     if not sep or not model or method not in _METHODS:

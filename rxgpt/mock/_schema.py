@@ -21,7 +21,7 @@ from typing import Any
 
 from ._text import VOCABULARY
 
-__all__ = ["fits", "json_pieces", "value_for"]
+__all__ = ["fitting", "json_pieces", "value_for"]
 
 _FORMATS = {
     "date-time": "2025-01-01T12:00:00Z",
@@ -54,41 +54,34 @@ def value_for(schema: Any, seed: str) -> Any:
     return _value(root, root, _rng(seed), 0)
 
 
-def fits(strings: Mapping[str, str], schema: Any) -> bool:
-    """Whether an object of string values is plainly valid under ``schema`` (an object
-    schema: its ``required`` properties present, no property it forbids, each value of a
-    type, ``enum``, ``const`` and length it allows). Combinators (``anyOf``...) are not
-    walked: such a schema does not plainly fit, and gets :func:`value_for` instead."""
-    if not isinstance(schema, Mapping):
-        return False
-    root, schema = schema, _resolve(schema, schema)
-    if schema.get("type", "object") != "object" or any(k in schema for k in _COMBINATORS):
-        return False
-    properties = schema.get("properties") or {}
-    if not isinstance(properties, Mapping):
-        return False
-    required = schema.get("required") or []
-    if not all(name in strings for name in required):
-        return False
+def fitting(strings: Mapping[str, str], schema: Any) -> dict[str, str]:
+    """The entries of ``strings`` that an object schema declares as properties and that are
+    plainly valid there (a string of a type, ``enum``, ``const`` and length it allows).
+
+    Laid over :func:`value_for`'s value of ``schema``, they keep it valid: a property's value
+    is replaced by another valid one. Combinators (``anyOf``...) are not walked.
+    """
+    root = schema if isinstance(schema, Mapping) else {}
+    schema = _resolve(root, root)
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or any(k in schema for k in _COMBINATORS):
+        return {}
+    out: dict[str, str] = {}
     for name, value in strings.items():
         sub = properties.get(name)
-        if sub is None:
-            if schema.get("additionalProperties") is False:
-                return False
+        sub = _resolve(sub, root) if isinstance(sub, Mapping) else None
+        if sub is None or any(k in sub for k in _COMBINATORS):
             continue
-        sub = _resolve(sub, root) if isinstance(sub, Mapping) else {}
         kind = sub.get("type", "string")
-        if any(k in sub for k in _COMBINATORS) or (
-            kind != "string" and not (isinstance(kind, list) and "string" in kind)
-        ):
-            return False
+        if kind != "string" and not (isinstance(kind, list) and "string" in kind):
+            continue
         if "enum" in sub and value not in sub["enum"]:
-            return False
+            continue
         if "const" in sub and value != sub["const"]:
-            return False
-        if not int(sub.get("minLength", 0)) <= len(value) <= int(sub.get("maxLength", len(value))):
-            return False
-    return True
+            continue
+        if int(sub.get("minLength", 0)) <= len(value) <= int(sub.get("maxLength", len(value))):
+            out[name] = value
+    return out
 
 
 _COMBINATORS = ("anyOf", "oneOf", "allOf", "not")
