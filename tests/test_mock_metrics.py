@@ -80,3 +80,44 @@ async def test_an_abandoned_stream_counts_as_abort(session: aiohttp.ClientSessio
                 break
             await asyncio.sleep(0.02)
         assert metrics["vllm:num_requests_running" + LABELS] == 0
+
+
+async def until(server: MockServer, session: aiohttp.ClientSession, ok: object) -> dict[str, float]:
+    """Scrape /metrics until ``ok(metrics)`` (bounded: about two seconds)."""
+    for _ in range(100):
+        async with session.get(server.url + "/metrics") as resp:
+            metrics = parse(await resp.text())
+        if ok(metrics):  # type: ignore[operator]
+            return metrics
+        await asyncio.sleep(0.02)
+    gauges = {k: v for k, v in metrics.items() if "num_requests" in k or "abort" in k}
+    raise AssertionError(f"not reached: {gauges}")
+
+
+async def test_clients_that_leave_before_any_write_free_their_slot_at_once(
+    session: aiohttp.ClientSession,
+) -> None:
+    """Gone in a long prefill, in a non-streamed answer, or while queued: each request
+    leaves at once (its slot to the next), counted as an abort with the tokens it got."""
+    abort = 'vllm:request_success_total{engine="0",model_name="rxgpt-mock",finished_reason="abort"}'
+    running, waiting = "vllm:num_requests_running" + LABELS, "vllm:num_requests_waiting" + LABELS
+    async with MockServer(tokens=200, itl_ms=10, max_num_seqs=1) as server:
+        url = server.base_url + "/chat/completions"
+
+        async def ask(mock: dict[str, object], stream: bool = True) -> None:
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}],
+                    "stream": stream, "mock": mock}  # fmt: skip
+            async with aiohttp.ClientSession() as own, own.post(url, json=body) as resp:
+                await resp.read()
+
+        for mock, stream in [({"ttft_ms": 5000}, True), ({}, False)]:
+            holder = asyncio.create_task(ask(mock, stream))
+            await until(server, session, lambda m: m[running] == 1)
+            queued = [asyncio.create_task(ask({})) for _ in range(2)]
+            await until(server, session, lambda m: m[waiting] == 2)
+            for task in (*queued, holder):  # the queued ones leave first, then the holder
+                task.cancel()
+            metrics = await until(server, session, lambda m: m[running] + m[waiting] == 0)
+        assert metrics[abort] == 6
+        # counted: the tokens of the steps taken (none in the prefill), not the 200 planned
+        assert metrics["vllm:generation_tokens_total" + LABELS] < 100

@@ -370,7 +370,10 @@ class Engine:
         try:
             return await done
         finally:
-            if not done.done():
+            # (cancelling the handler cancels the future it awaits: `done` is then cancelled,
+            # not pending; an engine that stopped cancelled it too, and has let go of all)
+            live = self._task is not None and not self._task.done()
+            if live and (not done.done() or done.cancelled()):
                 self._discard(sequence)
 
     async def close(self) -> None:
@@ -441,12 +444,11 @@ class Engine:
                 self._admit(head, now)
 
     def _discard(self, sequence: Sequence) -> None:
-        """The client went away (the handler was cancelled): free what the sequence holds."""
-        loop_now = asyncio.get_running_loop().time()
+        """The client went away (the handler was cancelled): take the sequence out of the
+        queue, its prefill or its batch, and end it as an abort (its slot freed at once)."""
         sequence.outcome = "gone"
         sequence.head = None
         if sequence.admitted:
-            self._release(loop_now)
             if sequence.batch is not None:
                 with contextlib.suppress(ValueError):
                     sequence.batch.members.remove(sequence)
@@ -457,7 +459,7 @@ class Engine:
         else:
             with contextlib.suppress(ValueError):
                 self.waiting.remove(sequence)
-        self._record_end(sequence, loop_now)
+        self._finished(sequence, asyncio.get_running_loop().time())
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -686,6 +688,9 @@ class Engine:
         sequence.last_at = now
         if sequence.admitted:
             self._release(now)
+        if sequence.outcome is not None:  # cut short: the tokens of the steps it took
+            generated = sequence.step * sequence.timing.tokens_per_chunk
+            sequence.output_tokens = min(sequence.output_tokens, generated)
         metrics = self.metrics
         metrics.prompt_tokens += sequence.prompt_tokens
         metrics.generation_tokens += sequence.output_tokens
