@@ -33,6 +33,11 @@ def test_flags_make_the_config_and_profile_fills_the_rest() -> None:
     config = config_from_args(args)
     assert config.itl_ms == 20 and config.max_num_seqs == 4
     assert config.prefill_overhead_ms == 30 and config.itl_std_ms == 1.2  # from the profile
+    # a flag given wins even at its default value (0 ms: no decode time, no prefill)
+    argv = ["--itl-ms", "0", "--prefill-overhead-ms", "0", "--time-factor-under-load", "1"]
+    config = config_from_args(parse("--profile", "llama-8b-h100", *argv))
+    assert (config.itl_ms, config.prefill_overhead_ms, config.time_factor_under_load) == (0, 0, 1)
+    assert config.prefill_per_token_ms == 0.27  # (not given: the profile's)
     args = parse("--tokens", "5", "--tokens-per-chunk", "2", "--fault", "gzip=true")
     config = config_from_args(args)
     assert (config.tokens, config.tokens_per_chunk, config.faults) == (5, 2, {"gzip": True})

@@ -3,8 +3,8 @@
 :func:`add_serve_arguments` puts every server flag on an argparse parser (``rxgpt serve``,
 ``python -m rxgpt.mock``); :func:`serve_from_args` turns the parsed flags into a
 :class:`~rxgpt.mock.MockConfig` and serves until interrupted. A mistake is one line on stderr
-and exit status 2 (a port that cannot be bound: status 1), never a traceback. Timing flags
-left out keep the :class:`~rxgpt.mock.MockConfig` defaults, so ``--profile`` fills them.
+and exit status 2 (a port that cannot be bound: status 1), never a traceback. ``--profile``
+fills the timing flags left out; a flag given wins, even at its default value.
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ def config_from_args(args: argparse.Namespace) -> MockConfig:
         given["model"] = args.model
     if args.timeline is not None:
         given["timeline_path"] = args.timeline
-    return MockConfig(
-        api_key=args.api_key, faults=_faults(args.fault), profile=args.profile, **given
-    )
+    # The preset's values, then the flags given (even one equal to its default) over them;
+    # MockConfig(profile=...) alone could not tell `--itl-ms 0` from no --itl-ms at all.
+    preset = dict(PROFILES[args.profile]) if args.profile else {}
+    return MockConfig(api_key=args.api_key, faults=_faults(args.fault), **{**preset, **given})
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
