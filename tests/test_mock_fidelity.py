@@ -334,10 +334,30 @@ async def test_anthropic_forced_tool_and_thinking_via_mock(server: MockServer) -
         tool_choice={"type": "tool", "name": "forecast"},
     ) as stream:
         message = await stream.get_final_message()
-    await client.close()
     blocks = [b for b in message.content if b.type == "tool_use"]
     assert len(blocks) == 1 and valid(blocks[0].input)
     assert message.stop_reason == "tool_use"
+    # the call alone, at index 0, as the API sends it (no empty text block before it)
+    assert [b.type for b in message.content] == ["tool_use"]
+    whole = await client.messages.create(
+        model="claude-test", max_tokens=1024, messages=MESSAGES, tools=[tool],
+        tool_choice={"type": "any"},
+    )  # fmt: skip
+    assert [b.type for b in whole.content] == ["tool_use"]
+    # a cap the thinking takes whole: the thinking block alone, cut by max_tokens
+    cut = await client.messages.create(
+        model="claude-test", max_tokens=4, messages=MESSAGES, extra_body={"mock": {"thinking": 8}}
+    )
+    assert [b.type for b in cut.content] == ["thinking"] and cut.stop_reason == "max_tokens"
+    # the API's rules for thinking: a budget of 1024 or more, below max_tokens, no forced tool
+    for max_tokens, budget, choice in [(2048, 500, None), (1000, 1024, None), (4096, 1024, "any")]:
+        with pytest.raises(anthropic.BadRequestError):
+            await client.messages.create(
+                model="claude-test", max_tokens=max_tokens, messages=MESSAGES, tools=[tool],
+                thinking={"type": "enabled", "budget_tokens": budget},
+                **({"tool_choice": {"type": choice}} if choice else {}),
+            )  # fmt: skip
+    await client.close()
 
 
 async def test_ollama_client_accepts_generate_and_format(server: MockServer) -> None:

@@ -453,7 +453,9 @@ async def test_anthropic_wire_thinking_and_tool_blocks(
         **ENDPOINTS["anthropic"][1],
         "messages": user(WEATHER),
         "tools": [WEATHER_TOOL_ANTHROPIC],
-        "thinking": {"type": "enabled", "budget_tokens": 3},
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "mock": {"thinking": 3},
     }
     events = sse((await post(session, server, "/v1/messages", body))[1])
     blocks = [(d["index"], d["content_block"]) for n, d in events if n == "content_block_start"]
@@ -476,7 +478,9 @@ async def test_anthropic_wire_thinking_and_tool_blocks(
 async def test_anthropic_timing_counts_thinking_tokens() -> None:
     body = {
         **ENDPOINTS["anthropic"][1],
-        "thinking": {"type": "enabled", "budget_tokens": 2},
+        "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "mock": {"thinking": 2},
     }
     async with (
         MockServer(tokens=3, ttft_ms=100, itl_ms=25) as server,

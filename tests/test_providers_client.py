@@ -91,7 +91,7 @@ async def test_anthropic_text_equals_the_sdk_message(server: MockServer) -> None
 
 async def test_anthropic_thinking_and_tool_use(server: MockServer) -> None:
     params: dict[str, Any] = {
-        "max_tokens": 200,
+        "max_tokens": 2048,
         "tools": TOOLS_ANTHROPIC,
         "thinking": {"type": "enabled", "budget_tokens": 1024},
     }

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ._dialect import (
     Answer,
+    BadRequest,
     Dialect,
     MockConfig,
     Prompt,
@@ -93,19 +94,28 @@ class AnthropicDialect(Dialect):
         )
         thinking = body.get("thinking")
         count = 0
+        cap = positive_int(body, "max_tokens")
+        tool_choice = parse_tool_choice(body.get("tool_choice"))
         if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
             budget = positive_int(thinking, "budget_tokens")
+            if thinking.get("type") == "enabled":  # (the API's own rules for a budget)
+                if budget is None or budget < 1024:
+                    raise BadRequest("thinking.enabled.budget_tokens: must be at least 1024")
+                if cap is not None and budget >= cap:
+                    raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+            if tool_choice[0] == "required":
+                raise BadRequest("Thinking may not be enabled when tool_choice forces tool use.")
             count = min(config.thinking_tokens, budget or config.thinking_tokens)
         return Prompt(
             model=model,
             messages=conversation,
             stream=body.get("stream") is True,
-            max_tokens=positive_int(body, "max_tokens"),
+            max_tokens=cap,
             tool=tool_trigger(body.get("tools"), messages),
             thinking=count,
             first_tool=first_tool_name(body.get("tools")),
             tools=tool_schemas(body.get("tools")),
-            tool_choice=parse_tool_choice(body.get("tool_choice")),
+            tool_choice=tool_choice,
             stop=stop_sequences(body.get("stop_sequences")),
             response_schema=response_schema(_output_format(body)),
         )
@@ -147,7 +157,8 @@ class AnthropicDialect(Dialect):
                     "signature": _signature(answer),
                 }
             )
-        content.append({"type": "text", "text": answer.text()})
+        if answer.has_text:
+            content.append({"type": "text", "text": answer.text()})
         if answer.tool is not None:
             content.append(_tool_use(answer.tool, answer.tool.arguments))
         return _message(answer, content, _stop_reason(answer), answer.output_tokens)
@@ -225,14 +236,15 @@ class AnthropicEncoder(SseEncoder):
                 signature,
             )
             index += 1
-        text = {"type": "text", "text": ""}
-        yield from self._block(clock, index, text, b"text", answer.iter_tokens(0), answer.tokens)
+        if answer.has_text:
+            text = {"type": "text", "text": ""}
+            tokens = answer.iter_tokens(0)
+            yield from self._block(clock, index, text, b"text", tokens, answer.tokens)
+            index += 1
         if answer.tool is not None:
             fragments = ["", *answer.tool.fragments(spaced=True)]
             block = _tool_use(answer.tool, {})
-            yield from self._block(
-                clock, index + 1, block, b"partial_json", fragments, len(fragments)
-            )
+            yield from self._block(clock, index, block, b"partial_json", fragments, len(fragments))
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": answer.stop_sequence},

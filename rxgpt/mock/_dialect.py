@@ -510,6 +510,12 @@ class Answer:
         messages, seed = self.sources[choice]
         return iter_tokens(messages, self.model, self.tokens, seed)
 
+    @property
+    def has_text(self) -> bool:
+        """Whether the message carries a text part: when it has text, or nothing else (the
+        APIs send no empty text block beside a tool call or thinking)."""
+        return self.tokens > 0 or (not self.thinking and self.tool is None)
+
     def text(self, choice: int = 0) -> str:
         """The whole text of choice ``choice``."""
         return "".join(self.iter_tokens(choice))

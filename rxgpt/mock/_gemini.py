@@ -280,7 +280,8 @@ class GeminiDialect(Dialect):
             parts: list[dict[str, Any]] = []
             if answer.thinking:
                 parts.append({"text": answer.thinking_text(), "thought": True})
-            parts.append({"text": answer.text(index)})
+            if answer.has_text:
+                parts.append({"text": answer.text(index)})
             if answer.tool is not None:
                 parts.append({"functionCall": _call(answer)})
             candidates.append(
