@@ -1,8 +1,9 @@
-"""The embedded server through two more real clients, litellm and langchain-openai.
+"""The embedded server through more real clients: litellm, langchain-openai, google-genai.
 
 Each client is an oracle written by others: it streams the dialects it speaks to the mock
 (litellm: OpenAI chat, legacy completions and Responses, Anthropic, Gemini, Ollama;
-langchain-openai: chat completions and Responses), its own parser takes every chunk, and
+langchain-openai: chat completions and Responses; google-genai: Gemini, at its default
+API version), its own parser takes every chunk, and
 what it builds from them must be what the request asked for: the same answer as unstreamed,
 tool arguments valid under the tool's schema (checked with ``jsonschema``), ``n``, ``stop``,
 the token cap, logprobs, structured output and reasoning. Real loopback sockets.
@@ -22,6 +23,8 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm
+from google import genai
+from google.genai import types as genai_types
 from langchain_core.messages import AIMessageChunk
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
@@ -282,3 +285,52 @@ async def test_langchain_responses_api_with_reasoning(mock: MockServer) -> None:
     kinds = [block.get("type") for block in blocks if isinstance(block, dict)]
     assert "reasoning" in kinds and kinds.index("reasoning") < kinds.index("text")
     assert total.text == plain.text and total.text
+
+
+# --------------------------------------------------------------------------- google-genai
+
+
+async def test_google_genai_streams_tools_and_structured_output(mock: MockServer) -> None:
+    """Google's own SDK, at its default API version (``/v1/``), as the Gemini oracle."""
+    options = genai_types.HttpOptions(base_url=mock.url, timeout=10_000)
+    models = genai.Client(api_key="k", http_options=options).aio.models
+    whole = await models.generate_content(model="gemini-2.5-flash", contents="Tell me")
+    pieces = [
+        chunk.text or ""
+        async for chunk in await models.generate_content_stream(
+            model="gemini-2.5-flash", contents="Tell me"
+        )
+    ]
+    assert len(pieces) > TOKENS // 2 and "".join(pieces) == whole.text
+    assert whole.usage_metadata is not None
+    assert whole.usage_metadata.candidates_token_count == TOKENS
+
+    def forecast(city: str, days: int) -> str:
+        """The weather of ``city`` for ``days`` days."""
+        return "sunny"
+
+    calling = genai_types.FunctionCallingConfig(mode=genai_types.FunctionCallingConfigMode.ANY)
+    config = genai_types.GenerateContentConfig(
+        tools=[forecast],
+        automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
+        tool_config=genai_types.ToolConfig(function_calling_config=calling),
+    )
+    called = await models.generate_content(model="gemini-2.5-flash", contents="hi", config=config)
+    (call,) = called.function_calls or []
+    assert call.name == "forecast" and call.args is not None
+    assert isinstance(call.args["city"], str) and isinstance(call.args["days"], int)
+    assert called.text is None  # the call alone
+
+    config = genai_types.GenerateContentConfig(
+        response_mime_type="application/json",
+        response_schema=STRUCTURED,
+        thinking_config=genai_types.ThinkingConfig(include_thoughts=True),
+        candidate_count=2,
+    )
+    shaped = await models.generate_content(model="gemini-2.5-flash", contents="hi", config=config)
+    assert shaped.candidates is not None and len(shaped.candidates) == 2
+    for candidate in shaped.candidates:
+        assert candidate.content is not None and candidate.content.parts
+        thought, *answer = candidate.content.parts
+        assert thought.thought and answer and not answer[0].thought
+        jsonschema.validate(json.loads(answer[0].text or ""), STRUCTURED)
