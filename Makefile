@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,fast,cli,bench]'
+	# (--no-compile: byte-compiling every file of every package, litellm's 3,000 among them,
+	# costs about a minute; the modules the tests import are compiled when first imported)
+	$(PY) -m pip install -q --no-compile -e '.[dev,fast,cli,bench]'
 	touch $(STAMP)
 
 run: $(STAMP)
