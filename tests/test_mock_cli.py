@@ -103,3 +103,4 @@ def test_workers_share_one_port_and_the_timeline_file(tmp_path: Path) -> None:
             proc.stdout.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 8 and all(line["outcome"] == "done" for line in lines)
+    assert len({(line["pid"], line["id"]) for line in lines}) == 8  # each request named once

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -232,7 +233,7 @@ async def test_timeline_file_gets_one_json_line_per_request(
         await arrivals(session, server, chat())
         await arrivals(session, server, chat("other"))
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(lines) == 2
+    assert len(lines) == 2 and {line["pid"] for line in lines} == {os.getpid()}
     assert lines[0]["route"] == "/v1/chat/completions" and lines[0]["outcome"] == "done"
     steps = [row[0] for row in lines[0]["chunks"]]
     assert steps == [0, 1, 2, 3]

@@ -89,6 +89,7 @@ class RequestRecord:
 
         return {
             "id": self.id,
+            "pid": os.getpid(),  # (with --workers: each process numbers its own requests)
             "route": self.route,
             "stream": self.stream,
             "arrived_unix": round(self.arrived_unix, 6),
