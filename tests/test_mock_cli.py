@@ -104,3 +104,35 @@ def test_workers_share_one_port_and_the_timeline_file(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 8 and all(line["outcome"] == "done" for line in lines)
     assert len({(line["pid"], line["id"]) for line in lines}) == 8  # each request named once
+
+
+def test_workers_stop_when_the_parent_is_killed() -> None:
+    """Killed without a word (SIGKILL), the parent cannot stop its workers: they notice."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rxgpt.mock", "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert match
+        health = f"http://127.0.0.1:{match.group(1)}/health"
+        with urllib.request.urlopen(health, timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 15
+    refused = 0
+    while time.monotonic() < deadline and refused < 5:  # five in a row: nobody listens
+        try:
+            with urllib.request.urlopen(health, timeout=1):
+                refused = 0
+        except OSError:
+            refused += 1
+        time.sleep(0.2)
+    assert refused == 5, "a worker outlived its killed parent"

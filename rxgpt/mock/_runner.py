@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
 from types import TracebackType
 from typing import Any
@@ -134,6 +135,7 @@ async def serve_forever(
     announce: bool = True,
     reuse_port: bool = False,
     freeze_gc: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Serve until cancelled or sent SIGTERM, after printing the URL on one line.
 
@@ -144,12 +146,14 @@ async def serve_forever(
     ``gc.freeze()``, as vLLM does, so a full collection walks only the requests' objects
     (measured: 28-35 ms pauses of the engine at 512 streams, without it), and makes full
     collections ten times rarer (20-30 ms pauses at 1,024 streams, without it; see
-    :func:`rxgpt._collector.for_a_server`).
+    :func:`rxgpt._collector.for_a_server`). ``parent`` (a worker's): the process that
+    started it; the worker stops when that one is gone, even killed without a word.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals on Windows
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+    orphaned = None if parent is None else loop.create_task(_stop_when_orphaned(parent, stop))
     children: list[multiprocessing.process.BaseProcess] = []
     async with MockServer(
         config, host=host, port=port, reuse_port=reuse_port or workers > 1
@@ -157,7 +161,9 @@ async def serve_forever(
         context = multiprocessing.get_context("spawn")
         for _ in range(workers - 1):
             child = context.Process(
-                target=_worker, args=(host, server.port, server.config, freeze_gc), daemon=True
+                target=_worker,
+                args=(host, server.port, server.config, freeze_gc, os.getpid()),
+                daemon=True,
             )
             child.start()
             children.append(child)
@@ -173,18 +179,30 @@ async def serve_forever(
                 )
             await stop.wait()
         finally:
+            if orphaned is not None:
+                orphaned.cancel()
             for process in children:
                 process.terminate()
             for process in children:
                 process.join(5)
 
 
-def _worker(host: str, port: int, config: MockConfig, freeze_gc: bool) -> None:
+async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``parent`` is no longer this process's parent (it died)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
+def _worker(host: str, port: int, config: MockConfig, freeze_gc: bool, parent: int) -> None:
     """One more worker process (``--workers``): the same server on the same port."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            serve_forever(host, port, config, announce=False, reuse_port=True, freeze_gc=freeze_gc)
-        )
+            serve_forever(
+                host, port, config, announce=False, reuse_port=True, freeze_gc=freeze_gc,
+                parent=parent,
+            )
+        )  # fmt: skip
 
 
 def run_server(
