@@ -49,6 +49,7 @@ def test_flags_make_the_config_and_profile_fills_the_rest() -> None:
         (["--itl-ms", "-1"], ["--itl-ms"]),
         (["--max-num-seqs", "0"], ["--max-num-seqs"]),
         (["--time-factor-under-load", "0"], ["--time-factor-under-load"]),
+        (["--time-factor-under-load", "2"], ["--time-factor-under-load", "--max-num-seqs"]),
         (["--profile", "nope"], ["--profile"]),
         (["--fault", "bogus=1"], ["--fault", "bogus"]),
         (["--timeline", "/nonexistent/dir/t.jsonl"], ["--timeline"]),

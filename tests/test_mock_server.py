@@ -361,9 +361,10 @@ async def test_api_key_required_when_configured(session: aiohttp.ClientSession) 
                 assert error["code"] == "invalid_api_key"
                 assert error["param"] is None
                 assert b"sk-secret" not in raw
-        good = {"Authorization": "Bearer sk-secret-123"}
-        async with session.post(url(server), json=chat(), headers=good) as resp:
-            assert resp.status == 200
+        for scheme in ("Bearer", "bearer", "BEARER"):  # (auth schemes know no case)
+            good = {"Authorization": f"{scheme} sk-secret-123"}
+            async with session.post(url(server), json=chat(), headers=good) as resp:
+                assert resp.status == 200
         async with session.get(server.base_url + "/models") as resp:
             assert resp.status == 401
 

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -156,8 +157,11 @@ def serve_from_args(args: argparse.Namespace) -> int:
         return _fail(str(error))
     except OSError as error:
         return _fail(f"--timeline: cannot write {args.timeline}: {error.strerror or error}")
-    except ValueError as error:
-        return _fail(str(error))
+    except ValueError as error:  # MockConfig's own checks: said with the flags' names
+        message = str(error)
+        for flag, name, _, _ in _TIMING_FLAGS:
+            message = re.sub(rf"\b{name}\b", flag, message)
+        return _fail(message)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run_server(args.host, args.port, config, workers=args.workers, freeze_gc=True)

@@ -196,6 +196,11 @@ class MockConfig:
             raise ValueError("max_num_seqs must be at least 1 (or None: unlimited)")
         if self.time_factor_under_load <= 0:
             raise ValueError("time_factor_under_load must be > 0")
+        if self.time_factor_under_load != 1 and self.max_num_seqs is None:
+            raise ValueError(
+                "time_factor_under_load needs max_num_seqs: the factor applies at that many "
+                "running sequences"
+            )
         if self.tokens_per_chunk < 1:
             raise ValueError("tokens_per_chunk must be at least 1")
         for name in ("ttft_ms", "itl_ms", "prefill_overhead_ms", "prefill_per_token_ms"):
@@ -937,7 +942,8 @@ class Dialect(ABC):
     def credentials(self, request: web.Request) -> list[str]:
         """The API keys the request presents (``Authorization: Bearer``)."""
         header = request.headers.get("Authorization", "")
-        return [header.removeprefix("Bearer ")] if header.startswith("Bearer ") else []
+        scheme, _, key = header.partition(" ")
+        return [key.strip()] if scheme.lower() == "bearer" and key.strip() else []  # (RFC 9110)
 
     def unauthorized(self, request: web.Request, config: MockConfig) -> web.Response | None:
         """401 unless the request carries the configured API key (never echoed)."""
