@@ -103,6 +103,11 @@ async def test_max_output_tokens_thoughts_and_function_call(
         and chunks[0]["candidates"][0]["content"]["parts"][0]["thought"]
     )
     assert chunks[-1]["usageMetadata"]["thoughtsTokenCount"] == 16
+    for budget, thoughts in [(0, 0), (5, 5), (-1, 16)]:  # 0: off, -1: the model's choice
+        config = {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": budget}}
+        _, raw, _ = await post(session, server, SSE, {**BODY, "generationConfig": config})
+        usage = sse_payloads(raw)[-1]["usageMetadata"]
+        assert usage.get("thoughtsTokenCount", 0) == thoughts
     tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object"}}]}]
     body = {**BODY, "tools": tools, "mock": {"tool_call": True}}
     _, raw, _ = await post(session, server, SSE, body)

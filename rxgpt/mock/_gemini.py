@@ -223,6 +223,10 @@ class GeminiDialect(Dialect):
             raise BadRequest(f"* GenerateContentRequest.generation_config: {exc.message}") from None
         thinking = _message(generation.get("thinkingConfig")) or {}
         include = isinstance(thinking, dict) and thinking.get("includeThoughts") is True
+        budget = thinking.get("thinkingBudget") if isinstance(thinking, dict) else None
+        thoughts = config.thinking_tokens
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
+            thoughts = min(thoughts, budget)  # (0 turns thinking off; -1: the model decides)
         tools = _tools(body)
         schema = generation.get("responseJsonSchema", generation.get("responseSchema"))
         structured = None
@@ -238,7 +242,7 @@ class GeminiDialect(Dialect):
             max_tokens=limit,
             n=n,
             tool=tool_trigger(tools, messages),
-            thinking=config.thinking_tokens if include else 0,
+            thinking=thoughts if include else 0,
             body=body,
             first_tool=tools[0]["function"]["name"] if tools else None,
             tools=tool_schemas(tools),
