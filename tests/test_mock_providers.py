@@ -1118,3 +1118,17 @@ async def test_fault_stall_after_with_keepalive(
             pings = [await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 2) for _ in range(3)]
             assert pings == [KEEPALIVES[name]] * 3
     assert all(not event.startswith(b":") for event in first)
+
+
+async def test_anthropic_requires_max_tokens(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    path, body, _ = ENDPOINTS["anthropic"]
+    status, raw = await post(
+        session, server, path, {k: v for k, v in body.items() if k != "max_tokens"}
+    )
+    assert status == 400
+    assert json.loads(raw)["error"] == {
+        "type": "invalid_request_error",
+        "message": "max_tokens: Field required",
+    }

@@ -95,6 +95,8 @@ class AnthropicDialect(Dialect):
         thinking = body.get("thinking")
         count = 0
         cap = positive_int(body, "max_tokens")
+        if cap is None:  # (required by the API; the SDK always sends it)
+            raise BadRequest("max_tokens: Field required", "max_tokens")
         tool_choice = parse_tool_choice(body.get("tool_choice"))
         if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
             budget = positive_int(thinking, "budget_tokens")
