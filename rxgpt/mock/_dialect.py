@@ -31,8 +31,7 @@ Tool calls and thinking (the same on every endpoint that supports them):
   text contains the word "weather" (any case); the call is to the first tool, with
   arguments generated from its schema and the values of :data:`TOOL_ARGUMENTS` for the
   properties of those names that it declares, after the text, unless the token cap cut the
-  text. A tool
-  result as the last message (a ``tool`` message, a ``tool_result`` block, a
+  text. A tool result as the last message (a ``tool`` message, a ``tool_result`` block, a
   ``function_call_output`` item) therefore gets a plain text answer.
 * thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
   ``reasoning.summary``, Gemini ``includeThoughts``, Ollama ``think``) or by ``mock.thinking``;
