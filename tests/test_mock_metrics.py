@@ -83,8 +83,8 @@ async def test_an_abandoned_stream_counts_as_abort(session: aiohttp.ClientSessio
 
 
 async def until(server: MockServer, session: aiohttp.ClientSession, ok: object) -> dict[str, float]:
-    """Scrape /metrics until ``ok(metrics)`` (bounded: about two seconds)."""
-    for _ in range(100):
+    """Scrape /metrics until ``ok(metrics)`` (bounded: five seconds or so)."""
+    for _ in range(250):
         async with session.get(server.url + "/metrics") as resp:
             metrics = parse(await resp.text())
         if ok(metrics):  # type: ignore[operator]
