@@ -1132,3 +1132,14 @@ async def test_anthropic_requires_max_tokens(
         "type": "invalid_request_error",
         "message": "max_tokens: Field required",
     }
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_stream_must_be_a_boolean(
+    server: MockServer, session: aiohttp.ClientSession, name: str
+) -> None:
+    path, body, _ = ENDPOINTS[name]
+    status, raw = await post(session, server, path, {**body, "stream": "yes"})
+    assert status == 400 and b"'stream'" in raw and b"boolean" in raw
+    status, _ = await post(session, server, path, {**body, "stream": None})  # null: the default
+    assert status == 200

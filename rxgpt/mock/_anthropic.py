@@ -35,6 +35,7 @@ from ._dialect import (
     positive_int,
     response_schema,
     stop_sequences,
+    stream_flag,
     token_events,
     tool_schemas,
     tool_trigger,
@@ -111,7 +112,7 @@ class AnthropicDialect(Dialect):
         return Prompt(
             model=model,
             messages=conversation,
-            stream=body.get("stream") is True,
+            stream=stream_flag(body),
             max_tokens=cap,
             tool=tool_trigger(body.get("tools"), messages),
             thinking=count,

@@ -115,6 +115,7 @@ __all__ = [
     "response_schema",
     "serve",
     "stop_sequences",
+    "stream_flag",
     "token_events",
     "tool_schemas",
     "tool_trigger",
@@ -1106,7 +1107,19 @@ def openai_stream_flags(body: Mapping[str, Any]) -> tuple[bool, bool]:
     """``(stream, stream_options.include_usage)`` of an OpenAI chat or completions body."""
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return body.get("stream") is True, include_usage
+    return stream_flag(body), include_usage
+
+
+def stream_flag(body: Mapping[str, Any], default: bool = False) -> bool:
+    """A body's ``stream``: a boolean, or absent / null for ``default`` (raises
+    :class:`BadRequest` for anything else, as every API does)."""
+    value = body.get("stream")
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        kind = type(value).__name__
+        raise BadRequest(f"Invalid type for 'stream': expected a boolean, got {kind}.", "stream")
+    return value
 
 
 def openai_usage(answer: Answer) -> dict[str, int]:

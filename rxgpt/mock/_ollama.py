@@ -33,6 +33,7 @@ from ._dialect import (
     model_of,
     response_schema,
     stop_sequences,
+    stream_flag,
     token_events,
     tool_schemas,
     tool_trigger,
@@ -87,7 +88,7 @@ class OllamaDialect(Dialect):
         return Prompt(
             model=model,
             messages=messages,
-            stream=body.get("stream", True) is not False,
+            stream=stream_flag(body, default=True),
             max_tokens=limit if limit is not None and limit >= 1 else None,
             tool=None if self.generate else tool_trigger(body.get("tools"), messages),
             thinking=config.thinking_tokens if thinking else 0,

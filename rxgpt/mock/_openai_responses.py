@@ -36,6 +36,7 @@ from ._dialect import (
     parse_tool_choice,
     positive_int,
     response_schema,
+    stream_flag,
     tool_schemas,
     tool_trigger,
 )
@@ -65,7 +66,7 @@ class ResponsesDialect(Dialect):
         return Prompt(
             model=model,
             messages=messages,
-            stream=body.get("stream") is True,
+            stream=stream_flag(body),
             max_tokens=positive_int(body, "max_output_tokens"),
             tool=tool_trigger(body.get("tools"), messages),
             body=body,
