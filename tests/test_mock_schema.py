@@ -5,6 +5,7 @@ schemas, numeric bounds of every kind, ``multipleOf``, empty lengths, formats), 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -13,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rxgpt.mock._dialect import TOOL_ARGUMENTS
-from rxgpt.mock._schema import fitting, value_for
+from rxgpt.mock._schema import _MAX_CHARS, _MAX_VALUES, fitting, value_for
 
 NODE: Any = {
     "type": "object",
@@ -135,3 +136,57 @@ def test_the_weather_values_go_only_where_the_tool_declares_them() -> None:
     value = {**value_for(strict, "seed"), **fitting(TOOL_ARGUMENTS, strict)}
     jsonschema.validate(value, strict)
     assert value == TOOL_ARGUMENTS
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "properties",
+                    "items",
+                    "minItems",
+                    "maxItems",
+                    "minLength",
+                    "maxLength",
+                    "minimum",
+                    "exclusiveMaximum",
+                    "multipleOf",
+                    "enum",
+                    "const",
+                    "anyOf",
+                    "allOf",
+                    "required",
+                    "$ref",
+                    "city",
+                    "unit",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=24,
+)
+
+
+@settings(deadline=None)
+@given(schema=JSON, seed=st.text(max_size=4))
+def test_any_json_as_a_schema_gives_a_value_not_an_exception(schema: Any, seed: str) -> None:
+    """The schema is the client's: keywords of the wrong type (a null ``maxLength``, a
+    ``properties`` that is ``true``, an integer past 64 bits) are ignored, never raised on."""
+    value = value_for(schema, seed)
+    assert isinstance(fitting(TOOL_ARGUMENTS, schema), dict)
+    json.dumps(value)
+
+
+def test_a_schema_that_asks_for_too_much_gets_a_bounded_value() -> None:
+    strings = {"type": "string", "minLength": 10**9}
+    huge: Any = {"type": "array", "minItems": 10**6, "items": {**strings, "maxLength": 10**9}}
+    value = value_for({"type": "array", "minItems": 10**6, "items": huge}, "seed")
+    assert len(json.dumps(value)) < 4 * _MAX_CHARS
+    assert sum(1 + len(inner) for inner in value) <= 2 * _MAX_VALUES  # (each list's items
+    # are counted out before their own values spend the budget: at most twice)

@@ -380,6 +380,7 @@ async def test_api_key_required_when_configured(session: aiohttp.ClientSession) 
         (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "3"}', "max_tokens"),
         (b'{"messages": [{"role": "user", "content": "x"}], "mock": {"drop_aftr": 1}}', "mock"),
         (b'{"messages": [{"role": "user", "content": "x"}], "mock": {"gzip": 1}}', "mock"),
+        (b"[" * 100_000 + b"]" * 100_000, None),  # nested past the parser's depth
     ],
 )
 async def test_bad_requests_get_400(
@@ -761,3 +762,18 @@ def test_a_server_process_freezes_its_start_up_and_collects_in_full_rarely(
         assert (default, after, frozen) == ("10", "100", "True")
     else:
         assert (after, frozen) == (default, "False")
+
+
+async def test_integers_past_64_bits_are_answered(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    """Valid JSON that the fast encoder cannot write back (a 40-digit number, which Responses
+    echoes, or a schema's bound) gets its answer, not a 500."""
+    schema = {"type": "integer", "minimum": 10**40, "maximum": 10**40}
+    text = {"format": {"type": "json_schema", "name": "n", "schema": schema}}
+    body = {"model": "m", "input": "x", "max_output_tokens": 10**40, "text": text}
+    async with session.post(server.base_url + "/responses", json=body) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    assert answer["max_output_tokens"] == 10**40
+    assert json.loads(answer["output"][0]["content"][0]["text"]) == 10**40

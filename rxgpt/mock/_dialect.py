@@ -425,7 +425,7 @@ async def read_json(request: web.Request) -> Any:
     request[RAW_BODY_KEY] = raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested past the parser's depth)
         raise BadRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The API expects a JSON payload.)"

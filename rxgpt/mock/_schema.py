@@ -49,9 +49,52 @@ def _rng(seed: str) -> random.Random:
 
 
 def value_for(schema: Any, seed: str) -> Any:
-    """A value valid under ``schema`` (deterministic for ``seed``)."""
+    """A value valid under ``schema`` (deterministic for ``seed``).
+
+    Any JSON is taken (the schema is the client's): keywords of the wrong type are ignored,
+    and the value stays small whatever the schema asks (about :data:`_MAX_VALUES` values at
+    most, :data:`_MAX_SIZE` items or characters each, :data:`_MAX_CHARS` characters in all),
+    valid or not past that.
+    """
     root = schema if isinstance(schema, Mapping) else {}
-    return _value(root, root, _rng(seed), 0)
+    return _value(root, _Walk(root, _rng(seed)), 0)
+
+
+#: The most values (scalars, items, properties) one :func:`value_for` call makes.
+_MAX_VALUES = 10_000
+#: The most items of an array, characters of a string, that a schema can ask for.
+_MAX_SIZE = 4096
+#: The most characters of all the strings of one value.
+_MAX_CHARS = 1 << 20
+
+
+class _Walk:
+    """What one :func:`value_for` call carries: the root, the random source, the budget."""
+
+    __slots__ = ("chars", "left", "rng", "root")
+
+    def __init__(self, root: Mapping[str, Any], rng: random.Random) -> None:
+        self.root = root
+        self.rng = rng
+        self.left = _MAX_VALUES
+        self.chars = _MAX_CHARS
+
+
+def _number_keyword(schema: Mapping[str, Any], name: str) -> int | float | None:
+    """A numeric keyword's value if it is a finite number (a JSON schema is untrusted)."""
+    value = schema.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return value if math.isfinite(float(value)) else None
+    except OverflowError:  # (an integer too big for a float)
+        return None
+
+
+def _size(schema: Mapping[str, Any], name: str, default: int) -> int:
+    """A count keyword (``minItems``, ``maxLength``...) as an int in 0.._MAX_SIZE."""
+    value = _number_keyword(schema, name)
+    return default if value is None else max(0, min(int(value), _MAX_SIZE))
 
 
 def fitting(strings: Mapping[str, str], schema: Any) -> dict[str, str]:
@@ -75,11 +118,12 @@ def fitting(strings: Mapping[str, str], schema: Any) -> dict[str, str]:
         kind = sub.get("type", "string")
         if kind != "string" and not (isinstance(kind, list) and "string" in kind):
             continue
-        if "enum" in sub and value not in sub["enum"]:
+        enum = sub.get("enum")
+        if enum is not None and not (isinstance(enum, list) and value in enum):
             continue
         if "const" in sub and value != sub["const"]:
             continue
-        if int(sub.get("minLength", 0)) <= len(value) <= int(sub.get("maxLength", len(value))):
+        if _size(sub, "minLength", 0) <= len(value) <= _size(sub, "maxLength", _MAX_SIZE):
             out[name] = value
     return out
 
@@ -99,9 +143,11 @@ def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str,
     return target if isinstance(target, Mapping) else {}
 
 
-def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int) -> Any:
+def _value(schema: Any, walk: _Walk, depth: int) -> Any:
+    walk.left -= 1
     if not isinstance(schema, Mapping):
         return None
+    root = walk.root
     schema = _resolve(schema, root)
     if "const" in schema:
         return schema["const"]
@@ -115,7 +161,7 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
             if null and depth >= _SHALLOW:
                 return None
             usable = [o for o in options if o not in null]
-            return _value((usable or options)[0], root, rng, depth)
+            return _value((usable or options)[0], walk, depth)
     parts = schema.get("allOf")
     if isinstance(parts, list) and parts:
         merged: dict[str, Any] = {}
@@ -123,25 +169,29 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
             if isinstance(part, Mapping):
                 part = _resolve(part, root)
                 merged.update({k: v for k, v in part.items() if k != "properties"})
-                merged.setdefault("properties", {}).update(part.get("properties") or {})
-        return _value(merged, root, rng, depth)
+                properties = part.get("properties")
+                if isinstance(properties, Mapping):
+                    merged.setdefault("properties", {}).update(properties)
+        return _value(merged, walk, depth)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
     if kind is None:
         kind = "object" if "properties" in schema else "string"
-    if depth >= _MAX_DEPTH and kind in ("object", "array"):
+    if (depth >= _MAX_DEPTH or walk.left <= 0) and kind in ("object", "array"):
         return {} if kind == "object" else []
+    rng = walk.rng
     if kind == "object":
         properties = schema.get("properties")
         if not isinstance(properties, Mapping):
             return {}
-        return {str(name): _value(sub, root, rng, depth + 1) for name, sub in properties.items()}
+        return {str(name): _value(sub, walk, depth + 1) for name, sub in properties.items()}
     if kind == "array":
-        high = int(schema.get("maxItems", 2))
-        low = int(schema.get("minItems", 0 if depth >= _SHALLOW else min(1, high)))
+        high = _size(schema, "maxItems", 2)
+        low = _size(schema, "minItems", 0 if depth >= _SHALLOW else min(1, high))
         count = low if depth >= _SHALLOW else max(low, min(high, 2))
-        return [_value(schema.get("items", {}), root, rng, depth + 1) for _ in range(count)]
+        count = min(count, max(walk.left, 0))
+        return [_value(schema.get("items", {}), walk, depth + 1) for _ in range(count)]
     if kind == "integer":
         return _number(schema, rng, integer=True)
     if kind == "number":
@@ -150,7 +200,7 @@ def _value(schema: Any, root: Mapping[str, Any], rng: random.Random, depth: int)
         return rng.random() < 0.5
     if kind == "null":
         return None
-    return _string(schema, rng)
+    return _string(schema, walk)
 
 
 def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> int | float:
@@ -161,8 +211,8 @@ def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> 
         low = 0 if high is None or high > 0 else high - 100
     if high is None:
         high = low + 100
-    step = schema.get("multipleOf")
-    if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+    step = _number_keyword(schema, "multipleOf")
+    if step is not None and step > 0:
         if integer:  # (the smallest multiple of the step that is a whole number)
             step = next((n * step for n in range(1, 1001) if float(n * step).is_integer()), 1)
         first, last = math.ceil(low / step), math.floor(high / step)
@@ -183,30 +233,33 @@ def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> 
 
 def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str, past: int) -> Any:
     """An inclusive bound; an exclusive one moved inside by one for integers (``past``)."""
-    value = schema.get(inclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    value = _number_keyword(schema, inclusive)
+    if value is not None:
         return value
-    value = schema.get(exclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    value = _number_keyword(schema, exclusive)
+    if value is not None:
         return value + past if past else value
     return None
 
 
 def _exclusive(schema: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(schema[k] for k in ("exclusiveMinimum", "exclusiveMaximum") if k in schema)
+    bounds = (_number_keyword(schema, k) for k in ("exclusiveMinimum", "exclusiveMaximum"))
+    return tuple(bound for bound in bounds if bound is not None)
 
 
-def _string(schema: Mapping[str, Any], rng: random.Random) -> str:
+def _string(schema: Mapping[str, Any], walk: _Walk) -> str:
     fixed = _FORMATS.get(str(schema.get("format", "")))
     if fixed is not None:
         return fixed
-    high = int(schema.get("maxLength", 40))
-    low = int(schema.get("minLength", min(1, high)))
-    words = [rng.choice(VOCABULARY) for _ in range(rng.randint(1, 3))]
-    text = " ".join(words)
-    while len(text) < low:
-        text += " " + rng.choice(VOCABULARY)
-    return text[: max(high, low)]
+    high = _size(schema, "maxLength", 40)
+    low = min(_size(schema, "minLength", min(1, high)), walk.chars)
+    rng = walk.rng
+    text = " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 3)))
+    if len(text) < low:  # (a long minimum: the words again, joined once)
+        text = " ".join([text] * (low // (len(text) + 1) + 1))
+    text = text[: max(high, low)]
+    walk.chars -= len(text)
+    return text
 
 
 def json_pieces(text: str) -> tuple[str, ...]:

@@ -37,14 +37,22 @@ __all__ = [
 dumps: Callable[[Any], bytes]
 """Serialise to compact UTF-8 JSON bytes (no spaces, non-ASCII kept as is)."""
 
+
+def _json_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 try:
     import orjson
 
-    dumps = orjson.dumps
-except ImportError:  # pragma: no cover - exercised only without orjson
-
     def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            return orjson.dumps(obj)
+        except orjson.JSONEncodeError:  # (an integer past 64 bits: a client's, echoed)
+            return _json_dumps(obj)
+
+except ImportError:  # pragma: no cover - exercised only without orjson
+    dumps = _json_dumps
 
 
 NON_ASCII_WORDS: tuple[str, ...] = ("café", "naïve", "résumé", "→", "日本", "über", "🚀")
