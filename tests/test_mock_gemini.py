@@ -211,7 +211,7 @@ async def test_ollama_generate_streams_response_lines(
     assert all("message" not in line for line in lines)
     status, raw, _ = await post(session, server, "/api/generate", {**body, "stream": False})
     assert json.loads(raw)["response"] == "".join(line["response"] for line in lines)
-    status, raw, _ = await post(session, server, "/api/generate", {"model": "m"})
+    status, raw, _ = await post(session, server, "/api/generate", {"model": "m", "prompt": 5})
     assert status == 400 and "prompt" in json.loads(raw)["error"]
 
 

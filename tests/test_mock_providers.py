@@ -944,8 +944,10 @@ MISSING = {
     "anthropic": ("Missing required parameter: 'messages'.", "messages"),
     "responses": ("Missing required parameter: 'input'.", "input"),
     "completions": ("Invalid 'prompt': expected a string or a list of strings.", "prompt"),
-    "ollama": ("Missing required parameter: 'messages'.", "messages"),
+    # (Ollama answers a request without messages at once, as a "load": see the test of it)
+    "ollama": ("Invalid 'messages': expected a list of objects.", "messages"),
 }
+MISSING_BODIES = {"ollama": {"model": "m", "messages": [1]}}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -955,7 +957,7 @@ async def test_bad_request_in_the_protocols_envelope(
 ) -> None:
     path, body, _ = ENDPOINTS[name]
     if case == "missing":
-        body = {"model": "m"}
+        body = MISSING_BODIES.get(name, {"model": "m"})
         message, param = MISSING[name]
     else:
         body = {**body, "mock": {"drop_aftr": 1}}

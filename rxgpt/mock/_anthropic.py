@@ -87,6 +87,13 @@ class AnthropicDialect(Dialect):
     request_id_header = "request-id"
 
     def parse(self, body: Any, config: MockConfig) -> Prompt:
+        return self._parse(body, config, counting=False)
+
+    def parse_counted(self, request: web.Request, body: Any, config: MockConfig) -> Prompt:
+        """``POST /v1/messages/count_tokens``: a Messages body without ``max_tokens``."""
+        return self._parse(body, config, counting=True)
+
+    def _parse(self, body: Any, config: MockConfig, *, counting: bool) -> Prompt:
         model = model_of(body, config)
         messages = as_messages(body.get("messages"))
         system = body.get("system")
@@ -96,7 +103,7 @@ class AnthropicDialect(Dialect):
         thinking = body.get("thinking")
         count = 0
         cap = positive_int(body, "max_tokens")
-        if cap is None:  # (required by the API; the SDK always sends it)
+        if cap is None and not counting:  # (required by the API; the SDK always sends it)
             raise BadRequest("max_tokens: Field required", "max_tokens")
         tool_choice = parse_tool_choice(body.get("tool_choice"))
         if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):

@@ -9,18 +9,23 @@ Routes (all answers deterministic, see :mod:`rxgpt.mock._text`; faults, see
   :mod:`rxgpt.mock._openai_completions`);
 * ``POST /v1/responses``: OpenAI Responses API (:mod:`rxgpt.mock._openai_responses`);
 * ``POST /v1/messages``: Anthropic Messages API (:mod:`rxgpt.mock._anthropic`);
-* ``POST /api/chat``, ``GET /api/tags``, ``GET /api/version``: Ollama's native API
-  (:mod:`rxgpt.mock._ollama`);
+* ``POST /v1/messages/count_tokens``: Anthropic's token count;
+* ``POST /api/chat``: Ollama's native chat (:mod:`rxgpt.mock._ollama`);
 * ``POST /api/generate``: Ollama's native completion (``response`` lines);
 * ``POST /v1beta/models/{model}:streamGenerateContent`` (``?alt=sse``: SSE; without: a
-  streamed JSON array) and ``:generateContent``: Google Gemini (:mod:`rxgpt.mock._gemini`),
-  also under ``/v1/`` (the stable version, google-genai's default);
-* ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus, vLLM's names).
+  streamed JSON array), ``:generateContent`` and ``:countTokens``: Google Gemini
+  (:mod:`rxgpt.mock._gemini`), also under ``/v1/`` (the stable version, google-genai's
+  default);
+* the model catalog (:mod:`rxgpt.mock._models`): ``GET /v1/models`` and
+  ``/v1/models/{model}`` (in OpenAI's, Anthropic's or Gemini's shape), ``GET
+  /v1beta/models[/{model}]``, and Ollama's ``GET /api/tags``, ``POST /api/show``, ``GET
+  /api/ps``, ``GET /api/version`` and ``GET /``;
+* ``GET /health``, ``GET /metrics`` (Prometheus, vLLM's names).
 
-Unknown routes get a 404 (405 for a wrong method) in the error shape of the API the path
-belongs to (Gemini under ``/v1beta/`` or ``/v1/models/{model}:...``, Ollama under
-``/api/``, Anthropic for ``/v1/messages`` or an ``anthropic-version`` header, OpenAI
-otherwise).
+Unknown routes get a 404 (405 for a wrong method) in the error shape of the API the request
+belongs to (:func:`~rxgpt.mock._models.api_of`: Gemini under ``/v1beta/`` or
+``/v1/models/{model}:...`` or with a Gemini key, Ollama under ``/api/``, Anthropic for
+``/v1/messages`` or an ``anthropic-version`` header, OpenAI otherwise).
 """
 
 from __future__ import annotations
@@ -36,13 +41,24 @@ from ._dialect import (
     ENGINE_KEY,
     PLAN_CACHE_KEY,
     MockConfig,
+    counted,
     handler,
 )
 from ._engine import Engine
 from ._faults import FaultOptions, error_body, json_response
 from ._gemini import gemini_error, gemini_route
 from ._metrics import Metrics
-from ._ollama import OLLAMA_CHAT, OLLAMA_GENERATE, ollama_tags, ollama_version
+from ._models import (
+    api_of,
+    get_model,
+    list_models,
+    ollama_ps,
+    ollama_root,
+    ollama_show,
+    ollama_tags,
+    ollama_version,
+)
+from ._ollama import OLLAMA_CHAT, OLLAMA_GENERATE
 from ._openai_chat import OPENAI_CHAT
 from ._openai_completions import OPENAI_COMPLETIONS
 from ._openai_responses import OPENAI_RESPONSES
@@ -52,17 +68,11 @@ __all__ = ["create_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 64 * 1024 * 1024  # large prompts for benchmarks (aiohttp's default is 1 MiB)
-MODELS_CREATED = 1_700_000_000  # fixed, so /v1/models is byte-stable
 
 
-async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``."""
-    config = request.app[CONFIG_KEY]
-    denied = OPENAI_CHAT.unauthorized(request, config)
-    if denied is not None:
-        return denied
-    model = {"id": config.model, "object": "model", "created": MODELS_CREATED, "owned_by": "rxgpt"}
-    return json_response(200, {"object": "list", "data": [model]})
+async def anthropic_count_tokens(request: web.Request) -> web.Response:
+    """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}`` for a Messages body."""
+    return await counted(request, ANTHROPIC_MESSAGES, lambda tokens: {"input_tokens": tokens})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -91,14 +101,14 @@ async def _vendor_errors(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def route_error(request: web.Request, status: int) -> web.Response:
-    """A 404 / 405 in the envelope of the API that ``request``'s path belongs to."""
-    path = request.path
-    what = f"{request.method} {path}"
-    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+    """A 404 / 405 in the envelope of the API that ``request`` belongs to (:func:`api_of`)."""
+    what = f"{request.method} {request.path}"
+    api = api_of(request)
+    if api == "gemini":
         return gemini_error(status, f"Method not found: {what}")
-    if path.startswith("/api/"):
+    if api == "ollama":
         return json_response(status, {"error": f"{status} page not found"})
-    if "anthropic-version" in request.headers or path.startswith("/v1/messages"):
+    if api == "anthropic":
         return ANTHROPIC_MESSAGES.error(status, f"Not found: {what}", kind="not_found_error")
     message = f"Invalid URL ({what})"
     return json_response(status, error_body(message, "invalid_request_error"))
@@ -147,13 +157,20 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app.router.add_post("/v1/completions", handler(OPENAI_COMPLETIONS))
     app.router.add_post("/v1/responses", handler(OPENAI_RESPONSES))
     app.router.add_post("/v1/messages", handler(ANTHROPIC_MESSAGES))
+    app.router.add_post("/v1/messages/count_tokens", anthropic_count_tokens)
     app.router.add_post("/api/chat", handler(OLLAMA_CHAT))
     app.router.add_post("/api/generate", handler(OLLAMA_GENERATE))
     app.router.add_post("/v1beta/models/{target}", gemini_route)
     app.router.add_post("/v1/models/{target}", gemini_route)  # (google-genai's default)
     app.router.add_get("/api/tags", ollama_tags)
+    app.router.add_post("/api/show", ollama_show)
+    app.router.add_get("/api/ps", ollama_ps)
     app.router.add_get("/api/version", ollama_version)
+    app.router.add_get("/", ollama_root)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_get("/v1beta/models", list_models)
+    app.router.add_get("/v1beta/models/{model:.+}", get_model)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     return app

@@ -102,6 +102,7 @@ __all__ = [
     "ToolCall",
     "alternative_tokens",
     "as_messages",
+    "counted",
     "first_tool_name",
     "handler",
     "logprob_of",
@@ -299,6 +300,11 @@ class Prompt:
                 f"Invalid 'tool_choice': tool '{named}' is not one of the tools given.",
                 "tool_choice",
             )
+
+    @property
+    def input_tokens(self) -> int:
+        """The prompt's tokens, as every usage and token count reports them."""
+        return sum(count_prompt_tokens(conv) for conv in self.prompts or (self.messages,))
 
 
 def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None) -> int | None:
@@ -589,7 +595,7 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
         ),
         tokens=count,
         stop=stop,
-        prompt_tokens=sum(count_prompt_tokens(conv) for conv in conversations),
+        prompt_tokens=prompt.input_tokens,
         thinking=thinking,
         tool=tool,
         pieces=pieces,
@@ -906,6 +912,14 @@ class Dialect(ABC):
         """Validate a request (its body; a dialect may also read its URL)."""
         return self.parse(body, config)
 
+    def parse_counted(self, request: web.Request, body: Any, config: MockConfig) -> Prompt:
+        """Validate the body of a token-counting request (the API's own rules for one)."""
+        return self.parse_request(request, body, config)
+
+    def immediate(self, body: Any, config: MockConfig) -> Mapping[str, Any] | None:
+        """The answer to a request that the API answers at once, without generating."""
+        return None
+
     def eol(self, faults: FaultOptions) -> bytes:
         """The line terminator of the stream (``line_endings``; LF by default)."""
         return faults.eol
@@ -1030,6 +1044,9 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
         return denied
     try:
         body = await read_json(request)
+        at_once = dialect.immediate(body, config)
+        if at_once is not None:
+            return json_response(200, at_once)
         prompt = dialect.parse_request(request, body, config)
         options = parse_mock(body, config)
     except BadRequest as exc:
@@ -1084,6 +1101,25 @@ async def serve(request: web.Request, dialect: Dialect) -> web.StreamResponse:
         with contextlib.suppress(ConnectionError):
             await run_interrupt(outcome, request, response, out, faults, encoder)
     return response
+
+
+async def counted(
+    request: web.Request, dialect: Dialect, shape: Callable[[int], Mapping[str, Any]]
+) -> web.Response:
+    """The flow of a token-counting endpoint: key, body, then ``shape(input tokens)``.
+
+    The count is the one the usage of an answer to the same body reports
+    (:attr:`Prompt.input_tokens`); counting takes no time in the engine.
+    """
+    config = request.app[CONFIG_KEY]
+    denied = dialect.unauthorized(request, config)
+    if denied is not None:
+        return denied
+    try:
+        prompt = dialect.parse_counted(request, await read_json(request), config)
+    except BadRequest as exc:
+        return dialect.error(400, exc.message, kind="invalid_request_error", param=exc.param)
+    return json_response(200, shape(prompt.input_tokens))
 
 
 # --------------------------------------------------------------------------- OpenAI shared

@@ -3,7 +3,8 @@
 Methods: ``:streamGenerateContent?alt=sse`` (``data:`` SSE with CRLF line ends, no end
 signal: the last chunk carries ``finishReason``), ``:streamGenerateContent`` without
 ``alt=sse`` (one JSON array streamed element by element, as Gemini does) and
-``:generateContent`` (one JSON object). Every chunk is a whole ``GenerateContentResponse``:
+``:generateContent`` (one JSON object), ``:countTokens`` (``totalTokens``: the prompt tokens
+an answer's usage reports). Every chunk is a whole ``GenerateContentResponse``:
 the parts of this step only, and the cumulative ``usageMetadata``.
 
 The body: ``contents`` (``role`` ``user`` / ``model``, text ``parts``), ``systemInstruction``
@@ -32,6 +33,7 @@ from ._dialect import (
     Prompt,
     SseEncoder,
     StepClock,
+    counted,
     model_of,
     positive_int,
     response_schema,
@@ -252,6 +254,12 @@ class GeminiDialect(Dialect):
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         )
 
+    def parse_counted(self, request: web.Request, body: Any, config: MockConfig) -> Prompt:
+        """``:countTokens``: ``contents``, or a whole ``generateContentRequest``."""
+        if isinstance(body, dict) and isinstance(body.get("generateContentRequest"), dict):
+            body = body["generateContentRequest"]
+        return self.parse_request(request, body, config)
+
     def credentials(self, request: web.Request) -> list[str]:
         keys = [request.headers.get("x-goog-api-key"), request.query.get("key")]
         return [key for key in keys if key is not None] + super().credentials(request)
@@ -422,7 +430,7 @@ GEMINI_SSE = GeminiDialect("sse")
 GEMINI_ARRAY = GeminiDialect("array")
 GEMINI_WHOLE = GeminiDialect("whole")
 
-_METHODS = {"streamGenerateContent", "generateContent"}
+_METHODS = {"streamGenerateContent", "generateContent", "countTokens"}
 
 
 async def gemini_route(request: web.Request) -> web.StreamResponse:
@@ -433,8 +441,18 @@ async def gemini_route(request: web.Request) -> web.StreamResponse:
     if not sep or not model or method not in _METHODS:
         return gemini_error(404, f"Method not found: models/{target}")
     request[MODEL_KEY] = model
+    if method == "countTokens":
+        return await counted(request, GEMINI_WHOLE, _token_count)
     if method == "generateContent":
         dialect = GEMINI_WHOLE
     else:
         dialect = GEMINI_SSE if request.query.get("alt") == "sse" else GEMINI_ARRAY
     return await serve(request, dialect)
+
+
+def _token_count(tokens: int) -> dict[str, Any]:
+    """``:countTokens``' answer."""
+    return {
+        "totalTokens": tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+    }

@@ -5,12 +5,12 @@ level), one per text token, one with the whole ``tool_calls``, and a last ``done
 with ``done_reason`` (``stop`` or ``length`` when ``options.num_predict`` cut the text), counts
 and durations (nanoseconds; the measured total, a quarter of it as prompt eval). In-band error:
 an ``{"error": …}`` line, then the body ends. ``GET /api/tags`` lists the configured model,
-``GET /api/version`` a version. Tool and thinking triggers: see :mod:`rxgpt.mock._dialect`.
+``GET /api/version`` a version (:mod:`rxgpt.mock._models`). An empty prompt (no ``messages``)
+loads the model, as Ollama answers it. Tool and thinking triggers: see :mod:`rxgpt.mock._dialect`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,7 +19,6 @@ from typing import Any
 from aiohttp import web
 
 from ._dialect import (
-    CONFIG_KEY,
     Answer,
     BadRequest,
     Dialect,
@@ -44,10 +43,9 @@ from ._text import dumps
 __all__ = [
     "OLLAMA_CHAT",
     "OLLAMA_GENERATE",
+    "OLLAMA_VERSION",
     "OllamaDialect",
     "OllamaEncoder",
-    "ollama_tags",
-    "ollama_version",
 ]
 
 OLLAMA_VERSION = "0.12.0"
@@ -67,12 +65,31 @@ class OllamaDialect(Dialect):
             return as_messages(body.get("messages"))
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
-            raise BadRequest("prompt is required", "prompt")
+            raise BadRequest("Invalid 'prompt': expected a string.", "prompt")
         system = body.get("system")
         messages: list[Any] = [{"role": "user", "content": prompt}]
         if isinstance(system, str) and system:
             messages.insert(0, {"role": "system", "content": system})
         return messages
+
+    def immediate(self, body: Any, config: MockConfig) -> Mapping[str, Any] | None:
+        """An empty prompt (no ``messages``) loads the model, or unloads it with ``keep_alive``
+        0: Ollama answers at once with one object, ``done_reason`` ``load`` / ``unload``."""
+        if not isinstance(body, dict):
+            return None
+        empty = body.get("prompt") if self.generate else body.get("messages")
+        if empty not in (None, "", []):
+            return None
+        answer: dict[str, Any] = {
+            "model": model_of(body, config),
+            "created_at": _rfc3339(time.time()),
+        }
+        if self.generate:
+            answer["response"] = ""
+        else:
+            answer["message"] = {"role": "assistant", "content": ""}
+        unload = body.get("keep_alive") in (0, "0", "0s", "0m")
+        return {**answer, "done": True, "done_reason": "unload" if unload else "load"}
 
     def parse(self, body: Any, config: MockConfig) -> Prompt:
         model = model_of(body, config)
@@ -229,36 +246,6 @@ class OllamaEncoder(StreamEncoder):
     def _last_line(self) -> bytes:
         final = dumps({"done": True, **_ollama_final(self._answer)})
         return self._head + b'""' + self._close + b"," + final[1:] + self.eol
-
-
-async def ollama_tags(request: web.Request) -> web.Response:
-    """``GET /api/tags``: the configured model."""
-    config = request.app[CONFIG_KEY]
-    denied = OLLAMA_CHAT.unauthorized(request, config)
-    if denied is not None:
-        return denied
-    details = {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "rxgpt",
-        "families": ["rxgpt"],
-        "parameter_size": "0B",
-        "quantization_level": "none",
-    }
-    model = {
-        "name": config.model,
-        "model": config.model,
-        "modified_at": "2025-01-01T00:00:00Z",
-        "size": 0,
-        "digest": hashlib.sha256(config.model.encode()).hexdigest(),
-        "details": details,
-    }
-    return json_response(200, {"models": [model]})
-
-
-async def ollama_version(request: web.Request) -> web.Response:
-    """``GET /api/version``."""
-    return json_response(200, {"version": OLLAMA_VERSION})
 
 
 OLLAMA_CHAT = OllamaDialect()
