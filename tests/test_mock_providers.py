@@ -1041,9 +1041,34 @@ async def test_fault_garbage_at(
 ) -> None:
     events = split_events(await stream_raw(session, server, name, garbage_at=2), name)
     assert len(events) == ENDPOINTS[name][2]
-    garbage = b"this is not json" if name == "ollama" else b"data: this is not json"
+    garbage = {
+        "ollama": b"this is not json",
+        "anthropic": b"event: content_block_delta\ndata: this is not json",
+    }.get(name, b"data: this is not json")
     assert events[2] == garbage
     assert END_SIGNAL[name] in events[-1]
+
+
+async def test_garbage_at_fails_each_vendors_parser(
+    claude: anthropic.AsyncAnthropic, oai: openai.AsyncOpenAI
+) -> None:
+    """The injected garbage is an event each SDK reads, so each SDK fails on it."""
+    garbage: Any = {"mock": {"garbage_at": 3}}
+    with pytest.raises(json.JSONDecodeError):
+        async with claude.messages.stream(
+            model="claude-test", max_tokens=64, messages=MESSAGES, extra_body=garbage
+        ) as stream:
+            await stream.get_final_message()
+    with pytest.raises(json.JSONDecodeError):
+        chat = await oai.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, stream=True, extra_body=garbage
+        )
+        [chunk async for chunk in chat]
+    with pytest.raises(json.JSONDecodeError):
+        responses = await oai.responses.create(
+            model="gpt-test", input=QUESTION, stream=True, extra_body=garbage
+        )
+        [event async for event in responses]
 
 
 @pytest.mark.parametrize("name", NAMES)

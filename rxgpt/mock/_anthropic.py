@@ -225,6 +225,11 @@ class AnthropicEncoder(SseEncoder):
     def keepalive(self) -> bytes | None:
         return self._ping
 
+    @property
+    def garbage(self) -> bytes:
+        # (named as a delta: an unnamed event, or one of an unknown name, the SDK skips unread)
+        return self.event("content_block_delta", b"this is not json")
+
     def error(self, index: int) -> Sequence[bytes]:
         return (self.event("error", _OVERLOADED),)
 

@@ -13,7 +13,8 @@ apply to every streaming endpoint, each in its own wire format (see :class:`Fram
 ``stall_after``     stop sending after N events, until the client goes away
 ``keepalive_ms``    while stalled, send a keep-alive every M ms (SSE ``: keep-alive``,
                     Anthropic ``event: ping``; NDJSON has none and stays silent)
-``garbage_at``      event N (0-based) is ``data: this is not json`` (NDJSON: that line)
+``garbage_at``      event N (0-based) is ``data: this is not json`` (NDJSON: that line;
+                    Anthropic: under ``event: content_block_delta``, which its SDK reads)
 ``error_at``        event N is the protocol's in-band error, and the stream ends
 ``no_done``         end without the protocol's end signal (``data: [DONE]``,
                     ``message_stop``, ``response.completed``, the ``done:true`` line)
