@@ -115,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"rxgpt {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    # (not required=True: argparse would then name the missing command before an unknown
+    # option, `rxgpt --bogus` saying "required: command"; main() checks both, options first)
+    commands = parser.add_subparsers(dest="command")
 
     chat = commands.add_parser("chat", help="stream one answer to the terminal")
     chat.add_argument("prompt", nargs="?", help="the user message ('-' reads it from stdin)")
@@ -409,7 +411,11 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rxgpt`` command."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error("a command is needed: chat, serve, bench or relay")
     if args.command == "serve":
         return _serve(args)
     if args.command == "bench":

@@ -43,6 +43,9 @@ def one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
         (["serve", "--fault", "status=abc"], ["--fault", "status"]),
         (["chat", "hi", "--log", "/nonexistent/dir/x.jsonl"], ["/nonexistent/dir/x.jsonl"]),
         (["frobnicate"], ["frobnicate"]),
+        (["--bogus"], ["unrecognized", "--bogus"]),
+        (["chat", "hi", "--bogus"], ["unrecognized", "--bogus"]),
+        ([], ["a command is needed", "chat, serve, bench or relay"]),
     ],
 )
 def test_a_mistake_is_one_line_and_an_exit_code(args: list[str], words: list[str]) -> None:
