@@ -376,16 +376,16 @@ async def test_anthropic_api_key_checked(session: aiohttp.ClientSession) -> None
             await bad.close()
             await good.close()
         assert message.usage.output_tokens == 3
-        for headers in ({}, {"x-api-key": "wrong"}):
+        for headers, said in (
+            ({}, "x-api-key header is required"),  # (the API's words for each case)
+            ({"x-api-key": "wrong"}, "invalid x-api-key"),
+        ):
             async with session.post(server.url + "/v1/messages", json=body, headers=headers) as r:
                 assert r.status == 401
                 raw = await r.read()
             error = json.loads(raw)
             assert error["type"] == "error"
-            assert error["error"] == {
-                "type": "authentication_error",
-                "message": "invalid x-api-key",
-            }
+            assert error["error"] == {"type": "authentication_error", "message": said}
             assert error["request_id"].startswith("req_011C")
             assert b"sk-ant-secret" not in raw
         bearer = {"Authorization": "Bearer sk-ant-secret"}

@@ -152,7 +152,9 @@ class AnthropicDialect(Dialect):
         return self.error(status, message, kind=kind)
 
     def unauthorized_error(self, presented: bool) -> web.Response:
-        return self.status_error(401)
+        if presented:
+            return self.status_error(401)  # ("invalid x-api-key")
+        return self.error(401, "x-api-key header is required", kind="authentication_error")
 
     def request_id(self, answer: Answer) -> str:
         return answer.make_id("req_011C", 20, salt="request")
