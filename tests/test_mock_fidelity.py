@@ -154,6 +154,72 @@ async def test_max_completion_tokens_finishes_with_length(oai: openai.AsyncOpenA
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 3
 
 
+async def test_ignore_eos_runs_to_the_cap_as_vllm(oai: openai.AsyncOpenAI) -> None:
+    """vLLM's ``ignore_eos`` (benchmarks send it for fixed output lengths): exactly the cap,
+    finish ``length``, on chat and legacy completions, streamed or not, reasoning counted."""
+    eos: Any = {"ignore_eos": True}
+    chunks = await collect(
+        oai, max_completion_tokens=40, stream_options={"include_usage": True}, extra_body=eos
+    )
+    assert chunks[-1].usage.completion_tokens == 40  # (the server's own length is 12)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) == 40
+    whole = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, max_tokens=40, extra_body=eos
+    )
+    assert whole.choices[0].message.content == text(chunks)
+    assert whole.usage is not None and whole.usage.completion_tokens == 40
+    reasoned = await oai.chat.completions.create(
+        model="gpt-test",
+        messages=MESSAGES,
+        max_tokens=40,
+        reasoning_effort="low",
+        extra_body=eos,
+    )
+    assert reasoned.usage is not None and reasoned.usage.completion_tokens == 40
+    legacy = await oai.completions.create(
+        model="gpt-test", prompt="Tell me", max_tokens=33, extra_body=eos
+    )
+    assert legacy.usage is not None and legacy.usage.completion_tokens == 33
+    assert legacy.choices[0].finish_reason == "length"
+    plain = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, max_tokens=40, extra_body={"ignore_eos": False}
+    )
+    assert plain.usage is not None and plain.usage.completion_tokens == 12
+
+
+async def test_min_tokens_lengthens_and_holds_stop_sequences_back(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    """vLLM's ``min_tokens``: at least that many tokens, and no stop sequence before them."""
+    longer = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, max_tokens=50, extra_body={"min_tokens": 30}
+    )
+    assert longer.usage is not None and longer.usage.completion_tokens == 30
+    assert longer.choices[0].finish_reason == "stop"
+    words = text(await collect(oai, max_tokens=50, extra_body={"min_tokens": 30})).split(" ")
+    stop = words[2]  # (a word early in the text: without min_tokens it cuts there)
+    early = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, stop=[stop], max_tokens=50
+    )
+    assert early.usage is not None and early.usage.completion_tokens < 5
+    held = await oai.chat.completions.create(
+        model="gpt-test",
+        messages=MESSAGES,
+        stop=[stop],
+        max_tokens=50,
+        extra_body={"min_tokens": 8},
+    )
+    content = held.choices[0].message.content or ""
+    assert held.usage is not None and held.usage.completion_tokens >= 8
+    assert content == " ".join(words)[: len(content)]
+    for wrong in ({"min_tokens": 51}, {"min_tokens": -1}, {"min_tokens": "5"}, {"ignore_eos": 1}):
+        with pytest.raises(openai.BadRequestError, match=r"min_tokens|ignore_eos"):
+            await oai.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, max_tokens=50, extra_body=wrong
+            )
+
+
 async def test_the_token_cap_counts_the_reasoning(oai: openai.AsyncOpenAI) -> None:
     capped = await oai.chat.completions.create(
         model="gpt-test", messages=MESSAGES, reasoning_effort="high", max_completion_tokens=3

@@ -105,6 +105,7 @@ __all__ = [
     "counted",
     "first_tool_name",
     "handler",
+    "length_floor",
     "logprob_of",
     "make_answer",
     "model_of",
@@ -268,6 +269,8 @@ class Prompt:
         response_schema: structured output: the text is JSON valid under this schema.
         seed: the request's ``seed`` (another seed, another text).
         continuous_usage: vLLM's ``stream_options.continuous_usage_stats``.
+        min_tokens: vLLM's ``min_tokens``: no end (nor stop sequence) before that many tokens.
+        ignore_eos: vLLM's ``ignore_eos``: no end of sequence, only the cap ends the text.
     """
 
     model: str
@@ -288,6 +291,8 @@ class Prompt:
     response_schema: Mapping[str, Any] | None = None
     seed: int | None = None
     continuous_usage: bool = False
+    min_tokens: int = 0
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         mode, named = self.tool_choice
@@ -321,6 +326,25 @@ def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None
     if upper is not None and value > upper:
         raise BadRequest(f"Invalid '{name}': expected at most {upper}.", name)
     return value
+
+
+def length_floor(body: Mapping[str, Any], cap: int | None) -> tuple[int, bool]:
+    """vLLM's sampling extensions to OpenAI's APIs that lengthen an answer, as vLLM checks
+    them: ``(min_tokens, ignore_eos)`` (raises :class:`BadRequest`)."""
+    least = body.get("min_tokens", 0)
+    if least is None:
+        least = 0
+    if isinstance(least, bool) or not isinstance(least, int) or least < 0:
+        raise BadRequest("Invalid 'min_tokens': expected an integer >= 0.", "min_tokens")
+    if cap is not None and least > cap:
+        message = f"min_tokens must be less than or equal to max_tokens={cap}, got {least}."
+        raise BadRequest(message, "min_tokens")
+    ignore = body.get("ignore_eos", False)
+    if ignore is None:
+        ignore = False
+    if not isinstance(ignore, bool):
+        raise BadRequest("Invalid 'ignore_eos': expected a boolean.", "ignore_eos")
+    return least, ignore
 
 
 def model_of(body: Any, config: MockConfig) -> str:
@@ -565,6 +589,10 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
         count = len(pieces)
     stop: Stop = "stop"
     base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024
+    if pieces is None:  # (vLLM's floors; structured output ends with its JSON)
+        count = max(count, prompt.min_tokens)
+        if prompt.ignore_eos and prompt.max_tokens is not None:
+            count = max(count, prompt.max_tokens + 1)  # (one past the cap: the cap ends it)
     tool, forced = _tool_call(prompt, steering, digest + seed_salt)
     if forced:  # the call alone, sent whole: the token cap is for text (the mock cuts no call)
         count, pieces, stop = 0, None, "tool"
@@ -577,7 +605,9 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
             count, stop = cap, "length"
     if prompt.stop and pieces is None and prompt.n == 1 and not prompt.prompts and count:
         cut, stop_sequence = _cut_at_stop(
-            list(iter_tokens(prompt.messages, prompt.model, count, base)), prompt.stop
+            list(iter_tokens(prompt.messages, prompt.model, count, base)),
+            prompt.stop,
+            prompt.min_tokens,
         )
         if cut is not None:
             pieces, count, stop = cut, len(cut), "stop"
@@ -604,11 +634,20 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
 
 
 def _cut_at_stop(
-    tokens: list[str], stops: Sequence[str]
+    tokens: list[str], stops: Sequence[str], least: int = 0
 ) -> tuple[tuple[str, ...] | None, str | None]:
-    """The tokens before the first stop sequence (the last one cut short), and that sequence."""
+    """The tokens before the first stop sequence (the last one cut short), and that sequence.
+
+    As vLLM, a stop sequence counts only once ``least`` tokens are out: it must end in the
+    ``least``-th token or after it.
+    """
     text = "".join(tokens)
-    found = [(text.find(stop), stop) for stop in stops if stop and stop in text]
+    before = len("".join(tokens[: least - 1])) if least > 1 else 0
+    found = []
+    for stop in stops:
+        at = text.find(stop, max(before - len(stop) + 1, 0)) if stop else -1
+        if at >= 0:
+            found.append((at, stop))
     if not found:
         return None, None
     at, stop = min(found)

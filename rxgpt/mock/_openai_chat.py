@@ -40,6 +40,7 @@ from ._dialect import (
     alternative_tokens,
     as_messages,
     first_tool_name,
+    length_floor,
     logprob_of,
     model_of,
     openai_finish,
@@ -95,6 +96,7 @@ class ChatDialect(Dialect):
             logprobs = top
         effort = body.get("reasoning_effort")
         seed = body.get("seed")
+        least, ignore_eos = length_floor(body, limit)
         return Prompt(
             model=model,
             messages=messages,
@@ -112,6 +114,8 @@ class ChatDialect(Dialect):
             response_schema=response_schema(body.get("response_format")),
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             continuous_usage=continuous,
+            min_tokens=least,
+            ignore_eos=ignore_eos,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:

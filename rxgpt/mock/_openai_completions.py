@@ -23,6 +23,7 @@ from ._dialect import (
     Prompt,
     StepClock,
     alternative_tokens,
+    length_floor,
     logprob_of,
     model_of,
     openai_finish,
@@ -59,13 +60,17 @@ class CompletionsDialect(Dialect):
         ):
             raise BadRequest("Invalid 'logprobs': expected an integer 0..5.", "logprobs")
         seed = body.get("seed")
+        limit = positive_int(body, "max_tokens")
+        least, ignore_eos = length_floor(body, limit)
         return Prompt(
             model=model,
             messages=conversations[0] if len(conversations) == 1 else list(conversations),
             stream=stream,
             include_usage=include_usage,
             n=positive_int(body, "n", upper=MAX_N) or 1,
-            max_tokens=positive_int(body, "max_tokens"),
+            max_tokens=limit,
+            min_tokens=least,
+            ignore_eos=ignore_eos,
             prompts=conversations if len(conversations) > 1 else (),
             stop=stop_sequences(body.get("stop")),
             logprobs=logprobs,
