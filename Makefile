@@ -7,8 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run test bench bench-update bench-accuracy lint serve clean
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	# (a venv without pip, then the newest pip put in by the system's: ensurepip would install
+	# and byte-compile an older pip only for it to be replaced, ~8 s; ensurepip when the
+	# system's pip cannot install into another interpreter)
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip --python $(PY) install -q --no-compile --upgrade pip \
+		|| ($(PY) -m ensurepip && $(PY) -m pip install -q --no-compile --upgrade pip)
 	# (--no-compile: byte-compiling every file of every package, litellm's 3,000 among them,
 	# costs about a minute; the modules the tests import are compiled when first imported)
 	$(PY) -m pip install -q --no-compile -e '.[dev,fast,cli,bench]'
@@ -35,7 +40,13 @@ bench-accuracy: $(STAMP)
 bench-update: $(STAMP)
 	$(PY) -m benchmarks --report docs/benchmark-latest.md --plot docs/performance.png
 
-lint: $(STAMP)
+# (`make lint` alone needs ruff and mypy: not installed by `make test`)
+LINT_STAMP := $(VENV)/.lint-stamp
+$(LINT_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-compile -e '.[lint]'
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check rxgpt tests benchmarks
 	$(VENV)/bin/ruff format --check rxgpt tests benchmarks
 	$(VENV)/bin/mypy
