@@ -213,6 +213,12 @@ async def test_min_tokens_lengthens_and_holds_stop_sequences_back(
     content = held.choices[0].message.content or ""
     assert held.usage is not None and held.usage.completion_tokens >= 8
     assert content == " ".join(words)[: len(content)]
+    # (a length forced past the context is refused at once, not generated: a hostile cap)
+    for cap, huge in ((10**12, {"ignore_eos": True}), (None, {"min_tokens": 10**12})):
+        with pytest.raises(openai.BadRequestError, match="maximum context length"):
+            await oai.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, max_tokens=cap, extra_body=huge
+            )
     for wrong in ({"min_tokens": 51}, {"min_tokens": -1}, {"min_tokens": "5"}, {"ignore_eos": 1}):
         with pytest.raises(openai.BadRequestError, match=r"min_tokens|ignore_eos"):
             await oai.chat.completions.create(

@@ -83,6 +83,7 @@ from ._timing import PROFILES, REQUEST_KEYS, Timing, output_length, parse_timing
 
 __all__ = [
     "CONFIG_KEY",
+    "CONTEXT_LENGTH",
     "COUNTERS_KEY",
     "JSON_NULL",
     "MAX_N",
@@ -328,9 +329,15 @@ def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None
     return value
 
 
+CONTEXT_LENGTH = 131_072
+"""The mock model's context length, as its catalog states it: the most tokens a request may
+ask to be generated (nominal otherwise: a prompt of any length is taken)."""
+
+
 def length_floor(body: Mapping[str, Any], cap: int | None) -> tuple[int, bool]:
     """vLLM's sampling extensions to OpenAI's APIs that lengthen an answer, as vLLM checks
-    them: ``(min_tokens, ignore_eos)`` (raises :class:`BadRequest`)."""
+    them: ``(min_tokens, ignore_eos)`` (raises :class:`BadRequest`). A length they would
+    force past :data:`CONTEXT_LENGTH` is refused, as a real server refuses it."""
     least = body.get("min_tokens", 0)
     if least is None:
         least = 0
@@ -344,6 +351,13 @@ def length_floor(body: Mapping[str, Any], cap: int | None) -> tuple[int, bool]:
         ignore = False
     if not isinstance(ignore, bool):
         raise BadRequest("Invalid 'ignore_eos': expected a boolean.", "ignore_eos")
+    forced = max(least, cap if ignore and cap is not None else 0)
+    if forced > CONTEXT_LENGTH:
+        message = (
+            f"This model's maximum context length is {CONTEXT_LENGTH} tokens. However, you "
+            f"requested {forced} tokens in the completion."
+        )
+        raise BadRequest(message, "max_tokens" if forced > least else "min_tokens")
     return least, ignore
 
 

@@ -25,7 +25,15 @@ from typing import Any, Literal
 from aiohttp import web
 
 from ._anthropic import ANTHROPIC_MESSAGES
-from ._dialect import CONFIG_KEY, BadRequest, Dialect, MockConfig, model_of, read_json
+from ._dialect import (
+    CONFIG_KEY,
+    CONTEXT_LENGTH,
+    BadRequest,
+    Dialect,
+    MockConfig,
+    model_of,
+    read_json,
+)
 from ._faults import json_response
 from ._gemini import GEMINI_WHOLE
 from ._ollama import OLLAMA_CHAT, OLLAMA_VERSION
@@ -44,8 +52,6 @@ __all__ = [
 ]
 
 Api = Literal["openai", "anthropic", "gemini", "ollama"]
-CONTEXT_LENGTH = 131_072
-"""The context length the catalog states (nominal: the mock enforces no limit)."""
 OUTPUT_LIMIT = 32_768
 """The output token limit the catalog states (nominal, as :data:`CONTEXT_LENGTH`)."""
 MODELS_CREATED = 1_700_000_000  # fixed, so the catalog is byte-stable
