@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from rxgpt.mock import MockServer
+from rxgpt.mock._dialect import CONTEXT_LENGTH
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me about streams, please"}]
 SCHEMA = {
@@ -219,6 +220,12 @@ async def test_min_tokens_lengthens_and_holds_stop_sequences_back(
             await oai.chat.completions.create(
                 model="gpt-test", messages=MESSAGES, max_tokens=cap, extra_body=huge
             )
+    # (nor does an answer pass the context: a longer mock.tokens ends there, with `length`)
+    whole = await oai.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, extra_body={"mock": {"tokens": 10**12}}
+    )
+    assert whole.usage is not None and whole.usage.completion_tokens == CONTEXT_LENGTH
+    assert whole.choices[0].finish_reason == "length"
     for wrong in ({"min_tokens": 51}, {"min_tokens": -1}, {"min_tokens": "5"}, {"ignore_eos": 1}):
         with pytest.raises(openai.BadRequestError, match=r"min_tokens|ignore_eos"):
             await oai.chat.completions.create(

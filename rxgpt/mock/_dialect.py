@@ -330,8 +330,9 @@ def positive_int(body: Mapping[str, Any], name: str, *, upper: int | None = None
 
 
 CONTEXT_LENGTH = 131_072
-"""The mock model's context length, as its catalog states it: the most tokens a request may
-ask to be generated (nominal otherwise: a prompt of any length is taken)."""
+"""The mock model's context length, as its catalog states it: the most tokens an answer has
+(per choice; a longer ``--tokens`` / ``mock.tokens`` ends there, finish ``length``) and a
+request may ask for (nominal otherwise: a prompt of any length is taken)."""
 
 
 def length_floor(body: Mapping[str, Any], cap: int | None) -> tuple[int, bool]:
@@ -595,13 +596,15 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     digest = request_digest(prompt.messages, prompt.model)
     seed_salt = "" if prompt.seed is None else f"#seed{prompt.seed}"
     count = output_length(timing, digest, prompt.seed)
+    context_full = count > CONTEXT_LENGTH  # (a model generates no further than its context)
+    count = min(count, CONTEXT_LENGTH)
     pieces: tuple[str, ...] | None = None
     stop_sequence: str | None = None
     if prompt.response_schema is not None:
         value = value_for(prompt.response_schema, digest + seed_salt)
         pieces = json_pieces(json.dumps(value, ensure_ascii=False))
         count = len(pieces)
-    stop: Stop = "stop"
+    stop: Stop = "length" if context_full and pieces is None else "stop"
     base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024
     if pieces is None:  # (vLLM's floors; structured output ends with its JSON)
         count = max(count, prompt.min_tokens)
