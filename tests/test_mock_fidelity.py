@@ -233,6 +233,41 @@ async def test_min_tokens_lengthens_and_holds_stop_sequences_back(
             )
 
 
+async def test_responses_effort_alone_reasons_hidden() -> None:
+    """As the API: ``reasoning.effort`` without a summary gives a reasoning item with an empty
+    summary, its tokens in the usage, and their decode steps before the first text delta."""
+    async with (
+        MockServer(tokens=4, itl_ms=5, thinking_tokens=10, timeline=True) as server,
+        openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as client,
+    ):
+        whole = await client.responses.create(
+            model="o-test", input="Tell me", reasoning={"effort": "low"}
+        )
+        assert [item.type for item in whole.output] == ["reasoning", "message"]
+        assert whole.output[0].type == "reasoning" and whole.output[0].summary == []
+        assert whole.usage is not None
+        assert whole.usage.output_tokens_details.reasoning_tokens == 10
+        assert whole.usage.output_tokens == 14
+        stream = await client.responses.create(
+            model="o-test", input="Tell me", reasoning={"effort": "low"}, stream=True
+        )
+        seen = [event async for event in stream]
+        steps = [chunk.step for chunk in server.timeline[-1].chunks]
+        plain = []
+        async with aiohttp.ClientSession() as session:
+            for effort in ("none", "minimal"):
+                body = {"model": "o-test", "input": "Tell me", "reasoning": {"effort": effort}}
+                async with session.post(server.base_url + "/responses", json=body) as resp:
+                    plain.append([item["type"] for item in (await resp.json())["output"]])
+    assert plain == [["message"], ["message"]]
+    assert not [event.type for event in seen if "reasoning_summary" in event.type]
+    # (the server's ground truth: the item at once, ten silent steps, the item's end with
+    # the message's start at step 10, then one text delta per step from step 11)
+    assert steps == [0, 10, 11, 12, 13, 14]
+    final = seen[-1].response
+    assert final.output[0].summary == [] and final.output_text == whole.output_text
+
+
 async def test_the_token_cap_counts_the_reasoning(oai: openai.AsyncOpenAI) -> None:
     capped = await oai.chat.completions.create(
         model="gpt-test", messages=MESSAGES, reasoning_effort="high", max_completion_tokens=3

@@ -34,7 +34,8 @@ Tool calls and thinking (the same on every endpoint that supports them):
   text. A tool result as the last message (a ``tool`` message, a ``tool_result`` block, a
   ``function_call_output`` item) therefore gets a plain text answer.
 * thinking: asked per protocol (chat ``reasoning_effort``, Anthropic ``thinking``, Responses
-  ``reasoning.summary``, Gemini ``includeThoughts``, Ollama ``think``) or by ``mock.thinking``;
+  ``reasoning.summary`` or ``effort`` (hidden), Gemini ``includeThoughts``, Ollama ``think``)
+  or by ``mock.thinking``;
   the thinking text is :attr:`MockConfig.thinking_tokens` tokens from the same generator with
   another seed, sent before the text; the token cap counts it (as the APIs' caps count
   reasoning tokens), so a cap below it cuts the thinking and leaves no text.
@@ -115,6 +116,7 @@ __all__ = [
     "openai_usage",
     "parse_tool_choice",
     "positive_int",
+    "reasons",
     "response_schema",
     "serve",
     "stop_sequences",
@@ -333,6 +335,12 @@ CONTEXT_LENGTH = 131_072
 """The mock model's context length, as its catalog states it: the most tokens an answer has
 (per choice; a longer ``--tokens`` / ``mock.tokens`` ends there, finish ``length``) and a
 request may ask for (nominal otherwise: a prompt of any length is taken)."""
+
+
+def reasons(effort: Any) -> bool:
+    """Whether an OpenAI ``reasoning_effort`` / ``reasoning.effort`` asks for reasoning
+    (``"none"`` and ``"minimal"`` count as none)."""
+    return effort not in (None, "none", "minimal")
 
 
 def length_floor(body: Mapping[str, Any], cap: int | None) -> tuple[int, bool]:

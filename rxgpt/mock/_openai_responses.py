@@ -9,6 +9,8 @@ then for a tool call ``response.output_item.added`` (function_call),
 ``response.function_call_arguments.delta`` per fragment, ``….done``, ``output_item.done``,
 and last ``response.completed`` (or ``response.incomplete`` with
 ``incomplete_details.reason: "max_output_tokens"`` when ``max_output_tokens`` cut the text).
+Reasoning first: a ``reasoning`` item, its summary streamed when ``reasoning.summary`` asks
+for one, hidden (empty summary; its steps pass unwritten) for an ``effort`` alone.
 In-band error: ``error`` (nested ``error`` object) then ``response.failed``. Tool trigger: see
 :mod:`rxgpt.mock._dialect`.
 """
@@ -35,6 +37,7 @@ from ._dialect import (
     model_of,
     parse_tool_choice,
     positive_int,
+    reasons,
     response_schema,
     stream_flag,
     tool_schemas,
@@ -74,7 +77,7 @@ class ResponsesDialect(Dialect):
             tools=tool_schemas(body.get("tools")),
             tool_choice=parse_tool_choice(body.get("tool_choice")),
             response_schema=response_schema(text_format),
-            thinking=config.thinking_tokens if _summarised(body.get("reasoning")) else 0,
+            thinking=config.thinking_tokens if _reasoning(body.get("reasoning")) else 0,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
@@ -89,6 +92,14 @@ def _summarised(reasoning: Any) -> bool:
     return isinstance(reasoning, dict) and reasoning.get("summary") not in (None, "none")
 
 
+def _reasoning(reasoning: Any) -> bool:
+    """Whether ``reasoning`` asks for reasoning: a summary, or an effort alone (then the
+    reasoning is hidden, as the API's is: an item with an empty summary, and its tokens)."""
+    return _summarised(reasoning) or (
+        isinstance(reasoning, dict) and reasons(reasoning.get("effort"))
+    )
+
+
 class _ResponseShapes:
     """The ids, items and ``response`` objects of one Responses answer."""
 
@@ -99,14 +110,17 @@ class _ResponseShapes:
         self.call_item_id = answer.make_id("fc_", 48, salt="function_call", hex_=True)
         self.reasoning_id = answer.make_id("rs_", 48, salt="reasoning", hex_=True)
         self.item_status = "incomplete" if answer.stop == "length" else "completed"
-        # Output items: a reasoning summary (when asked), the message (unless a forced tool
+        self.summarised = _summarised(prompt.body.get("reasoning"))
+        # Output items: the reasoning (its summary when asked), the message (unless a forced tool
         # call leaves no text), the function call.
         self.has_message = answer.tokens > 0 or answer.tool is None
         self.message_index = 1 if answer.thinking else 0
         self.call_index = self.message_index + (1 if self.has_message else 0)
 
     def reasoning(self, text: str | None) -> dict[str, Any]:
-        summary = [] if text is None else [{"type": "summary_text", "text": text}]
+        """The reasoning item (``text``: its summary so far; none when it is hidden)."""
+        shown = text is not None and self.summarised
+        summary = [{"type": "summary_text", "text": text}] if shown else []
         return {"id": self.reasoning_id, "type": "reasoning", "summary": summary}
 
     @staticmethod
@@ -249,12 +263,19 @@ class ResponsesEncoder(SseEncoder):
             yield clock.now, event(f"response.{final['status']}", response=final)
 
     def _reasoning_events(self, clock: StepClock) -> Iterator[tuple[float, bytes]]:
-        """A reasoning item with one summary part, streamed token by token."""
+        """A reasoning item with one summary part, streamed token by token (hidden without a
+        summary asked for: the item, empty, then its steps pass with nothing written)."""
         shapes, event, answer = self._shapes, self._event, self._shapes.answer
         ids = {"item_id": shapes.reasoning_id, "output_index": 0}
         empty = {"type": "summary_text", "text": ""}
         now = clock.now
         yield now, event("response.output_item.added", output_index=0, item=shapes.reasoning(None))
+        if not shapes.summarised:  # hidden: its tokens take their decode steps, unseen
+            for _ in range(clock.count(answer.thinking)):
+                clock.tick()
+            item = shapes.reasoning(None)
+            yield clock.now, event("response.output_item.done", output_index=0, item=item)
+            return
         yield (
             now,
             event("response.reasoning_summary_part.added", **ids, summary_index=0, part=empty),
