@@ -11,6 +11,7 @@ the token cap, logprobs, structured output and reasoning. Real loopback sockets.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import AsyncIterator
@@ -334,3 +335,35 @@ async def test_google_genai_streams_tools_and_structured_output(mock: MockServer
         thought, *answer = candidate.content.parts
         assert thought.thought and answer and not answer[0].thought
         jsonschema.validate(json.loads(answer[0].text or ""), STRUCTURED)
+
+
+class Unit(enum.Enum):
+    CELSIUS = "celsius"
+    FAHRENHEIT = "fahrenheit"
+
+
+async def test_google_genai_enum_output_is_the_bare_value(mock: MockServer) -> None:
+    """``text/x.enum``: the text is one of the enum's values itself, not JSON (as Gemini
+    answers it), whole and streamed, and google-genai parses it into the enum."""
+    options = genai_types.HttpOptions(base_url=mock.url, timeout=10_000)
+    models = genai.Client(api_key="k", http_options=options).aio.models
+    config = genai_types.GenerateContentConfig(
+        response_mime_type="text/x.enum", response_schema=Unit
+    )
+    whole = await models.generate_content(model="gemini-2.5-flash", contents="Unit?", config=config)
+    assert whole.text in {"celsius", "fahrenheit"}
+    assert whole.parsed == Unit(whole.text)
+    streamed = [
+        chunk.text or ""
+        async for chunk in await models.generate_content_stream(
+            model="gemini-2.5-flash", contents="Unit?", config=config
+        )
+    ]
+    assert "".join(streamed) == whole.text
+    json_config = genai_types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Unit
+    )
+    as_json = await models.generate_content(
+        model="gemini-2.5-flash", contents="Unit?", config=json_config
+    )
+    assert json.loads(as_json.text or "") in {"celsius", "fahrenheit"}  # (JSON keeps quotes)

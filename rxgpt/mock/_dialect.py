@@ -274,6 +274,7 @@ class Prompt:
         continuous_usage: vLLM's ``stream_options.continuous_usage_stats``.
         min_tokens: vLLM's ``min_tokens``: no end (nor stop sequence) before that many tokens.
         ignore_eos: vLLM's ``ignore_eos``: no end of sequence, only the cap ends the text.
+        enum_text: Gemini's ``text/x.enum``: a string value is the text itself, not its JSON.
     """
 
     model: str
@@ -296,6 +297,7 @@ class Prompt:
     continuous_usage: bool = False
     min_tokens: int = 0
     ignore_eos: bool = False
+    enum_text: bool = False
 
     def __post_init__(self) -> None:
         mode, named = self.tool_choice
@@ -610,7 +612,8 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     stop_sequence: str | None = None
     if prompt.response_schema is not None:
         value = value_for(prompt.response_schema, digest + seed_salt)
-        pieces = json_pieces(json.dumps(value, ensure_ascii=False))
+        bare = prompt.enum_text and isinstance(value, str)
+        pieces = json_pieces(value if bare else json.dumps(value, ensure_ascii=False))
         count = len(pieces)
     stop: Stop = "length" if context_full and pieces is None else "stop"
     base = 0 if prompt.seed is None else (prompt.seed % 1_000_003 + 1) * 1024

@@ -252,6 +252,7 @@ class GeminiDialect(Dialect):
             stop=stop_sequences(generation.get("stopSequences")),
             response_schema=structured,
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            enum_text=generation.get("responseMimeType") == "text/x.enum",
         )
 
     def parse_counted(self, request: web.Request, body: Any, config: MockConfig) -> Prompt:
