@@ -30,7 +30,6 @@ from ._dialect import (
     CONTEXT_LENGTH,
     BadRequest,
     Dialect,
-    MockConfig,
     model_of,
     read_json,
 )
@@ -111,14 +110,18 @@ def _model(api: Api, name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": MODELS_CREATED, "owned_by": "rxgpt"}
 
 
+def _refused(request: web.Request, api: Api) -> web.Response | None:
+    """``api``'s 401 unless the request carries the configured key (else ``None``)."""
+    return _DIALECTS[api].unauthorized(request, request.app[CONFIG_KEY])
+
+
 async def list_models(request: web.Request) -> web.Response:
     """``GET /v1/models`` (OpenAI, Anthropic or Gemini: :func:`api_of`), ``/v1beta/models``."""
     api = api_of(request)
-    config = request.app[CONFIG_KEY]
-    denied = _DIALECTS[api].unauthorized(request, config)
+    denied = _refused(request, api)
     if denied is not None:
         return denied
-    model = _model(api, config.model)
+    model = _model(api, request.app[CONFIG_KEY].model)
     if api == "anthropic":
         body = {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]}
     elif api == "gemini":
@@ -131,16 +134,15 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     """``GET /v1/models/{model}`` and ``/v1beta/models/{model}``: any name is served."""
     api = api_of(request)
-    config = request.app[CONFIG_KEY]
-    dialect = _DIALECTS[api]
-    denied = dialect.unauthorized(request, config)
+    denied = _refused(request, api)
     if denied is not None:
         return denied
     name = request.match_info["model"]  # (any name: a/b too)
     if api == "gemini":
         name = name.removeprefix("models/")
         if ":" in name:
-            return dialect.error(404, f"Method not found: GET models/{name}", kind="not_found")
+            message = f"Method not found: GET models/{name}"
+            return _DIALECTS[api].error(404, message, kind="not_found")
     return json_response(200, _model(api, name))
 
 
@@ -152,7 +154,7 @@ _TEMPLATE = (
 )
 
 
-def _ollama_model(config: MockConfig, name: str) -> dict[str, Any]:
+def _ollama_model(name: str) -> dict[str, Any]:
     """The fields Ollama's model lists share."""
     return {
         "name": name,
@@ -173,20 +175,18 @@ def _ollama_model(config: MockConfig, name: str) -> dict[str, Any]:
 
 async def ollama_tags(request: web.Request) -> web.Response:
     """``GET /api/tags``: the configured model."""
-    config = request.app[CONFIG_KEY]
-    denied = OLLAMA_CHAT.unauthorized(request, config)
+    denied = _refused(request, "ollama")
     if denied is not None:
         return denied
-    return json_response(200, {"models": [_ollama_model(config, config.model)]})
+    return json_response(200, {"models": [_ollama_model(request.app[CONFIG_KEY].model)]})
 
 
 async def ollama_ps(request: web.Request) -> web.Response:
     """``GET /api/ps``: the loaded models (the configured one, always loaded)."""
-    config = request.app[CONFIG_KEY]
-    denied = OLLAMA_CHAT.unauthorized(request, config)
+    denied = _refused(request, "ollama")
     if denied is not None:
         return denied
-    model = _ollama_model(config, config.model)
+    model = _ollama_model(request.app[CONFIG_KEY].model)
     del model["modified_at"]
     loaded = {
         **model,
@@ -200,18 +200,17 @@ async def ollama_ps(request: web.Request) -> web.Response:
 async def ollama_show(request: web.Request) -> web.Response:
     """``POST /api/show`` (``{"model": name}``): a model's details, context length and
     capabilities (completion, tools, thinking: what the mock answers)."""
-    config = request.app[CONFIG_KEY]
-    denied = OLLAMA_CHAT.unauthorized(request, config)
+    denied = _refused(request, "ollama")
     if denied is not None:
         return denied
     try:
         body = await read_json(request)
-        name = model_of(body, config)
-        if "model" not in body:  # (Ollama's older field)
-            name = model_of({"model": body.get("name", config.model)}, config)
+        if isinstance(body, dict) and "model" not in body and "name" in body:
+            body = {"model": body["name"]}  # (Ollama's older field)
+        name = model_of(body, request.app[CONFIG_KEY])
     except BadRequest as exc:
         return OLLAMA_CHAT.error(400, exc.message, kind="")
-    model = _ollama_model(config, name)
+    model = _ollama_model(name)
     show = {
         "license": "",
         "modelfile": f"# Modelfile of rxgpt's embedded server\nFROM {name}\n",
