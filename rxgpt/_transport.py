@@ -1,8 +1,9 @@
 """The aiohttp transport: a cold observable of response body chunks.
 
 Strategy: every subscription starts one task on the running loop that sends one request
-and pushes each network read (``iter_any``: whatever arrived, no line-length limit)
-straight to the observer, synchronously. A non-2xx answer fails the stream with a typed
+and pushes each network read (whatever arrived, no line-length limit) straight to the
+observer, synchronously: from aiohttp's ``data_received`` while the body flows (see
+:class:`_PushedReader`), from the task around that. A non-2xx answer fails the stream with a typed
 :class:`~rxgpt.HTTPStatusError` before any item. Disposing the subscription closes the
 response at once and cancels the task. aiohttp exceptions are mapped to rxgpt's typed
 errors here, at one boundary, for the request and for the body alike.
@@ -11,6 +12,7 @@ errors here, at one boundary, for the request and for the body alike.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 import aiohttp
 import yarl
+from aiohttp.streams import StreamReader
 from reactivex import abc
 
 from ._aio import FlowControl
@@ -232,8 +235,8 @@ class _Transfer(abc.DisposableBase):
     own, or the consumer's when driven: see :meth:`drive`)."""
 
     __slots__ = (
-        "closed", "driven", "graceful", "headers", "in_on_next", "interrupted", "observer",
-        "request", "response", "task",
+        "closed", "context", "driven", "failure", "graceful", "headers", "in_on_next",
+        "interrupted", "observer", "request", "response", "task",
     )  # fmt: skip
 
     def __init__(self, request: _Request, observer: BatchObserver[bytes]) -> None:
@@ -247,6 +250,8 @@ class _Transfer(abc.DisposableBase):
         self.in_on_next = False
         self.driven = False  # run in the consumer's task (see drive)
         self.interrupted = False  # driven, and cancelled by dispose()
+        self.failure: _ConsumerError | None = None  # the observer raised in data_received
+        self.context: contextvars.Context | None = None  # where data_received delivers
 
     def dispose(self) -> None:
         """Stop: drain when the consumer saw the end while a read is delivered, else close."""
@@ -397,26 +402,102 @@ class _Transfer(abc.DisposableBase):
         return "told" if self.closed else "ended"
 
     async def _pump(self, resp: aiohttp.ClientResponse) -> None:
-        """Push every network read to the observer until EOF or disposal."""
+        """Push every network read to the observer until EOF or disposal: read by the task
+        at first and after a pause, handed over by aiohttp while the body flows."""
         content = resp.content
         gate = self.request.flow
-        observer = self.observer
         chunk = await content.readany()
         if chunk and self.request.progress is not None:
             self.request.progress("first_byte")
         while chunk:
-            self.in_on_next = True
-            try:
-                observer._on_batch([chunk])
-            except Exception as error:  # a consumer raised: end the stream with its error
-                raise _ConsumerError(error) from error
-            finally:
-                self.in_on_next = False
+            self._push(chunk)
             if self.closed:
+                return
+            if not gate.paused and await self._pushed(resp):
                 return
             if gate.paused:  # (checked here: no coroutine per read when open)
                 await gate.wait()
             chunk = await content.readany()
+
+    def _push(self, chunk: bytes) -> None:
+        """Deliver one read; an exception the observer raises comes out as _ConsumerError."""
+        self.in_on_next = True
+        try:
+            self.observer._on_batch([chunk])
+        except Exception as error:  # a consumer raised: end the stream with its error
+            raise _ConsumerError(error) from error
+        finally:
+            self.in_on_next = False
+
+    async def _pushed(self, resp: aiohttp.ClientResponse) -> bool:
+        """Let aiohttp hand each read to the observer from ``data_received`` until the body
+        ends or breaks, or the task has to read again. True when the stream is over.
+
+        Performance: a read that wakes the task costs a future, a loop callback and a
+        coroutine resume, about a third of the CPU of a one-event read; delivered from
+        ``data_received`` it costs a dict lookup. The body's reader becomes a
+        :class:`_PushedReader` meanwhile, and is a plain ``StreamReader`` again, buffering as
+        aiohttp does, as soon as the consumer pauses, sees the end or raises (see
+        :meth:`_on_read`), so the task's own reads (``readany``, ``_drain``) are unchanged.
+        Deliveries run in a copy of the task's context, as they would in the task.
+        """
+        content = resp.content
+        if content.__class__ is not StreamReader or content._buffer or content.is_eof():
+            return False  # (a reader of another kind, or a read to take first)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        content._eof_waiter = waiter  # (the future aiohttp's feed_eof and set_exception end)
+        key = id(content)
+        self.context = contextvars.copy_context()
+        _PUSHED[key] = self
+        content.__class__ = _PushedReader
+        try:
+            await waiter  # (raises as readany would when the body breaks)
+        finally:
+            content.__class__ = StreamReader
+            del _PUSHED[key]
+            if content._eof_waiter is waiter:
+                content._eof_waiter = None
+        if self.failure is not None:
+            raise self.failure
+        return self.closed or (content.is_eof() and not content._buffer)
+
+    def _on_read(self, reader: StreamReader, data: bytes) -> None:
+        """One read, handed over by :class:`_PushedReader` from ``data_received``; never
+        raises there. Wakes the task (and hands the reader back to aiohttp's buffering)
+        when the observer raised, saw the end, or paused the flow."""
+        if self.closed:
+            StreamReader.feed_data(reader, data)  # (being disposed: drained or dropped)
+            return
+        try:
+            self._push(data)
+        except _ConsumerError as error:
+            self.failure = error
+        if self.failure is not None or self.closed or self.request.flow.paused:
+            reader.__class__ = StreamReader  # the rest of this read and later ones buffer
+            waiter = reader._eof_waiter
+            reader._eof_waiter = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+
+#: The transfers whose bodies are pushed now, by id of their reader (see _Transfer._pushed).
+_PUSHED: dict[int, _Transfer] = {}
+
+
+class _PushedReader(StreamReader):
+    """A response body's ``StreamReader`` while its reads are pushed: each one goes to its
+    transfer at once instead of the buffer (same layout: the class of a live reader is
+    switched to this and back, see :meth:`_Transfer._pushed`)."""
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes, size: int = 0) -> bool:
+        if data:
+            transfer = _PUSHED[id(self)]
+            context = transfer.context
+            assert context is not None
+            context.run(transfer._on_read, self, data)
+        return False
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

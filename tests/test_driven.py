@@ -178,6 +178,7 @@ async def test_a_stream_waiting_for_the_pool_is_cancelled_with_its_task(h: Harne
                 await waiting
             release.set()
             assert await first.text() == "a"
+            await _slot_back(client)  # (given back as `first`'s transfer ends)
         assert client._slots.free == 1 and not client._slots.waiters
 
 
@@ -196,8 +197,15 @@ async def test_the_total_deadline_while_waiting_for_the_pool(h: Harness) -> None
             await asyncio.sleep(0.01)  # no cancel left over
             release.set()
             assert await first.text() == "a"
+            await _slot_back(client)
         assert info.value.phase == "total"
         assert client._slots is not None and client._slots.free == 1
+
+
+async def _slot_back(client: Client) -> None:
+    """Wait (within the caller's deadline) until the client's one pool slot is free again."""
+    while client._slots is not None and client._slots.free != 1:
+        await asyncio.sleep(0)
 
 
 def held_until(release: asyncio.Event) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
