@@ -356,3 +356,63 @@ async def test_a_big_fast_body_pushed_with_a_small_read_buffer(read_bufsize: int
             assert sink.body == b"x" + body
     finally:
         await runner.cleanup()
+
+
+async def test_a_body_that_inflates_a_lot_in_one_read_is_delivered_in_bounded_pieces(
+    h: Harness,
+) -> None:
+    """One socket read of many small HTTP chunks of gzip, each inflating to about 100 KB
+    (32 MiB in all): what aiohttp inflates goes to the observer piece by piece, never
+    gathered whole."""
+    import tracemalloc
+    import zlib
+
+    inflated = 32 * 1024 * 1024
+    compressor = zlib.compressobj(wbits=31)
+    compressed = compressor.compress(b"a" * inflated) + compressor.flush()
+    assert len(compressed) < 64 * 1024  # (one read)
+    body = b"".join(
+        b"%x\r\n%s\r\n" % (len(piece), piece)
+        for piece in (compressed[i : i + 100] for i in range(0, len(compressed), 100))
+    )
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    first = body.index(b"\r\n", body.index(b"\r\n") + 2) + 2  # the first HTTP chunk
+    url, _ = await h.raw([head + body[:first], body[first:] + b"0\r\n\r\n"])
+    sizes: list[int] = []
+    largest = 0
+
+    def count(sink: Sink, chunk: bytes) -> None:
+        nonlocal largest
+        sizes.append(len(chunk))
+        largest = max(largest, tracemalloc.get_traced_memory()[0])
+        sink.chunks.clear()  # (a consumer that keeps nothing)
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        sink = Sink(count).subscribe(request(url + CHAT, session=h.session))
+        assert await sink.end() is None
+    finally:
+        tracemalloc.stop()
+    assert sum(sizes) == inflated
+    assert largest - base < 8 * 1024 * 1024
+
+
+async def test_the_http_chunks_of_one_socket_read_are_delivered_once(h: Harness) -> None:
+    """A server that writes one HTTP chunk per event, faster than the client reads: the
+    events one socket read brings reach the observer in one delivery (as ``readany`` joins
+    what is buffered), not one per HTTP chunk."""
+    events = [b"data: %d\n\n" % i for i in range(200)]
+    chunked = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    url, _ = await h.raw([head + chunked[0], b"".join(chunked[1:]) + b"0\r\n\r\n"])
+    sink = Sink().subscribe(request(url + CHAT, session=h.session))
+    assert await sink.end() is None
+    assert sink.body == b"".join(events)
+    assert len(sink.chunks) <= 3  # the first read, then the rest in one read (or two)
