@@ -52,6 +52,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.client_proto import ResponseHandler
 
 import rxgpt
 from rxgpt.mock import generate_tokens
@@ -503,26 +504,26 @@ def count_reads(
 ) -> int:
     """Network reads an aiohttp-based client made in one (untimed) run.
 
-    ``aiohttp.StreamReader.readany`` (behind ``iter_any()`` and rxgpt's transport) is
+    The connection's ``data_received`` (aiohttp's ``ResponseHandler``: one call per socket
+    read, whether the body is then read by ``iter_any()`` or pushed to rxgpt's transport) is
     wrapped with a counter for the duration of the run. With a server that never waits, a
     slower client finds more events per read, and per-read costs dominate a fast client's
     CPU per event: this is the context for the CPU columns.
     """
-    original = aiohttp.StreamReader.readany
+    original = ResponseHandler.data_received
     count = 0
 
-    async def readany(self: aiohttp.StreamReader) -> bytes:
+    def data_received(self: ResponseHandler, data: bytes) -> None:
         nonlocal count
-        data = await original(self)
         if data:
             count += 1
-        return data
+        original(self, data)
 
-    aiohttp.StreamReader.readany = readany  # type: ignore[method-assign]
+    ResponseHandler.data_received = data_received  # type: ignore[method-assign]
     try:
         loop.run_until_complete(runner(base_url, config, None))
     finally:
-        aiohttp.StreamReader.readany = original  # type: ignore[method-assign]
+        ResponseHandler.data_received = original  # type: ignore[method-assign]
     return count
 
 
