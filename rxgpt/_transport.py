@@ -410,18 +410,59 @@ class _Transfer(abc.DisposableBase):
         at first and after a pause, handed over by aiohttp while the body flows."""
         content = resp.content
         gate = self.request.flow
-        chunk = await content.readany()
-        if chunk and self.request.progress is not None:
-            self.request.progress("first_byte")
-        while chunk:
-            self._push(chunk)
-            if self.closed:
-                return
-            if not gate.paused and await self._pushed(resp):
-                return
-            if gate.paused:  # (checked here: no coroutine per read when open)
-                await gate.wait()
-            chunk = await content.readany()
+        watched = self._watch(resp)
+        try:
+            chunk = await self._read(content)
+            if chunk and self.request.progress is not None:
+                self.request.progress("first_byte")
+            while chunk:
+                self._push(chunk)
+                if self.closed:
+                    return
+                if watched and not gate.paused and await self._pushed(resp):
+                    return
+                if gate.paused:  # (checked here: no coroutine per read when open)
+                    await gate.wait()
+                chunk = await self._read(content)
+        finally:
+            if watched:
+                assert self.protocol is not None
+                del self.protocol.data_received
+                self.protocol = None
+
+    async def _read(self, content: StreamReader) -> bytes:
+        """The task's read: what is buffered, or the next read. When the body broke, what
+        came before the break is delivered first (aiohttp's ``readany`` raises at once,
+        dropping what it buffered), then the break is raised."""
+        try:
+            return await content.readany()
+        except Exception:
+            buffered = content._buffer
+            if buffered:
+                offset, content._buffer_offset = content._buffer_offset, 0
+                chunk = b"".join(buffered)[offset:]
+                buffered.clear()
+                content._size = 0
+                self._push(chunk)
+            raise
+
+    def _watch(self, resp: aiohttp.ClientResponse) -> bool:
+        """Make the connection's ``data_received`` :meth:`_received` for as long as the body
+        is read (False for a connection of another kind): the way reads are pushed, and
+        how a broken HTTP framing reaches the body (see :meth:`_framing_broke`)."""
+        connection = resp.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is None or "data_received" in vars(protocol):
+            return False
+        self.failure = None
+        self.context = contextvars.copy_context()
+        self.protocol = protocol
+        self.reads = []
+        protocol.data_received = self._received  # type: ignore[method-assign]
+        broken = protocol.exception()
+        if broken is not None:  # (in the read that brought the headers)
+            self._framing_broke(broken)
+        return True
 
     def _push(self, chunk: bytes) -> None:
         """Deliver one read; an exception the observer raises comes out as _ConsumerError."""
@@ -441,44 +482,29 @@ class _Transfer(abc.DisposableBase):
         coroutine resume; without them a one-event read through the Client runs 1,181
         bytecodes instead of 1,674 (a bare aiohttp loop: 893).
         Meanwhile the body's reader is a :class:`_PushedReader`, which collects what each
-        HTTP chunk brings, and the connection's ``data_received`` is :meth:`_received`,
-        which delivers what one socket read brought as one batch (as ``readany`` joins
+        HTTP chunk brings, and the connection's ``data_received`` (:meth:`_received`, see
+        :meth:`_watch`) delivers what one socket read brought as one batch (as ``readany`` joins
         what is buffered). The reader is a plain ``StreamReader`` again, buffering as
         aiohttp does, as soon as the consumer pauses, sees the end or raises (see
         :meth:`_deliver_reads`), so the task's own reads (``readany``, ``_drain``) are
         unchanged. Deliveries run in a copy of the task's context, as they would in the task.
         """
         content = resp.content
-        connection = resp.connection
-        protocol = connection.protocol if connection is not None else None
-        if (
-            protocol is None
-            or content.__class__ is not StreamReader
-            or "data_received" in vars(protocol)
-            or content._buffer
-            or content.is_eof()
-        ):
-            return False  # (a read to take first, or a reader or connection of another kind)
+        if content.__class__ is not StreamReader or content._buffer or content.is_eof():
+            return False  # (a read to take first, or a reader of another kind)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         content._eof_waiter = waiter  # (the future aiohttp's feed_eof and set_exception end)
         key = id(content)
-        self.failure = None
-        self.context = contextvars.copy_context()
-        self.protocol = protocol
-        self.reads = []
         _PUSHED[key] = self
         content.__class__ = _PushedReader
-        protocol.data_received = self._received  # type: ignore[method-assign]
         broken: Exception | None = None
         try:
             await waiter
         except Exception as error:  # the body broke: raised once what came is delivered
             broken = error
         finally:
-            del protocol.data_received
             content.__class__ = StreamReader
             del _PUSHED[key]
-            self.protocol = None
             if content._eof_waiter is waiter:
                 content._eof_waiter = None
         if self.failure is not None:
@@ -500,6 +526,22 @@ class _Transfer(abc.DisposableBase):
         finally:
             if self.reads:
                 self._flush()
+        broken = protocol.exception()  # type: ignore[attr-defined]
+        if broken is not None:
+            self._framing_broke(broken)
+
+    def _framing_broke(self, error: BaseException) -> None:
+        """aiohttp failed to parse the body's HTTP framing (a bad chunk size, say): it
+        closes the connection but tells only its message queue, and the body's reader
+        would wait for the idle deadline. Tell the reader, as a broken connection would."""
+        response = self.response
+        assert response is not None
+        reader = response.content
+        if not reader.is_eof() and reader.exception() is None:
+            reason = " ".join(str(getattr(error, "message", error)).split())  # (one line)
+            reader.set_exception(
+                aiohttp.ClientPayloadError(f"the body's HTTP framing is broken: {reason}")
+            )
 
     def _flush(self) -> None:
         """Deliver the reads collected, in the task's context."""

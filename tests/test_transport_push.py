@@ -408,11 +408,58 @@ async def test_the_http_chunks_of_one_socket_read_are_delivered_once(h: Harness)
     events = [b"data: %d\n\n" % i for i in range(200)]
     chunked = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
     head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     url, _ = await h.raw([head + chunked[0], b"".join(chunked[1:]) + b"0\r\n\r\n"])
     sink = Sink().subscribe(request(url + CHAT, session=h.session))
     assert await sink.end() is None
     assert sink.body == b"".join(events)
     assert len(sink.chunks) <= 3  # the first read, then the rest in one read (or two)
+
+
+async def test_a_bad_http_chunk_mid_body_fails_the_stream_at_once(h: Harness) -> None:
+    """A chunk size that is not hex, mid-body: aiohttp closes the connection but tells only
+    its message queue, so the body's reader would wait for the idle deadline (300 s by
+    default). It fails now, typed, with what arrived before it."""
+    words = [f" w{i}" for i in range(6)]
+    events = [
+        b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % w.encode() for w in words
+    ]
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunks = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
+    url, _ = await h.raw([head + chunks[0], b"".join(chunks[1:]) + b"zz\r\nnot a chunk"])
+    stream = h.client(url).chat(model="m", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(StreamInterrupted, match="HTTP framing") as info:
+        await asyncio.wait_for(stream.completion(), TIMEOUT)
+    assert info.value.partial is not None
+    assert info.value.partial.text == "".join(words)
+
+
+@pytest.mark.parametrize(("tail", "says"), [(b"zz\r\n", "HTTP framing"), (b"", "mid-body")])
+async def test_a_body_that_breaks_while_the_consumer_pauses_keeps_what_came(
+    h: Harness, tail: bytes, says: str
+) -> None:
+    """A broken chunk or a cut connection while the task reads (the consumer paused the
+    flow): the reads before it, then the typed error, as soon as the flow resumes (aiohttp's
+    ``readany`` raises at once, dropping what it buffered)."""
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    first, second = b"data: 1\n\n", b"data: 2\n\n"
+    url, _ = await h.raw(
+        [head + b"%x\r\n%s\r\n" % (len(first), first), b"9\r\n%s\r\n" % second + tail]
+    )
+    flow = FlowControl()
+    loop = asyncio.get_running_loop()
+
+    def pause_once(sink: Sink, chunk: bytes) -> None:
+        if len(sink.chunks) == 1:
+            flow.pause(sink)
+            loop.call_later(0.2, flow.resume, sink)  # (the second piece comes at 0.05 s)
+
+    sink = Sink(pause_once).subscribe(request(url + CHAT, session=h.session, flow=flow))
+    error = await sink.end()
+    assert isinstance(error, StreamInterrupted) and says in str(error)
+    assert sink.body == first + second
