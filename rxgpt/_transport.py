@@ -490,8 +490,13 @@ class _Transfer(abc.DisposableBase):
         unchanged. Deliveries run in a copy of the task's context, as they would in the task.
         """
         content = resp.content
-        if content.__class__ is not StreamReader or content._buffer or content.is_eof():
-            return False  # (a read to take first, or a reader of another kind)
+        if (
+            content.__class__ is not StreamReader
+            or content._buffer
+            or content.is_eof()
+            or content.exception() is not None
+        ):
+            return False  # (a read or an error to take first, or a reader of another kind)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         content._eof_waiter = waiter  # (the future aiohttp's feed_eof and set_exception end)
         key = id(content)

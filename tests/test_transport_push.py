@@ -463,3 +463,18 @@ async def test_a_body_that_breaks_while_the_consumer_pauses_keeps_what_came(
     error = await sink.end()
     assert isinstance(error, StreamInterrupted) and says in str(error)
     assert sink.body == first + second
+
+
+async def test_a_bad_http_chunk_in_the_first_read_of_the_body(h: Harness) -> None:
+    """The body's first read brings an event and a broken chunk at once: aiohttp returns the
+    event (it was woken before the break), and the break must still end the stream, not
+    leave it waiting for reads that will never be pushed."""
+    event = b'data: {"choices":[{"index":0,"delta":{"content":"only"}}]}\n\n'
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    url, _ = await h.raw([head, b"%x\r\n%s\r\nzz\r\n" % (len(event), event)])
+    stream = h.client(url).chat(model="m", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(StreamInterrupted, match="HTTP framing") as info:
+        await asyncio.wait_for(stream.completion(), TIMEOUT)
+    assert info.value.partial is not None and info.value.partial.text == "only"
