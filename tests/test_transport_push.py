@@ -478,3 +478,113 @@ async def test_a_bad_http_chunk_in_the_first_read_of_the_body(h: Harness) -> Non
     with pytest.raises(StreamInterrupted, match="HTTP framing") as info:
         await asyncio.wait_for(stream.completion(), TIMEOUT)
     assert info.value.partial is not None and info.value.partial.text == "only"
+
+
+def _openai_event(text: str) -> bytes:
+    return b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % text.encode()
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    framing=st.sampled_from(["chunked", "length", "eof"]),
+    gzipped=st.booleans(),
+    cut=st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+    bad_chunk=st.booleans(),
+    sizes=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=30),
+    joins=st.lists(st.booleans(), min_size=30, max_size=30),  # a gap after a piece
+    slow=st.booleans(),
+)
+async def test_any_body_framing_and_break_through_the_client(
+    h: Harness,
+    count: int,
+    framing: str,
+    gzipped: bool,
+    cut: float | None,
+    bad_chunk: bool,
+    sizes: list[int],
+    joins: list[bool],
+    slow: bool,
+) -> None:
+    """Chunked, sized or read-to-close bodies, gzipped or not, split anyhow, whole or broken
+    off (a cut, a chunk size that is not hex): the stream ends within the deadline, whole
+    when the body is, else with a typed error whose partial text is what the complete
+    events before the break said (a gzipped one: a prefix of it)."""
+    import zlib
+
+    words = [f" w{i}" for i in range(count)]
+    body = b"".join(_openai_event(word) for word in words) + b"data: [DONE]\n\n"
+    data = body
+    if gzipped:
+        compressor = zlib.compressobj(wbits=31)
+        data = compressor.compress(body) + compressor.flush()
+    sent = data if cut is None else data[: int(cut * len(data))]
+    pieces, start = [], 0
+    for size in sizes * (1 + len(sent) // max(1, sum(sizes))):
+        if start >= len(sent):
+            break
+        pieces.append(sent[start : start + size])
+        start += size
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    head += b"Content-Encoding: gzip\r\n" if gzipped else b""
+    if framing == "chunked":
+        head += b"Transfer-Encoding: chunked\r\n\r\n"
+        wire = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces]
+        wire.append(b"zz\r\n" if cut is not None and bad_chunk else b"" if cut else b"0\r\n\r\n")
+    elif framing == "length":
+        head += b"Content-Length: %d\r\n\r\n" % len(data)
+        wire = pieces
+    else:
+        head += b"Connection: close\r\n\r\n"
+        wire = pieces
+    gaps = joins * (1 + len(wire) // len(joins))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head)
+            for piece, gap in zip(wire, gaps, strict=False):
+                writer.write(piece)
+                if gap:  # (else the next piece may share the socket read)
+                    await writer.drain()
+                    await asyncio.sleep(0.002)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    port = await h.raw_server(handle)
+    url = f"http://127.0.0.1:{port}/v1"
+    broken = len(sent) < len(data)
+    stream = h.client(url).chat(model="m", messages=[{"role": "user", "content": "hi"}])
+    texts: list[str] = []
+    if slow:  # a consumer that pauses the reads now and then
+        deltas = rxgpt.to_async_iterable(stream.observable, maxsize=2)
+        stream.start()
+
+    async def consume() -> str:
+        if not slow:
+            return (await stream.completion()).text
+        async for delta in deltas:
+            if isinstance(delta, rxgpt.TextDelta):
+                texts.append(delta.text)
+                await asyncio.sleep(0)
+        return "".join(texts)
+
+    try:
+        text = await asyncio.wait_for(consume(), TIMEOUT)
+    except rxgpt.RxgptError as error:
+        assert broken, error
+        partial = error.partial if isinstance(error, StreamInterrupted) else None
+        got = partial.text if partial is not None else "".join(texts)
+        assert "".join(words).startswith(got)
+        if not gzipped and isinstance(error, StreamInterrupted) and partial is not None:
+            events = sent.count(b"\n\n")  # the complete events before the break
+            assert got == "".join(words[: min(events, count)])
+    else:
+        assert text == "".join(words)  # (a break after [DONE] changes nothing)
