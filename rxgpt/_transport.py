@@ -40,7 +40,14 @@ from ._fusion import ENDED, Batched, BatchObserver
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
 
-__all__ = ["ConnectionSlots", "error_from_response", "map_exception", "pool_tracing", "request"]
+__all__ = [
+    "ConnectionSlots",
+    "error_from_response",
+    "map_exception",
+    "pool_tracing",
+    "request",
+    "tell_broken_framing",
+]
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -449,7 +456,7 @@ class _Transfer(abc.DisposableBase):
     def _watch(self, resp: aiohttp.ClientResponse) -> bool:
         """Make the connection's ``data_received`` :meth:`_received` for as long as the body
         is read (False for a connection of another kind): the way reads are pushed, and
-        how a broken HTTP framing reaches the body (see :meth:`_framing_broke`)."""
+        how a broken HTTP framing reaches the body (see :func:`tell_broken_framing`)."""
         connection = resp.connection
         protocol = connection.protocol if connection is not None else None
         if protocol is None or "data_received" in vars(protocol):
@@ -459,9 +466,7 @@ class _Transfer(abc.DisposableBase):
         self.protocol = protocol
         self.reads = []
         protocol.data_received = self._received  # type: ignore[method-assign]
-        broken = protocol.exception()
-        if broken is not None:  # (in the read that brought the headers)
-            self._framing_broke(broken)
+        tell_broken_framing(protocol, resp.content)  # (in the read that brought the headers)
         return True
 
     def _push(self, chunk: bytes) -> None:
@@ -531,22 +536,9 @@ class _Transfer(abc.DisposableBase):
         finally:
             if self.reads:
                 self._flush()
-        broken = protocol.exception()  # type: ignore[attr-defined]
-        if broken is not None:
-            self._framing_broke(broken)
-
-    def _framing_broke(self, error: BaseException) -> None:
-        """aiohttp failed to parse the body's HTTP framing (a bad chunk size, say): it
-        closes the connection but tells only its message queue, and the body's reader
-        would wait for the idle deadline. Tell the reader, as a broken connection would."""
         response = self.response
         assert response is not None
-        reader = response.content
-        if not reader.is_eof() and reader.exception() is None:
-            reason = " ".join(str(getattr(error, "message", error)).split())  # (one line)
-            reader.set_exception(
-                aiohttp.ClientPayloadError(f"the body's HTTP framing is broken: {reason}")
-            )
+        tell_broken_framing(protocol, response.content)
 
     def _flush(self) -> None:
         """Deliver the reads collected, in the task's context."""
@@ -572,6 +564,23 @@ class _Transfer(abc.DisposableBase):
             reader._eof_waiter = None
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+
+def tell_broken_framing(protocol: Any, reader: StreamReader) -> None:
+    """After a socket read: if aiohttp failed to parse the body's HTTP framing (a chunk
+    size that is not hex, say), fail the body's reader as a broken connection would.
+
+    aiohttp closes the connection but tells only the protocol's message queue, so a reader
+    of the body would wait for a deadline (rxgpt's idle one: 300 s by default). For every
+    aiohttp client of rxgpt (the transport, ``rxgpt bench``'s client): call it from the
+    connection's ``data_received`` once aiohttp's own has run.
+    """
+    error = protocol.exception()
+    if error is not None and not reader.is_eof() and reader.exception() is None:
+        reason = " ".join(str(getattr(error, "message", error)).split())  # (one line)
+        reader.set_exception(
+            aiohttp.ClientPayloadError(f"the body's HTTP framing is broken: {reason}")
+        )
 
 
 #: The transfers whose bodies are pushed now, by id of their reader (see _Transfer._pushed).

@@ -219,3 +219,44 @@ def test_per_chunk_usage_gives_each_chunks_tokens() -> None:
     assert result.token_split == "usage per chunk" and result.output_tokens == 12
     assert result.token_itl == [(20.0, 2), (40.0 / 6, 6)]
     assert result.itl == [40.0, 40.0]
+
+
+async def test_the_bench_client_fails_a_bad_http_chunk_at_once() -> None:
+    """A chunk size that is not hex mid-body: the request fails as interrupted when it
+    happens, not as a timeout when the per-request deadline (600 s by default) ends."""
+    import asyncio
+
+    from rxgpt import StreamInterrupted
+    from rxgpt.bench._client import PreparedRequest, RequestRecord, measure, open_session
+
+    event = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(2)  # the request's body ("{}")
+        writer.write(head + b"%x\r\n%s\r\n" % (len(event), event))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"zz\r\nnot a chunk")
+        await writer.drain()
+        await reader.read()  # (open until the client leaves: only the framing is broken)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    prepared = PreparedRequest(url, {"Content-Type": "application/json"}, b"{}", 3, 12)
+    try:
+        async with open_session() as session:
+            record = await asyncio.wait_for(
+                measure(session, prepared, RequestRecord(0, 0, prepared), "openai-chat", 30),
+                5,
+            )
+    finally:
+        server.close()
+    assert isinstance(record.error, StreamInterrupted), record.error
+    assert "HTTP framing" in str(record.error)
+    assert len(record.chunk_ns) == 1  # the event before the break was measured

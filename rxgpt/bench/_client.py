@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.streams import StreamReader
 
 from .._decoder import stream_specs
 from .._deltas import (
@@ -43,7 +44,7 @@ from .._deltas import (
 )
 from .._errors import DecodeError, RxgptError, StreamInterrupted, StreamTimeout
 from .._fusion import End, Pipeline
-from .._transport import _read_bounded, error_from_response, map_exception
+from .._transport import _read_bounded, error_from_response, map_exception, tell_broken_framing
 
 __all__ = [
     "EventDecoder",
@@ -77,6 +78,8 @@ class _StampingHandler(ResponseHandler):
         before = self._payload
         super().data_received(data)
         payload = self._payload or before
+        if isinstance(payload, StreamReader):
+            tell_broken_framing(self, payload)  # (else a bad chunk waits for the timeout)
         if payload is not None:
             reads = self.reads
             if len(reads) > 4096:  # nobody reads this connection's stamps: stay bounded
