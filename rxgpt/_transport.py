@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import aiohttp
 import yarl
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.streams import StreamReader
 from reactivex import abc
 
@@ -257,11 +258,11 @@ class _Transfer(abc.DisposableBase):
         self.in_on_next = False
         self.driven = False  # run in the consumer's task (see drive)
         self.interrupted = False  # driven, and cancelled by dispose()
-        # (set by _pushed: the observer's exception raised in data_received, the context
+        # (set by _watch: the observer's exception raised in data_received, the context
         # deliveries run in, the connection's protocol, the pieces of this socket read)
         self.failure: _ConsumerError | None
         self.context: contextvars.Context
-        self.protocol: asyncio.Protocol | None
+        self.protocol: ResponseHandler | None
         self.reads: list[bytes]
 
     def dispose(self) -> None:
@@ -527,8 +528,9 @@ class _Transfer(abc.DisposableBase):
         return self.closed or (content.is_eof() and not content._buffer)
 
     def _received(self, data: bytes) -> None:
-        """The connection's ``data_received`` while the body is pushed: aiohttp's own, then
-        what it fed the body delivered at once."""
+        """The connection's ``data_received`` while the body is read (see :meth:`_watch`):
+        aiohttp's own, then what it fed a pushed body delivered at once, then the framing
+        check (:func:`tell_broken_framing`)."""
         protocol = self.protocol
         assert protocol is not None
         try:
@@ -536,9 +538,9 @@ class _Transfer(abc.DisposableBase):
         finally:
             if self.reads:
                 self._flush()
-        response = self.response
-        assert response is not None
-        tell_broken_framing(protocol, response.content)
+        if protocol.exception() is not None:  # (the check's own first test: no call per read)
+            assert self.response is not None
+            tell_broken_framing(protocol, self.response.content)
 
     def _flush(self) -> None:
         """Deliver the reads collected, in the task's context."""
@@ -566,7 +568,7 @@ class _Transfer(abc.DisposableBase):
                 waiter.set_result(None)
 
 
-def tell_broken_framing(protocol: Any, reader: StreamReader) -> None:
+def tell_broken_framing(protocol: ResponseHandler, reader: StreamReader) -> None:
     """After a socket read: if aiohttp failed to parse the body's HTTP framing (a chunk
     size that is not hex, say), fail the body's reader as a broken connection would.
 
