@@ -117,6 +117,53 @@ async def test_max_output_tokens_thoughts_and_function_call(
     assert isinstance(calls[0]["args"], dict)
 
 
+@pytest.mark.parametrize("candidates", [1, 2])
+async def test_usage_counts_each_candidates_thought_once_and_thoughts_so_far(
+    server: MockServer, session: aiohttp.ClientSession, candidates: int
+) -> None:
+    """With ``candidateCount`` and thoughts, each candidate's text and thought count once:
+    candidates ``n × text``, thoughts ``n × thought``; while thoughts stream, the count is
+    of the thoughts so far, as the text's is."""
+    config = {"candidateCount": candidates, "thinkingConfig": {"includeThoughts": True}}
+    body = {**BODY, "generationConfig": config}
+    _, raw, _ = await post(session, server, "/v1beta/models/gemini-test:generateContent", body)
+    whole = json.loads(raw)["usageMetadata"]
+    thinking = 16  # (the server's default thinking length)
+    assert whole["candidatesTokenCount"] == candidates * TOKENS
+    assert whole["thoughtsTokenCount"] == candidates * thinking
+    assert whole["totalTokenCount"] == (
+        whole["promptTokenCount"] + candidates * (TOKENS + thinking)
+    )
+    _, raw, _ = await post(session, server, SSE, body)
+    chunks = sse_payloads(raw)
+    assert chunks[-1]["usageMetadata"] == whole
+    thoughts = [
+        c["usageMetadata"]["thoughtsTokenCount"]
+        for c in chunks
+        if c["candidates"][0]["content"]["parts"][0].get("thought")
+    ]
+    assert thoughts == [candidates * k for k in range(1, thinking + 1)]
+
+
+@pytest.mark.parametrize("at", [0, 1, 5])
+async def test_garbage_in_the_json_array_stream_keeps_the_arrays_framing(
+    server: MockServer, session: aiohttp.ClientSession, at: int
+) -> None:
+    """``garbage_at`` in the array stream (no ``alt=sse``): the element is not JSON, and the
+    body is still ``[`` element ``,`` element ... (the first one opens the array)."""
+    path = "/v1beta/models/gemini-test:streamGenerateContent"
+    _, clean, _ = await post(session, server, path, BODY)
+    _, raw, _ = await post(session, server, path, {**BODY, "mock": {"garbage_at": at}})
+    elements = raw.removesuffix(b"\r\n]").split(b",\r\n")
+    assert elements[0].startswith(b"[") and raw.endswith(b"]")
+    assert elements[at].removeprefix(b"[") == b"this is not json"
+    good = clean.removesuffix(b"\r\n]").split(b",\r\n")
+    assert len(elements) == len(good)
+    assert [e for i, e in enumerate(elements) if i != at] == [
+        e for i, e in enumerate(good) if i != at
+    ]
+
+
 async def test_proto_field_names_and_gemini_schemas_are_read(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:

@@ -227,8 +227,7 @@ class AnthropicEncoder(SseEncoder):
     def keepalive(self) -> bytes | None:
         return self._ping
 
-    @property
-    def garbage(self) -> bytes:
+    def garbage(self, index: int) -> bytes:
         # (named as a delta: an unnamed event, or one of an unknown name, the SDK skips unread)
         return self.event("content_block_delta", b"this is not json")
 

@@ -474,12 +474,28 @@ def parse_faults(body: Any, config: MockConfig) -> FaultOptions:
     return parse_mock(body, config).faults
 
 
+#: A ``\\uD800``-``\\uDFFF`` escape: a body with one may hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body (raises :class:`BadRequest`)."""
+    """The request's JSON body (raises :class:`BadRequest`).
+
+    A lone UTF-16 surrogate (``"\\ud800"``: valid JSON, not text) is refused here, as
+    strict JSON parsers refuse it, rather than failing whatever encodes the value later.
+    """
     raw = await request.read()
     request[RAW_BODY_KEY] = raw
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(body, ensure_ascii=False).encode()  # (UnicodeEncodeError: a lone one)
+        return body
+    except UnicodeEncodeError as exc:
+        raise BadRequest(
+            "We could not parse the JSON body of your request: it holds a lone UTF-16 "
+            f"surrogate ({exc.object[exc.start]!a}), which is not text."
+        ) from None
     except (ValueError, RecursionError):  # (RecursionError: nested past the parser's depth)
         raise BadRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -625,6 +641,7 @@ def make_answer(prompt: Prompt, config: MockConfig, options: MockOptions | None 
     if forced:  # the call alone, sent whole: the token cap is for text (the mock cuts no call)
         count, pieces, stop = 0, None, "tool"
     thinking = max(prompt.thinking if steering.thinking is None else steering.thinking, 0)
+    thinking = min(thinking, CONTEXT_LENGTH)  # (nor does it think past it)
     cap = prompt.max_tokens
     if cap is not None:  # the cap counts the thinking too, as every API's does
         thinking = min(thinking, cap)
@@ -912,9 +929,8 @@ class StreamEncoder(ABC):
     def events(self, clock: StepClock, *, done: bool) -> Iterator[tuple[float, bytes]]:
         """``(due, event bytes)`` for the whole stream; ``done=False`` omits the end signal."""
 
-    @property
     @abstractmethod
-    def garbage(self) -> bytes: ...
+    def garbage(self, index: int) -> bytes: ...
 
     @property
     @abstractmethod
@@ -931,8 +947,7 @@ class StreamEncoder(ABC):
 class SseEncoder(StreamEncoder):
     """Server-sent events; faults in OpenAI's style unless a subclass says otherwise."""
 
-    @property
-    def garbage(self) -> bytes:
+    def garbage(self, index: int) -> bytes:
         return b"data: this is not json" + self.eol * 2
 
     @property

@@ -73,8 +73,7 @@ class _NoSink:
 class Framing(Protocol):
     """The fault events of a wire protocol (see :class:`~rxgpt.mock._faults.Framing`)."""
 
-    @property
-    def garbage(self) -> bytes: ...
+    def garbage(self, index: int) -> bytes: ...
 
     def error(self, index: int) -> Seq[bytes]: ...
 
@@ -187,7 +186,8 @@ class Sequence:
                     if ending != "garbage":
                         ended = True
                         break
-                    data = self.framing.garbage if self.framing is not None else data
+                    if self.framing is not None:
+                        data = self.framing.garbage(self.index)
                     ending = None
             parts.append(data)
             self.index += 1

@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 from aiohttp import web
 
 from ._text import dumps
+from ._timing import finite_number
 
 __all__ = [
     "LINE_ENDINGS",
@@ -97,7 +98,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return _is_int(value) or isinstance(value, float)
+    return finite_number(value)
 
 
 def _check(condition: bool, name: str, expected: str) -> None:
@@ -298,9 +299,8 @@ _ENDLESS_BLOCK = b"a" * 16384
 class Framing(Protocol):
     """What the pump needs from a wire protocol to inject faults (bytes framed with its eol)."""
 
-    @property
-    def garbage(self) -> bytes:
-        """The event that replaces event ``garbage_at``: not valid JSON."""
+    def garbage(self, index: int) -> bytes:
+        """The event that replaces event ``index`` (``garbage_at``): not valid JSON."""
 
     @property
     def keepalive(self) -> bytes | None:

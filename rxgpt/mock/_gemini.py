@@ -306,7 +306,7 @@ class GeminiDialect(Dialect):
             )
         return {
             "candidates": candidates,
-            "usageMetadata": _usage(answer, answer.output_tokens - answer.thinking),
+            "usageMetadata": _usage(answer, _candidate_tokens(answer), _thought_tokens(answer)),
             "modelVersion": answer.model,
             "responseId": _response_id(answer),
         }
@@ -329,14 +329,25 @@ def _call(answer: Answer) -> dict[str, Any]:
     return {"name": answer.tool.name, "args": answer.tool.arguments}
 
 
-def _usage(answer: Answer, candidates: int) -> dict[str, Any]:
+def _thought_tokens(answer: Answer) -> int:
+    """Thinking tokens over the candidates (each candidate carries its thought)."""
+    return answer.thinking * answer.n
+
+
+def _candidate_tokens(answer: Answer) -> int:
+    """Output tokens over the candidates, their thoughts not included."""
+    return answer.output_tokens - _thought_tokens(answer)
+
+
+def _usage(answer: Answer, candidates: int, thoughts: int) -> dict[str, Any]:
+    """``usageMetadata`` with ``candidates`` and ``thoughts`` tokens so far."""
     usage: dict[str, Any] = {"promptTokenCount": answer.prompt_tokens}
     if candidates:
         usage["candidatesTokenCount"] = candidates
-    usage["totalTokenCount"] = answer.prompt_tokens + candidates + answer.thinking
+    usage["totalTokenCount"] = answer.prompt_tokens + candidates + thoughts
     usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": answer.prompt_tokens}]
-    if answer.thinking:
-        usage["thoughtsTokenCount"] = answer.thinking
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
     return usage
 
 
@@ -355,8 +366,10 @@ class GeminiEncoder(SseEncoder):
         )
         self._first = True
 
-    @property
-    def garbage(self) -> bytes:
+    def garbage(self, index: int) -> bytes:
+        # (in place of event `index`, framed as it was: the array's first element opens it)
+        if self._array:
+            return (b"[" if index == 0 else b"," + self.eol) + b"this is not json"
         return self._frame(b"this is not json")
 
     def error(self, index: int) -> Sequence[bytes]:
@@ -378,8 +391,11 @@ class GeminiEncoder(SseEncoder):
             return b"[" + payload
         return b"," + self.eol + payload
 
-    def _chunk(self, parts: Sequence[bytes], candidates: int, finish: bool) -> bytes:
-        """One chunk: ``parts[i]`` (the parts JSON of candidate i), usage so far."""
+    def _chunk(
+        self, parts: Sequence[bytes], candidates: int, finish: bool, thoughts: int | None = None
+    ) -> bytes:
+        """One chunk: ``parts[i]`` (the parts JSON of candidate i), usage so far (the
+        thoughts all out unless ``thoughts`` says)."""
         answer = self._answer
         entries = []
         for index, part in enumerate(parts):
@@ -387,7 +403,9 @@ class GeminiEncoder(SseEncoder):
             entries.append(
                 b'{"content":{"parts":[%s],"role":"model"}%s,"index":%d}' % (part, reason, index)
             )
-        usage = dumps(_usage(answer, candidates))
+        if thoughts is None:
+            thoughts = _thought_tokens(answer)
+        usage = dumps(_usage(answer, candidates, thoughts))
         return self._frame(
             b'{"candidates":[' + b",".join(entries) + b'],"usageMetadata":' + usage + self._tail
         )
@@ -396,9 +414,12 @@ class GeminiEncoder(SseEncoder):
         answer = self._answer
         choices = range(answer.n)
         if answer.thinking:
+            thought = 0
             for piece in clock.chunks(answer.iter_thinking()):
+                thought = min(thought + clock.group, answer.thinking)
                 part = b'{"text":%s,"thought":true}' % dumps(piece)
-                yield clock.tick(), self._chunk([part] * answer.n, 0, False)
+                chunk = self._chunk([part] * answer.n, 0, False, thought * answer.n)
+                yield clock.tick(), chunk
         streams = [clock.chunks(answer.iter_tokens(index)) for index in choices]
         produced = 0
         group = clock.group
@@ -406,7 +427,7 @@ class GeminiEncoder(SseEncoder):
             produced = min(produced + group, answer.tokens)
             parts = [b'{"text":%s}' % dumps(piece) for piece in pieces]
             yield clock.tick(), self._chunk(parts, produced * answer.n, False)
-        text_tokens = answer.output_tokens - answer.thinking
+        text_tokens = _candidate_tokens(answer)
         if answer.tool is not None:
             call = b'{"functionCall":%s}' % dumps(_call(answer))
             yield clock.tick(), self._chunk([call] * answer.n, text_tokens, False)

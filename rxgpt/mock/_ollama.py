@@ -213,8 +213,7 @@ class OllamaEncoder(StreamEncoder):
         )
         self._close = b"" if generate else b"}"
 
-    @property
-    def garbage(self) -> bytes:
+    def garbage(self, index: int) -> bytes:
         return b"this is not json" + self.eol
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._text import VOCABULARY
+from ._timing import finite_number
 
 __all__ = ["fitting", "json_pieces", "value_for"]
 
@@ -41,6 +42,9 @@ _FORMATS = {
 _SHALLOW = 4
 #: A schema that cannot end (a required property that is itself) stops here, invalid.
 _MAX_DEPTH = 32
+#: The most ``anyOf`` / ``oneOf`` / ``allOf`` steps in a row before a value has a type: a
+#: schema that is only its own alternative (``{"anyOf": [{"$ref": "#"}]}``) ends there.
+_MAX_HOPS = 16
 _PIECE_CHARS = 4  # structured output streams in pieces of this many characters
 
 
@@ -57,7 +61,10 @@ def value_for(schema: Any, seed: str) -> Any:
     valid or not past that.
     """
     root = schema if isinstance(schema, Mapping) else {}
-    return _value(root, _Walk(root, _rng(seed)), 0)
+    try:
+        return _value(root, _Walk(root, _rng(seed)), 0)
+    except RecursionError:  # (combinators nested inside every level of a deep schema)
+        return None
 
 
 #: The most values (scalars, items, properties) one :func:`value_for` call makes.
@@ -83,12 +90,7 @@ class _Walk:
 def _number_keyword(schema: Mapping[str, Any], name: str) -> int | float | None:
     """A numeric keyword's value if it is a finite number (a JSON schema is untrusted)."""
     value = schema.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return value if math.isfinite(float(value)) else None
-    except OverflowError:  # (an integer too big for a float)
-        return None
+    return value if finite_number(value) else None
 
 
 def _size(schema: Mapping[str, Any], name: str, default: int) -> int:
@@ -143,9 +145,9 @@ def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str,
     return target if isinstance(target, Mapping) else {}
 
 
-def _value(schema: Any, walk: _Walk, depth: int) -> Any:
+def _value(schema: Any, walk: _Walk, depth: int, hops: int = 0) -> Any:
     walk.left -= 1
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, Mapping) or hops > _MAX_HOPS:
         return None
     root = walk.root
     schema = _resolve(schema, root)
@@ -161,7 +163,7 @@ def _value(schema: Any, walk: _Walk, depth: int) -> Any:
             if null and depth >= _SHALLOW:
                 return None
             usable = [o for o in options if o not in null]
-            return _value((usable or options)[0], walk, depth)
+            return _value((usable or options)[0], walk, depth, hops + 1)
     parts = schema.get("allOf")
     if isinstance(parts, list) and parts:
         merged: dict[str, Any] = {}
@@ -172,7 +174,7 @@ def _value(schema: Any, walk: _Walk, depth: int) -> Any:
                 properties = part.get("properties")
                 if isinstance(properties, Mapping):
                     merged.setdefault("properties", {}).update(properties)
-        return _value(merged, walk, depth)
+        return _value(merged, walk, depth, hops + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
@@ -215,7 +217,10 @@ def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> 
     if step is not None and step > 0:
         if integer:  # (the smallest multiple of the step that is a whole number)
             step = next((n * step for n in range(1, 1001) if float(n * step).is_integer()), 1)
-        first, last = math.ceil(low / step), math.floor(high / step)
+        try:
+            first, last = math.ceil(low / step), math.floor(high / step)
+        except OverflowError:  # (a step so small that the bounds are past a float's range)
+            return math.ceil(low) if integer else float(low)
         if first * step in _exclusive(schema):
             first += 1
         if last * step in _exclusive(schema):

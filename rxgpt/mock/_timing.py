@@ -169,8 +169,19 @@ def output_length(timing: Timing, digest: str, seed: Any = None) -> int:
     return max(1, round(draw))
 
 
+def finite_number(value: Any) -> bool:
+    """Whether an untrusted JSON value is a number a float holds: not a boolean, NaN, an
+    infinity (Python's parser takes ``NaN`` and ``Infinity``) or an integer past 1e308."""
+    if value.__class__ is bool or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # (an integer too big for a float)
+        return False
+
+
 def _number(name: str, value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not finite_number(value):
         raise ValueError(f"mock option {name!r} must be a number")
     if name in _INT_KEYS:
         if not isinstance(value, int) or value < (1 if name == "tokens_per_chunk" else 0):
