@@ -41,6 +41,9 @@ def test_flags_make_the_config_and_profile_fills_the_rest() -> None:
     args = parse("--tokens", "5", "--tokens-per-chunk", "2", "--fault", "gzip=true")
     config = config_from_args(args)
     assert (config.tokens, config.tokens_per_chunk, config.faults) == (5, 2, {"gzip": True})
+    # (--fault takes any key of the mock object: steering and timing ones too)
+    args = parse("--fault", "tool_call=true", "--fault", "thinking=3", "--fault", "ttft_ms=5")
+    assert config_from_args(args).faults == {"tool_call": True, "thinking": 3, "ttft_ms": 5}
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,8 @@ def test_flags_make_the_config_and_profile_fills_the_rest() -> None:
         (["--time-factor-under-load", "2"], ["--time-factor-under-load", "--max-num-seqs"]),
         (["--profile", "nope"], ["--profile"]),
         (["--fault", "bogus=1"], ["--fault", "bogus"]),
+        (["--fault", "tool_call=3"], ["--fault", "tool_call"]),
+        (["--fault", "itl_ms=1e999"], ["--fault", "itl_ms"]),
         (["--timeline", "/nonexistent/dir/t.jsonl"], ["--timeline"]),
         (["--workers", "0"], ["--workers"]),
     ],

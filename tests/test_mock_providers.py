@@ -363,6 +363,24 @@ async def test_anthropic_sdk_injected_overloaded_status(
     assert body["error"] == {"type": "overloaded_error", "message": "Overloaded"}
 
 
+@pytest.mark.parametrize(
+    ("status", "kind"), [(409, "invalid_request_error"), (422, "invalid_request_error"),
+                         (502, "api_error"), (413, "request_too_large")]
+)  # fmt: skip
+async def test_anthropic_injected_statuses_have_anthropics_error_types(
+    session: aiohttp.ClientSession, server: MockServer, status: int, kind: str
+) -> None:
+    """A status without a message of its own: a client error is an invalid request, a
+    server's an API error (Anthropic's types)."""
+    body: Any = {"model": "claude-test", "max_tokens": 10, "messages": MESSAGES}
+    async with session.post(
+        server.url + "/v1/messages", json={**body, "mock": {"status": status}}
+    ) as resp:
+        assert resp.status == status
+        error = (await resp.json())["error"]
+    assert error["type"] == kind
+
+
 async def test_anthropic_api_key_checked(session: aiohttp.ClientSession) -> None:
     body: Any = {"model": "claude-test", "max_tokens": 10, "messages": MESSAGES}
     async with MockServer(tokens=3, api_key="sk-ant-secret") as server:
@@ -676,6 +694,56 @@ async def test_completions_list_prompt_gives_one_choice_per_prompt(
     assert (whole.usage.prompt_tokens, whole.usage.completion_tokens) == (3, 4 * TOKENS)
 
 
+async def test_completions_token_id_prompts_count_one_token_per_id(
+    oai: openai.AsyncOpenAI,
+) -> None:
+    """A prompt of token ids (or a list of them), as the API takes it: one prompt per list,
+    its ids its tokens (the answer continues their text, the ids space-separated)."""
+    one = await oai.completions.create(model="gpt-test", prompt=[101, 7, 0])
+    assert one.usage is not None and one.usage.prompt_tokens == 3
+    assert one.choices[0].text == expected(user("101 7 0"), "gpt-test")
+    two = await oai.completions.create(model="gpt-test", prompt=[[5, 6], [7]])
+    assert [choice.text for choice in two.choices] == [
+        expected(user("5 6"), "gpt-test"),
+        expected(user("7"), "gpt-test"),
+    ]
+    assert two.usage is not None and two.usage.prompt_tokens == 3
+    for bad in ([1, "a"], [[1], []], [-1], [True]):
+        with pytest.raises(openai.BadRequestError, match="token ids"):
+            await oai.completions.create(model="gpt-test", prompt=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_completions_echo_sends_the_prompt_back_first(
+    oai: openai.AsyncOpenAI, stream: bool
+) -> None:
+    """``echo``: each choice's text starts with its prompt (its logprobs' offsets after
+    it); the usage is that of the answer alone."""
+    prompts = ["one", "two words"]
+    kwargs: Any = {"model": "gpt-test", "prompt": prompts, "echo": True, "logprobs": 1}
+    if stream:
+        chunks = [c async for c in await oai.completions.create(**kwargs, stream=True)]
+        texts: dict[int, str] = {}
+        offsets: dict[int, list[int]] = {}
+        for chunk in chunks:
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + choice.text
+                if choice.logprobs is not None:
+                    offsets.setdefault(choice.index, []).extend(choice.logprobs.text_offset or [])
+        assert chunks[0].choices[0].text == "one"  # (the prompt, before any token)
+    else:
+        whole = await oai.completions.create(**kwargs)
+        texts = {choice.index: choice.text for choice in whole.choices}
+        offsets = {c.index: list(c.logprobs.text_offset or []) for c in whole.choices if c.logprobs}
+        assert whole.usage is not None and whole.usage.completion_tokens == 2 * TOKENS
+    for index, prompt in enumerate(prompts):
+        answer = expected(user(prompt), "gpt-test")
+        assert texts[index] == prompt + answer
+        assert offsets[index][0] == len(prompt)
+    with pytest.raises(openai.BadRequestError, match="echo"):
+        await oai.completions.create(model="gpt-test", prompt="x", echo="yes")  # type: ignore[arg-type]
+
+
 async def test_completions_wire_finish_on_last_text_and_length(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:
@@ -943,7 +1011,7 @@ async def test_fault_fail_first(
 MISSING = {
     "anthropic": ("Missing required parameter: 'messages'.", "messages"),
     "responses": ("Missing required parameter: 'input'.", "input"),
-    "completions": ("Invalid 'prompt': expected a string or a list of strings.", "prompt"),
+    "completions": ("Missing required parameter: 'prompt'.", "prompt"),
     # (Ollama answers a request without messages at once, as a "load": see the test of it)
     "ollama": ("Invalid 'messages': expected a list of objects.", "messages"),
 }

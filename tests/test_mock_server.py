@@ -467,7 +467,9 @@ async def test_openai_sdk_sees_in_band_error(server: MockServer) -> None:
         (429, "rate_limit_error", "rate_limit_exceeded"),
         (401, "invalid_request_error", "invalid_api_key"),
         (500, "server_error", None),
-        (503, "api_error", None),
+        (503, "server_error", None),
+        (404, "invalid_request_error", None),
+        (422, "invalid_request_error", None),
     ],
 )
 async def test_fault_status(
@@ -507,6 +509,26 @@ async def test_server_wide_faults_are_overridden_per_request(
         assert (await post_raw(session, server, chat()))[0] == 503
         status, raw = await post_raw(session, server, chat(stream=True, mock={"status": None}))
         assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+
+
+async def test_server_wide_defaults_take_every_mock_key(
+    session: aiohttp.ClientSession,
+) -> None:
+    """``faults`` (``--fault``) holds defaults of any ``mock`` key: timing (``tokens``),
+    steering (``tool_call``, ``thinking``) and faults, each overridden per request."""
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    defaults = {"tokens": 3, "tool_call": True, "thinking": 2}
+    async with MockServer(tokens=12, faults=defaults) as server:
+        answer = await complete(session, server, tools=[tool])
+        message = answer["choices"][0]["message"]
+        assert message["tool_calls"][0]["function"]["name"] == "lookup"
+        assert answer["usage"]["completion_tokens_details"]["reasoning_tokens"] == 2
+        answer = await complete(session, server, mock={"tool_call": False, "thinking": 0})
+        assert answer["usage"]["completion_tokens"] == 3
+        assert "tool_calls" not in answer["choices"][0]["message"]
+    for bad in ({"tool_call": 3}, {"thinking": -1}, {"tokens": "many"}):
+        with pytest.raises(ValueError, match="mock option"):
+            MockServer(faults=bad)
 
 
 @pytest.mark.parametrize("drop_after", [0, 3, 100])

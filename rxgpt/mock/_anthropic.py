@@ -146,8 +146,9 @@ class AnthropicDialect(Dialect):
         return json_response(status, body)
 
     def status_error(self, status: int) -> web.Response:
+        default = "invalid_request_error" if status < 500 else "api_error"
         kind, message = _ANTHROPIC_ERRORS.get(
-            status, ("api_error", f"Injected error: HTTP {status} (rxgpt mock).")
+            status, (default, f"Injected error: HTTP {status} (rxgpt mock).")
         )
         return self.error(status, message, kind=kind)
 

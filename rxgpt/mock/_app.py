@@ -43,9 +43,10 @@ from ._dialect import (
     MockConfig,
     counted,
     handler,
+    parse_options,
 )
 from ._engine import Engine
-from ._faults import FaultOptions, error_body, json_response
+from ._faults import error_body, json_response
 from ._gemini import gemini_error, gemini_route
 from ._metrics import Metrics
 from ._models import (
@@ -146,7 +147,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
         ValueError: ``config.faults`` holds an unknown or ill-typed fault option.
     """
     config = config or MockConfig()
-    FaultOptions.parse(config.faults)
+    parse_options(config.faults, config)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_vendor_errors])
     app[CONFIG_KEY] = config
     app[COUNTERS_KEY] = {}

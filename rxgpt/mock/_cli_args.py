@@ -18,8 +18,7 @@ import sys
 from typing import Any
 
 from .._cli import _count, _port, _positive
-from ._dialect import MockConfig
-from ._faults import FaultOptions
+from ._dialect import MockConfig, parse_options
 from ._runner import run_server
 from ._timing import PROFILES
 
@@ -103,8 +102,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a server-wide fault for every request, e.g. drop_after=5, status=429, "
-        "gzip=true, line_endings=crlf (JSON values; repeatable)",
+        help="a server-wide default of the requests' mock object (any of its keys), e.g. "
+        "drop_after=5, status=429, gzip=true, line_endings=crlf, tool_call=true, thinking=8 "
+        "(JSON values; repeatable)",
     )
 
 
@@ -123,7 +123,7 @@ def _faults(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             faults[key] = value
     try:
-        FaultOptions.parse(faults)
+        parse_options(faults, MockConfig())
     except (TypeError, ValueError) as error:
         raise _Mistake(f"--fault: {error}") from None
     return faults

@@ -448,15 +448,22 @@ def parse_mock(body: Any, config: MockConfig) -> MockOptions:
     options = body.get("mock") if isinstance(body, dict) else None
     if options is not None and not isinstance(options, dict):
         raise BadRequest("Invalid 'mock': expected an object.", "mock")
-    merged = {**config.faults, **(options or {})}
-    other = REQUEST_KEYS | STEERING_KEYS
     try:
-        faults = FaultOptions.parse({k: v for k, v in merged.items() if k not in other})
-        timing = parse_timing(config.timing(), merged)
-        steering = Steering.parse(merged)
+        return parse_options({**config.faults, **(options or {})}, config)
     except ValueError as exc:
         raise BadRequest(str(exc), "mock") from None
-    return MockOptions(faults, timing, steering)
+
+
+def parse_options(options: Mapping[str, Any], config: MockConfig) -> MockOptions:
+    """A ``mock`` object's keys (faults, timing, steering) over ``config``'s: the one check
+    of a request's object and of the server-wide defaults (``--fault``, ``faults``).
+
+    Raises:
+        ValueError: an unknown key or a value of the wrong type or range.
+    """
+    other = REQUEST_KEYS | STEERING_KEYS
+    faults = FaultOptions.parse({k: v for k, v in options.items() if k not in other})
+    return MockOptions(faults, parse_timing(config.timing(), options), Steering.parse(options))
 
 
 def first_tool_name(tools: Any) -> str | None:
@@ -467,11 +474,6 @@ def first_tool_name(tools: Any) -> str | None:
     function = first.get("function")
     name = first.get("name") or (function.get("name") if isinstance(function, Mapping) else None)
     return name if isinstance(name, str) and name else None
-
-
-def parse_faults(body: Any, config: MockConfig) -> FaultOptions:
-    """The fault options of a request (see :func:`parse_mock`)."""
-    return parse_mock(body, config).faults
 
 
 #: A ``\\uD800``-``\\uDFFF`` escape: a body with one may hold a lone surrogate.

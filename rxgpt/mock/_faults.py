@@ -77,7 +77,7 @@ _KNOWN = frozenset(
     )
 )
 
-# (type, code, message) of the error body for an injected status; others get "api_error".
+# (type, code, message) of the error body for an injected status (others: see status_error).
 _STATUS_ERRORS: Mapping[int, tuple[str, str | None, str]] = {
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
     429: (
@@ -194,8 +194,10 @@ def json_response(
 
 def status_error(status: int) -> web.Response:
     """OpenAI's error answer for HTTP ``status`` (an injected ``status`` fault)."""
+    # (OpenAI's types: a client error is an invalid request, a server's a server error)
+    default = "invalid_request_error" if status < 500 else "server_error"
     type_, code, message = _STATUS_ERRORS.get(
-        status, ("api_error", None, f"Injected error: HTTP {status} (rxgpt mock).")
+        status, (default, None, f"Injected error: HTTP {status} (rxgpt mock).")
     )
     return json_response(status, error_body(message, type_, code=code))
 

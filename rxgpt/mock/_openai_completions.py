@@ -8,7 +8,7 @@ the chunk with the last text of each choice, then the usage chunk and ``[DONE]``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._dialect import (
@@ -38,21 +38,53 @@ from ._text import dumps
 __all__ = ["OPENAI_COMPLETIONS", "CompletionsDialect", "TextEncoder"]
 
 
+def _prompt_texts(prompt: Any) -> list[str]:
+    """``prompt`` as texts: a string, strings, a list of token ids or lists of them (a
+    token id prompt reads as its ids, space-separated: one counted token each).
+
+    Raises:
+        BadRequest: anything else.
+    """
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt is None:
+        raise BadRequest("Missing required parameter: 'prompt'.", "prompt")
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt):
+            return prompt
+        if _token_ids(prompt):
+            return [" ".join(map(str, prompt))]
+        if all(isinstance(p, list) and p and _token_ids(p) for p in prompt):
+            return [" ".join(map(str, ids)) for ids in prompt]
+    raise BadRequest(
+        "Invalid 'prompt': expected a string, a list of strings, a list of token ids "
+        "(integers >= 0) or a list of such lists.",
+        "prompt",
+    )
+
+
+def _token_ids(values: list[Any]) -> bool:
+    return all(v.__class__ is int and v >= 0 for v in values)
+
+
+def _echo(prompt: Prompt, answer: Answer, index: int) -> str:
+    """The prompt that choice ``index`` continues, when ``echo`` asks for it back ("")."""
+    if prompt.body.get("echo") is not True:
+        return ""
+    conversation, _seed = answer.sources[index]
+    return str(conversation[0]["content"])
+
+
 class CompletionsDialect(Dialect):
-    """``POST /v1/completions`` (legacy): ``prompt`` is a string or a list of strings."""
+    """``POST /v1/completions`` (legacy): ``prompt`` is text(s) or token ids; ``echo``."""
 
     def parse(self, body: Any, config: MockConfig) -> Prompt:
         model = model_of(body, config)
-        prompt = body.get("prompt")
-        if isinstance(prompt, str):
-            prompt = [prompt]
-        if (
-            not isinstance(prompt, list)
-            or not prompt
-            or not all(isinstance(p, str) for p in prompt)
-        ):
-            raise BadRequest("Invalid 'prompt': expected a string or a list of strings.", "prompt")
-        conversations = tuple([{"role": "user", "content": text}] for text in prompt)
+        texts = _prompt_texts(body.get("prompt"))
+        echo = body.get("echo")
+        if echo is not None and not isinstance(echo, bool):
+            raise BadRequest("Invalid 'echo': expected a boolean.", "echo")
+        conversations = tuple([{"role": "user", "content": text}] for text in texts)
         stream, include_usage = openai_stream_flags(body)
         logprobs = body.get("logprobs")
         if logprobs is not None and (
@@ -75,6 +107,7 @@ class CompletionsDialect(Dialect):
             stop=stop_sequences(body.get("stop")),
             logprobs=logprobs,
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            body=body,
         )
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
@@ -86,9 +119,13 @@ class CompletionsDialect(Dialect):
             "model": answer.model,
             "choices": [
                 {
-                    "text": answer.text(i),
+                    "text": _echo(prompt, answer, i) + answer.text(i),
                     "index": i,
-                    "logprobs": _logprobs(list(answer.iter_tokens(i)), prompt.logprobs),
+                    "logprobs": _logprobs(
+                        list(answer.iter_tokens(i)),
+                        prompt.logprobs,
+                        len(_echo(prompt, answer, i)),
+                    ),
                     "finish_reason": finish,
                 }
                 for i in range(answer.n)
@@ -98,7 +135,11 @@ class CompletionsDialect(Dialect):
 
     def encoder(self, prompt: Prompt, answer: Answer, eol: bytes) -> TextEncoder:
         return TextEncoder(
-            answer, include_usage=prompt.include_usage, eol=eol, logprobs=prompt.logprobs
+            answer,
+            include_usage=prompt.include_usage,
+            eol=eol,
+            logprobs=prompt.logprobs,
+            echoes=[_echo(prompt, answer, index) for index in range(answer.n)],
         )
 
 
@@ -126,9 +167,16 @@ class TextEncoder(OpenAIChunks):
     """``text_completion`` chunks; the finish reason rides on each choice's last text."""
 
     def __init__(
-        self, answer: Answer, *, include_usage: bool, eol: bytes, logprobs: int | None = None
+        self,
+        answer: Answer,
+        *,
+        include_usage: bool,
+        eol: bytes,
+        logprobs: int | None = None,
+        echoes: Sequence[str] = (),
     ) -> None:
         self._logprobs = logprobs
+        self._echoes = list(echoes) if any(echoes) else []
         super().__init__(
             answer,
             chunk_id=_text_id(answer),
@@ -149,6 +197,8 @@ class TextEncoder(OpenAIChunks):
         prefix = self.head + b'"choices":[{"text":'
         finish = openai_finish(answer)
         ends = [self._suffix(index, finish) for index in choices]
+        for index, echo in enumerate(self._echoes):  # (the prompt back first, as it was sent)
+            yield 0.0, prefix + dumps(echo) + self._suffix(index, JSON_NULL)
         if answer.tokens == 0:
             for end in ends:
                 yield 0.0, prefix + b'""' + end
@@ -170,7 +220,7 @@ class TextEncoder(OpenAIChunks):
         streams = [clock.groups(answer.iter_tokens(index)) for index in range(answer.n)]
         last = clock.count(answer.tokens) - 1
         reason = json.loads(finish)
-        offsets = [0] * answer.n
+        offsets = [len(echo) for echo in self._echoes] or [0] * answer.n
         for step, tokens in enumerate(zip(*streams, strict=True)):
             due = clock.tick()
             for index, group in enumerate(tokens):  # (one entry per token of the chunk)
