@@ -81,6 +81,36 @@ def _output_format(body: Any) -> Any:
     return body.get("output_format")
 
 
+def _check_messages(body: Mapping[str, Any], messages: list[Any]) -> None:
+    """The Messages API's own checks of roles, ``system``, ``stop_sequences`` and
+    ``thinking`` (raises :class:`BadRequest` in its words)."""
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "system":
+            raise BadRequest(
+                'messages: Unexpected role "system". The Messages API accepts a top-level '
+                '`system` parameter, not "system" as an input message role.'
+            )
+        if role not in ("user", "assistant"):
+            raise BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        raise BadRequest("system: Input should be a valid string or a list of text blocks")
+    stops = body.get("stop_sequences")
+    if stops is not None and not (
+        isinstance(stops, list) and all(isinstance(s, str) for s in stops)
+    ):
+        raise BadRequest("stop_sequences: Input should be a valid list of strings")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled", "adaptive"):
+            raise BadRequest(
+                "thinking: Input tag found using 'type' does not match any of the expected "
+                "tags: 'enabled', 'disabled', 'adaptive'"
+            )
+
+
 class AnthropicDialect(Dialect):
     """``POST /v1/messages``."""
 
@@ -96,6 +126,7 @@ class AnthropicDialect(Dialect):
     def _parse(self, body: Any, config: MockConfig, *, counting: bool) -> Prompt:
         model = model_of(body, config)
         messages = as_messages(body.get("messages"))
+        _check_messages(body, messages)
         system = body.get("system")
         conversation = (
             messages if system is None else [{"role": "system", "content": system}, *messages]

@@ -80,7 +80,7 @@ from ._text import (
     iter_tokens,
     request_digest,
 )
-from ._timing import PROFILES, REQUEST_KEYS, Timing, output_length, parse_timing
+from ._timing import PROFILES, REQUEST_KEYS, Timing, finite_number, output_length, parse_timing
 
 __all__ = [
     "CONFIG_KEY",
@@ -380,6 +380,53 @@ def model_of(body: Any, config: MockConfig) -> str:
     if not isinstance(model, str):
         raise BadRequest("Invalid 'model': expected a string.", "model")
     return model
+
+
+def _kind(value: Any) -> str:
+    """How OpenAI's validator names a JSON value's type in its messages."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}.get(
+        type(value), "a number"
+    )
+
+
+def check_decimal(body: Mapping[str, Any], name: str, low: float, high: float) -> None:
+    """An OpenAI sampling parameter (``temperature``, ``top_p``...): absent, null, or a
+    number in ``low..high`` (raises :class:`BadRequest` in OpenAI's words)."""
+    value = body.get(name)
+    if value is None:
+        return
+    if not finite_number(value):
+        kind = _kind(value)
+        raise BadRequest(
+            f"Invalid type for '{name}': expected a decimal, but got {kind} instead.", name
+        )
+    if not low <= value <= high:
+        side, bound = (
+            ("below minimum", f">= {low:g}") if value < low else ("above maximum", f"<= {high:g}")
+        )
+        raise BadRequest(
+            f"Invalid '{name}': decimal {side} value. Expected a value {bound}, but got "
+            f"{value} instead.",
+            name,
+        )
+
+
+def check_choice(body: Mapping[str, Any], name: str, allowed: Sequence[str]) -> None:
+    """A string parameter with a few values (absent or null: its default)."""
+    value = body.get(name)
+    if value is not None and value not in allowed:
+        listed = ", ".join(f"'{v}'" for v in allowed[:-1]) + f", and '{allowed[-1]}'"
+        raise BadRequest(f"Invalid value: {value!r}. Supported values are: {listed}.", name)
+
+
+def check_boolean(body: Mapping[str, Any], name: str) -> None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(
+            f"Invalid type for '{name}': expected a boolean, but got {_kind(value)} instead.", name
+        )
 
 
 def as_messages(value: Any, name: str = "messages") -> list[Any]:
@@ -1224,10 +1271,28 @@ def openai_finish(answer: Answer) -> bytes:
 
 
 def openai_stream_flags(body: Mapping[str, Any]) -> tuple[bool, bool]:
-    """``(stream, stream_options.include_usage)`` of an OpenAI chat or completions body."""
+    """``(stream, stream_options.include_usage)`` of an OpenAI chat or completions body,
+    whose sampling parameters are checked too (raises :class:`BadRequest`)."""
     options = body.get("stream_options")
+    stream = stream_flag(body)
+    if options is not None and not stream:
+        raise BadRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+        )
+    for name, low, high in _SAMPLING:
+        check_decimal(body, name, low, high)
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return stream_flag(body), include_usage
+    return stream, include_usage
+
+
+#: OpenAI's sampling parameters and their ranges.
+_SAMPLING = (
+    ("temperature", 0.0, 2.0),
+    ("top_p", 0.0, 1.0),
+    ("presence_penalty", -2.0, 2.0),
+    ("frequency_penalty", -2.0, 2.0),
+)
 
 
 def stream_flag(body: Mapping[str, Any], default: bool = False) -> bool:

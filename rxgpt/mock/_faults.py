@@ -169,7 +169,11 @@ def _check_other(options: Mapping[str, Any]) -> None:
         "a number > 0",
     )
     ending = options.get("line_endings")
-    _check(ending is None or ending in LINE_ENDINGS, "line_endings", "lf, crlf or cr")
+    _check(
+        ending is None or (isinstance(ending, str) and ending in LINE_ENDINGS),
+        "line_endings",
+        "lf, crlf or cr",
+    )
     size = options.get("chunk_bytes")
     _check(size is None or (_is_int(size) and size >= 1), "chunk_bytes", "an int >= 1")
 

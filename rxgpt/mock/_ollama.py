@@ -39,6 +39,7 @@ from ._dialect import (
 )
 from ._faults import json_response
 from ._text import dumps
+from ._timing import finite_number
 
 __all__ = [
     "OLLAMA_CHAT",
@@ -75,8 +76,8 @@ class OllamaDialect(Dialect):
     def immediate(self, body: Any, config: MockConfig) -> Mapping[str, Any] | None:
         """An empty prompt (no ``messages``) loads the model, or unloads it with ``keep_alive``
         0: Ollama answers at once with one object, ``done_reason`` ``load`` / ``unload``."""
-        if not isinstance(body, dict):
-            return None
+        if not isinstance(body, dict) or not body.get("model"):
+            return None  # (parse says what is wrong)
         empty = body.get("prompt") if self.generate else body.get("messages")
         if empty not in (None, "", []):
             return None
@@ -93,13 +94,17 @@ class OllamaDialect(Dialect):
 
     def parse(self, body: Any, config: MockConfig) -> Prompt:
         model = model_of(body, config)
+        if not body.get("model"):  # (Ollama names no default model)
+            raise BadRequest("model is required", "model")
         messages = self._conversation(body)
         options = body.get("options")
         if options is not None and not isinstance(options, dict):
             raise BadRequest("Invalid 'options': expected an object.", "options")
         limit = (options or {}).get("num_predict")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise BadRequest("Invalid 'options.num_predict': expected an integer.", "options")
+        if limit is not None and not finite_number(limit):
+            raise BadRequest("Invalid 'options.num_predict': expected a number.", "options")
+        if limit is not None:
+            limit = int(limit)  # (as Ollama reads a JSON number into an int option)
         think = body.get("think")
         thinking = think is True or think in ("low", "medium", "high")
         return Prompt(

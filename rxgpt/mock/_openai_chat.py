@@ -39,6 +39,8 @@ from ._dialect import (
     ToolCall,
     alternative_tokens,
     as_messages,
+    check_boolean,
+    check_choice,
     first_tool_name,
     length_floor,
     logprob_of,
@@ -60,6 +62,9 @@ from ._text import dumps
 __all__ = ["OPENAI_CHAT", "ChatDialect", "ChatEncoder", "chat_usage"]
 
 SYSTEM_FINGERPRINT = "fp_rxgpt"
+#: The message roles and ``reasoning_effort`` values the API takes.
+_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 def chat_usage(answer: Answer) -> dict[str, Any]:
@@ -83,7 +88,17 @@ class ChatDialect(Dialect):
         """Validate a chat completion body (unknown parameters are ignored)."""
         model = model_of(body, config)
         messages = as_messages(body.get("messages"))
+        for index, message in enumerate(messages):
+            role = message.get("role")
+            if role is None:
+                name = f"messages[{index}].role"
+                raise BadRequest(f"Missing required parameter: '{name}'.", name)
+            check_choice({f"messages[{index}].role": role}, f"messages[{index}].role", _ROLES)
         stream, include_usage = openai_stream_flags(body)
+        check_boolean(body, "logprobs")
+        check_choice(body, "reasoning_effort", _EFFORTS)
+        if isinstance(body.get("tool_choice"), str):
+            check_choice(body, "tool_choice", ("none", "auto", "required"))
         limit = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
         options = body.get("stream_options")
         continuous = isinstance(options, dict) and options.get("continuous_usage_stats") is True
