@@ -413,9 +413,8 @@ def check_decimal(body: Mapping[str, Any], name: str, low: float, high: float) -
         )
 
 
-def check_choice(body: Mapping[str, Any], name: str, allowed: Sequence[str]) -> None:
-    """A string parameter with a few values (absent or null: its default)."""
-    value = body.get(name)
+def check_choice(value: Any, name: str, allowed: Sequence[str]) -> None:
+    """Parameter ``name``, one of a few strings (None: absent, its default)."""
     if value is not None and value not in allowed:
         listed = ", ".join(f"'{v}'" for v in allowed[:-1]) + f", and '{allowed[-1]}'"
         raise BadRequest(f"Invalid value: {value!r}. Supported values are: {listed}.", name)

@@ -97,10 +97,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return finite_number(value)
-
-
 def _check(condition: bool, name: str, expected: str) -> None:
     if not condition:
         raise ValueError(f"mock option {name!r} must be {expected}")
@@ -160,11 +156,11 @@ def _check_other(options: Mapping[str, Any]) -> None:
     status = options.get("status")
     _check(status is None or (_is_int(status) and 400 <= status <= 599), "status", "400..599")
     retry = options.get("retry_after")
-    _check(retry is None or (_is_number(retry) and retry >= 0), "retry_after", "a number >= 0")
+    _check(retry is None or (finite_number(retry) and retry >= 0), "retry_after", "a number >= 0")
     _check(isinstance(options.get("key", ""), str), "key", "a string")
     keepalive = options.get("keepalive_ms")
     _check(
-        keepalive is None or (_is_number(keepalive) and keepalive > 0),
+        keepalive is None or (finite_number(keepalive) and keepalive > 0),
         "keepalive_ms",
         "a number > 0",
     )

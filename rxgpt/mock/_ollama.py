@@ -101,9 +101,9 @@ class OllamaDialect(Dialect):
         if options is not None and not isinstance(options, dict):
             raise BadRequest("Invalid 'options': expected an object.", "options")
         limit = (options or {}).get("num_predict")
-        if limit is not None and not finite_number(limit):
-            raise BadRequest("Invalid 'options.num_predict': expected a number.", "options")
         if limit is not None:
+            if not finite_number(limit):
+                raise BadRequest("Invalid 'options.num_predict': expected a number.", "options")
             limit = int(limit)  # (as Ollama reads a JSON number into an int option)
         think = body.get("think")
         thinking = think is True or think in ("low", "medium", "high")

@@ -89,16 +89,16 @@ class ChatDialect(Dialect):
         model = model_of(body, config)
         messages = as_messages(body.get("messages"))
         for index, message in enumerate(messages):
-            role = message.get("role")
+            role, name = message.get("role"), f"messages[{index}].role"
             if role is None:
-                name = f"messages[{index}].role"
                 raise BadRequest(f"Missing required parameter: '{name}'.", name)
-            check_choice({f"messages[{index}].role": role}, f"messages[{index}].role", _ROLES)
+            check_choice(role, name, _ROLES)
         stream, include_usage = openai_stream_flags(body)
         check_boolean(body, "logprobs")
-        check_choice(body, "reasoning_effort", _EFFORTS)
-        if isinstance(body.get("tool_choice"), str):
-            check_choice(body, "tool_choice", ("none", "auto", "required"))
+        check_choice(body.get("reasoning_effort"), "reasoning_effort", _EFFORTS)
+        tool_choice = body.get("tool_choice")
+        if isinstance(tool_choice, str):
+            check_choice(tool_choice, "tool_choice", ("none", "auto", "required"))
         limit = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
         options = body.get("stream_options")
         continuous = isinstance(options, dict) and options.get("continuous_usage_stats") is True

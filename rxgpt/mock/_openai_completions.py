@@ -112,6 +112,7 @@ class CompletionsDialect(Dialect):
 
     def whole(self, prompt: Prompt, answer: Answer) -> dict[str, Any]:
         finish = OPENAI_FINISH_REASONS[answer.stop]
+        echoes = [_echo(prompt, answer, i) for i in range(answer.n)]
         return {
             "id": _text_id(answer),
             "object": "text_completion",
@@ -119,12 +120,10 @@ class CompletionsDialect(Dialect):
             "model": answer.model,
             "choices": [
                 {
-                    "text": _echo(prompt, answer, i) + answer.text(i),
+                    "text": echoes[i] + answer.text(i),
                     "index": i,
                     "logprobs": _logprobs(
-                        list(answer.iter_tokens(i)),
-                        prompt.logprobs,
-                        len(_echo(prompt, answer, i)),
+                        list(answer.iter_tokens(i)), prompt.logprobs, len(echoes[i])
                     ),
                     "finish_reason": finish,
                 }
