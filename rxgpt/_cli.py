@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import IO, Any, NoReturn
 
 from ._chat_stream import ChatStream
+from ._cli_types import count, number, seconds, utf8_text
 from ._client import Client
 from ._completion import Completion
 from ._deltas import Delta
@@ -30,36 +31,11 @@ from ._secrets import redact
 __all__ = ["main"]
 
 
-def _port(text: str) -> int:
-    """A TCP port number (0 picks a free one), for argparse."""
-    value = _count(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
-    return value
-
-
 def _seconds(text: str) -> float | None:
-    """A duration in seconds (``0`` or ``none``: no limit), for argparse."""
+    """A deadline in seconds (``0`` or ``none``: no limit), for argparse."""
     if text.lower() in ("0", "none"):
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
-def _temperature(text: str) -> float:
-    """A sampling temperature, 0 to 2, for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 2")
-    return value
+    return seconds(text)
 
 
 def _base_url_help() -> str:
@@ -82,25 +58,6 @@ def _api_key_help() -> str:
     return f"API key (default: the provider's variable: {names})"
 
 
-def _count(text: str) -> int:
-    """A whole number, zero or more, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
-
-
-def _positive(text: str) -> int:
-    """A whole number, one or more, for argparse."""
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, with a user's mistake reported as one line on stderr (exit status 2)."""
 
@@ -120,25 +77,30 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     chat = commands.add_parser("chat", help="stream one answer to the terminal")
-    chat.add_argument("prompt", nargs="?", help="the user message ('-' reads it from stdin)")
+    chat.add_argument(
+        "prompt", nargs="?", type=utf8_text, help="the user message ('-' reads it from stdin)"
+    )
     chat.add_argument(
         "--provider",
         default="openai",
         choices=sorted(PROVIDERS),
         help="the API to talk to (default: openai chat completions)",
     )
-    chat.add_argument("--base-url", help=_base_url_help())
-    chat.add_argument("--api-key", help=_api_key_help())
+    chat.add_argument("--base-url", type=utf8_text, help=_base_url_help())
+    chat.add_argument("--api-key", type=utf8_text, help=_api_key_help())
     chat.add_argument(
-        "--model", default=None, help="model name (default: rxgpt-mock / gpt-4o-mini)"
+        "--model",
+        type=utf8_text,
+        default=None,
+        help="model name (default: rxgpt-mock / gpt-4o-mini)",
     )
-    chat.add_argument("--system", default=None, help="an optional system message")
+    chat.add_argument("--system", type=utf8_text, default=None, help="an optional system message")
     chat.add_argument("--log", metavar="FILE", help="write every delta as a JSON line to FILE")
     chat.add_argument(
         "--json", action="store_true", help="print only the final completion (OpenAI shape)"
     )
-    chat.add_argument("--max-tokens", type=_count, default=None, help="cap the answer length")
-    chat.add_argument("--temperature", type=_temperature, default=None, help="0 to 2")
+    chat.add_argument("--max-tokens", type=count, default=None, help="cap the answer length")
+    chat.add_argument("--temperature", type=number(0, 2), default=None, help="0 to 2")
     chat.add_argument(
         "--tools",
         metavar="FILE",
@@ -167,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--retries",
-        type=_count,
+        type=count,
         default=2,
         metavar="N",
         help="retries of a failed request before any token arrived (default 2)",

@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Any
 
-from .._cli import _positive
+from .._cli_types import positive as _positive
 from .._errors import RxgptError
 from .._providers import PROVIDERS
 from ._config import (

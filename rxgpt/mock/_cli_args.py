@@ -17,7 +17,9 @@ import re
 import sys
 from typing import Any
 
-from .._cli import _count, _port, _positive
+from .._cli_types import count as _count
+from .._cli_types import port as _port
+from .._cli_types import positive as _positive
 from ._dialect import MockConfig, parse_options
 from ._runner import run_server
 from ._timing import PROFILES

@@ -56,7 +56,7 @@ def _seconds(text: str) -> float:
 
 def add_relay_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rxgpt relay`` to the ``rxgpt`` sub-command parsers; return its parser."""
-    from .._cli import _port
+    from .._cli_types import port as _port
 
     relay = subparsers.add_parser(
         "relay", help="serve relayed streams as resumable SSE (GET /v1/streams/KEY)"

@@ -13,9 +13,11 @@ concurrent subscribers and pickles their Completions (or errors) to RESULT_FILE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import pickle
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +117,15 @@ class CuttingProxy:
     events (half of the next event already sent, then a reset), and relays the rest.
 
     ``requests`` keeps the head of every request the clients sent (to see Last-Event-ID).
+    ``delivered``, if set, is awaited (at most 30 s) between the writes and the reset: a
+    reset makes the peer's kernel drop what its reader has not yet read, so a test that needs
+    the events before the cut to have reached the client says when they have.
     """
 
     def __init__(self, upstream_port: int, cut_after: int) -> None:
         self.upstream_port = upstream_port
         self.cut_after = cut_after
+        self.delivered: Callable[[], Awaitable[object]] | None = None
         self.requests: list[bytes] = []
         self.cuts = 0
         self.port = 0
@@ -176,6 +182,9 @@ class CuttingProxy:
                     if events >= self.cut_after:
                         writer.write(data[: start + max(1, (len(data) - start) // 2)])
                         await writer.drain()
+                        if self.delivered is not None:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(self.delivered(), 30)
                         self.cuts += 1
                         writer.transport.abort()  # a network cut, mid-event
                         return

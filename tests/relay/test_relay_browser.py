@@ -54,6 +54,9 @@ async def test_the_example_page_survives_a_cut_and_shows_every_token_once(
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
                 page = await browser.new_page()
+                proxy.delivered = lambda: page.wait_for_function(
+                    "window.log.some((entry) => entry[0] === 'message')", timeout=TIMEOUT * 1000
+                )
                 await page.goto(f"http://127.0.0.1:{proxy.port}/?key=browser")
                 await page.wait_for_function(
                     "document.body.dataset.state === 'done'", timeout=TIMEOUT * 2000

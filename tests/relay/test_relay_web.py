@@ -157,12 +157,15 @@ async def test_rxgpt_event_source_resumes_through_a_cut_connection(redis_client:
         url = f"http://127.0.0.1:{proxy.port}/v1/streams/cut?format=rxgpt"
         source = rxgpt.to_async_iterable(rxgpt.event_source(url, session=session))
         got: list[rxgpt.Delta] = []
+        first = asyncio.Event()
+        proxy.delivered = first.wait
         async with asyncio.timeout(TIMEOUT):
             async for event in source:
                 if event.event == "done":
                     break
                 if event.event == "message":
                     got.extend(relay.decode_deltas(event.data))
+                    first.set()
             completion = await stream.completion()
             await published.finished()
     assert proxy.cuts == 1 and len(proxy.requests) >= 2

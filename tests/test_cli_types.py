@@ -1,0 +1,58 @@
+"""The argparse types every rxgpt command shares: bounded numbers, UTF-8 text."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxgpt._cli_types import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    count,
+    number,
+    port,
+    positive,
+    seconds,
+    utf8_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "words"),
+    [
+        (count, "-1", "negative"),
+        (positive, "0", "less than 1"),
+        (port, "65536", "more than 65535"),
+        (count, str(2**64), f"more than {MAX_COUNT}"),
+        (count, "1.5", "not a whole number"),
+        (seconds, "0", "more than 0"),
+        (seconds, "inf", "not a number of seconds"),
+        (seconds, "nan", "not a number of seconds"),
+        (seconds, "1e300", f"at most {int(MAX_SECONDS)}"),
+        (seconds, "soon", "'soon' is not a number of seconds"),
+        (utf8_text, "a\udcff", "not UTF-8"),
+    ],
+)
+def test_a_value_out_of_bounds_is_refused_with_what_was_wrong(
+    kind: object, value: str, words: str
+) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=words):
+        kind(value)  # type: ignore[operator]
+
+
+def test_values_in_bounds_pass_through() -> None:
+    assert count("0") == 0 and positive("7") == 7 and port("65535") == 65535
+    assert seconds("2.5") == 2.5 and utf8_text("héllo") == "héllo"
+    assert number(0, 10, suffix="s")("3s") == 3.0
+
+
+@given(st.text())
+def test_any_text_is_taken_or_refused_with_argparses_error(value: str) -> None:
+    for kind in (count, positive, port, seconds, number(-1, 1), utf8_text):
+        try:
+            kind(value)
+        except argparse.ArgumentTypeError as error:
+            assert str(error)
