@@ -250,6 +250,51 @@ def test_redact_covers_the_shapes_keys_travel_in() -> None:
         assert "***" in cleaned
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://alice:pw-unregistered-1@127.0.0.1:9/v1",
+        "redis://:pw-unregistered-1@127.0.0.1:6379/0",
+        "https://gw.example/v1beta/models/m:streamGenerateContent?alt=sse&key=pw-unregistered-1",
+        "http://127.0.0.1:9/v1?api_key=pw-unregistered-1#x",
+        "rediss://user:pw-unregistered-1@host/1 and ?token=pw-unregistered-1&x=1",
+    ],
+)
+def test_redact_hides_credentials_in_urls_it_was_never_told_about(text: str) -> None:
+    cleaned = redact(text)
+    assert "pw-unregistered-1" not in cleaned and "***" in cleaned
+    assert "127.0.0.1" in cleaned or "example" in cleaned or "host" in cleaned
+
+
+def test_redact_leaves_urls_without_credentials_and_mail_addresses_alone() -> None:
+    for text in ["http://127.0.0.1:8000/v1?alt=sse", "write to a@b.example", "redis://h:1/0"]:
+        assert redact(text) == text
+
+
+def test_the_chat_command_never_prints_a_password_from_the_base_url() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rxgpt",
+            "chat",
+            "hi",
+            "--retries",
+            "0",
+            "--base-url",
+            "http://alice:pw-unregistered-2@127.0.0.1:9/v1?key=pw-unregistered-3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and done.stderr.strip()
+    assert "pw-unregistered" not in done.stderr + done.stdout, done.stderr
+
+
 # --------------------------------------------------------------------------- logs
 
 
