@@ -23,9 +23,11 @@ run: $(STAMP)
 	$(VENV)/bin/rxgpt chat "Explain server-sent events in one paragraph." --log rxgpt-chat.log.jsonl
 
 # (PYTHONDONTWRITEBYTECODE emptied: the suite starts ~100 Python processes, which then
-# share one compiled copy of rxgpt instead of each compiling it again)
+# share one compiled copy of rxgpt instead of each compiling it again. -n: one pytest worker
+# per core, at most 4: most of a test's time is waiting on sockets, processes and
+# deadlines, so two workers on two cores take ~110 s where one takes ~205 s)
 test: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -p no:cacheprovider
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4
 
 # `make bench` writes its report and plot to benchmarks/results/ (untracked): a fresh
 # clone's tracked files stay unchanged. `make bench-update` refreshes the committed ones.
