@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import IO, Any, NoReturn
 
@@ -22,7 +24,7 @@ from ._cli_types import count, number, seconds, utf8_text
 from ._client import Client
 from ._completion import Completion
 from ._deltas import Delta
-from ._errors import RxgptError, StreamCancelled
+from ._errors import RxgptError, StreamCancelled, StreamTimeout, TransportError
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, Provider, get_provider
 from ._resilience import Retry, Timeouts
@@ -58,6 +60,26 @@ def _api_key_help() -> str:
     return f"API key (default: the provider's variable: {names})"
 
 
+#: chat's flags that only shape the request, with their defaults: meaningless with
+#: ``--from-relay``, which prints an answer another process asked for.
+_REQUEST_FLAGS: dict[str, Any] = {
+    "provider": "openai",
+    "base_url": None,
+    "api_key": None,
+    "model": None,
+    "system": None,
+    "log": None,
+    "max_tokens": None,
+    "temperature": None,
+    "tools": None,
+    "connect_timeout": 10.0,
+    "idle_timeout": 300.0,
+    "timeout": None,
+    "retries": 2,
+    "require_done": False,
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a user's mistake reported as one line on stderr (exit status 2)."""
 
@@ -82,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--provider",
-        default="openai",
+        default=_REQUEST_FLAGS["provider"],
         choices=sorted(PROVIDERS),
         help="the API to talk to (default: openai chat completions)",
     )
@@ -109,14 +131,14 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--connect-timeout",
         type=_seconds,
-        default=10.0,
+        default=_REQUEST_FLAGS["connect_timeout"],
         metavar="S",
         help="seconds to wait for the response headers (default 10; 0: none)",
     )
     chat.add_argument(
         "--idle-timeout",
         type=_seconds,
-        default=300.0,
+        default=_REQUEST_FLAGS["idle_timeout"],
         metavar="S",
         help="seconds without a token before giving up (default 300; 0: none)",
     )
@@ -130,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--retries",
         type=count,
-        default=2,
+        default=_REQUEST_FLAGS["retries"],
         metavar="N",
         help="retries of a failed request before any token arrived (default 2)",
     )
@@ -213,12 +235,169 @@ def _print_summary(line: str, out: IO[str]) -> None:
         out.write(line + "\n")
 
 
+#: The most bytes read from a file or stream named on the command line (the ``--tools``
+#: file, the prompt of ``-``): far above any prompt or tool list an API takes (a million
+#: tokens are some 4 MiB), and a bound on memory (``--tools /dev/zero`` ends).
+_MAX_INPUT_BYTES = 32 * 1024 * 1024
+
+#: The deadline flag of each phase of a :class:`~rxgpt.StreamTimeout`.
+_TIMEOUT_FLAGS = {"connect": "--connect-timeout", "idle": "--idle-timeout", "total": "--timeout"}
+
+
+def _say(line: str) -> None:
+    """Write one line on stderr (nothing when stderr cannot take it)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """End ``rxgpt chat`` with the one line ``rxgpt chat: MESSAGE`` and ``status``."""
+    _say(f"rxgpt chat: {message}")
+    raise SystemExit(status)
+
+
+def _usage(message: str) -> NoReturn:
+    """End ``rxgpt chat`` for a mistake on its command line: one line, exit status 2."""
+    _fail(f"{message} (see --help)", 2)
+
+
+def _flag(dest: str) -> str:
+    """The flag of an ``argparse`` destination: ``base_url`` → ``--base-url``."""
+    return "--" + dest.replace("_", "-")
+
+
+def _chat_usage_error(args: argparse.Namespace) -> str | None:
+    """What contradicts itself among chat's flags (None: nothing).
+
+    The relay's own combinations are :func:`rxgpt.relay._cli.relay_usage_error`'s.
+    """
+    if args.from_relay:
+        for dest, default in _REQUEST_FLAGS.items():
+            if getattr(args, dest) != default:
+                return (
+                    f"--from-relay prints an answer another process asked for: "
+                    f"{_flag(dest)} does not apply to it"
+                )
+        return None
+    if args.base_url is not None and not args.base_url.strip():
+        return (
+            "--base-url is empty: give the API's URL (http://HOST:PORT/PATH), "
+            "or leave the flag out for the provider's variable"
+        )
+    if args.log and args.tools and _same_file(args.log, args.tools):
+        return f"--log {args.log} would overwrite the --tools file"
+    return None
+
+
+def _same_file(first: str, second: str) -> bool:
+    """Whether the paths ``first`` and ``second`` name one existing file."""
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return False
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an API's base URL (None: nothing)."""
+    from yarl import URL
+
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return "holds a space or a control character"
+    try:
+        parsed = URL(url)
+        host, port = parsed.host, parsed.port
+    except ValueError as error:
+        reason = str(error)
+        return f"is not a URL ({reason[:1].lower() + reason[1:]})"
+    if parsed.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not host:
+        return "names no host"
+    if port == 0:
+        return "names port 0"
+    return None
+
+
+def _given(flag: str, value: str | None, names: tuple[str, ...]) -> tuple[str, str] | None:
+    """Where a setting comes from and its value: the flag, else the first of the variables
+    ``names`` that is set and not empty (as :class:`~rxgpt.Client` reads them); None: unset."""
+    if value is not None:
+        return flag, value
+    name = next((name for name in names if os.environ.get(name)), None)
+    return None if name is None else (name, os.environ[name])
+
+
+def _key_problem(key: str) -> str | None:
+    """What an API key holds that no HTTP header can carry (None: nothing); not the key."""
+    for at, char in enumerate(key):
+        if not "!" <= char <= "~":  # the visible ASCII characters: what a key is made of
+            if char == " ":
+                what = "a space"
+            elif char in "\r\n":
+                what = "a newline"
+            elif char.isascii() or not char.isprintable():
+                what = "a control character"
+            else:
+                what = "a character that is not ASCII"
+            return (
+                f"holds {what} (character {at + 1} of {len(key)}): an HTTP header cannot "
+                "carry it, and no API key has one"
+            )
+    return None
+
+
+def _check_target(args: argparse.Namespace) -> None:
+    """Refuse a base URL or an API key (flag or variable) that no request can carry."""
+    provider = get_provider(args.provider)
+    url = _given("--base-url", args.base_url, provider.base_url_env)
+    if url is not None:
+        problem = _url_problem(provider.normalize_url(url[1]))
+        if problem is not None:
+            _usage(f"{url[0]} {redact(url[1])!r} {problem}")
+    key = _given("--api-key", args.api_key, provider.api_key_env)
+    if key is not None:
+        problem = _key_problem(key[1])
+        if problem is not None:
+            _usage(f"{key[0]} {problem}")
+
+
+def _read_prompt() -> str:
+    """The prompt of ``rxgpt chat -``: stdin, read whole (bounded), as UTF-8 text."""
+    stdin = sys.stdin
+    if stdin is None:
+        _usage("the prompt '-' is read from stdin, which is closed")
+    try:
+        buffer = getattr(stdin, "buffer", None)
+        data: bytes | str = (
+            buffer.read(_MAX_INPUT_BYTES + 1)
+            if buffer is not None
+            else stdin.read(_MAX_INPUT_BYTES + 1)
+        )
+    except OSError as error:
+        _usage(f"cannot read the prompt '-' from stdin: {error.strerror or error}")
+    if len(data) > _MAX_INPUT_BYTES:
+        _usage(f"the prompt '-' on stdin is longer than {_MAX_INPUT_BYTES >> 20} MiB")
+    if isinstance(data, str):
+        try:
+            return utf8_text(data)
+        except argparse.ArgumentTypeError as error:
+            _usage(f"the prompt '-' on stdin {error}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        _usage(
+            f"the prompt '-' on stdin holds bytes that are not UTF-8 text (at byte {error.start})"
+        )
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # the newlines of text-mode stdin
+
+
 def _messages(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The conversation to send: the optional ``--system`` message, then the prompt."""
     messages: list[dict[str, Any]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _read_prompt() if args.prompt == "-" else args.prompt
     messages.append({"role": "user", "content": prompt})
     return messages
 
@@ -238,15 +417,25 @@ def _body_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _read_tools(path: str) -> Any:
     """The tool definitions in the JSON file ``path`` (a list), or a one-line exit."""
+    from ._json import JSONDecodeError, loads
+
     try:
-        with open(path, encoding="utf-8") as file:
-            tools = json.load(file)
+        with open(path, "rb") as file:
+            data = file.read(_MAX_INPUT_BYTES + 1)
     except OSError as error:
-        raise SystemExit(f"rxgpt chat: cannot read --tools {path}: {error.strerror}") from None
-    except ValueError as error:
-        raise SystemExit(f"rxgpt chat: --tools {path} is not JSON: {error}") from None
-    if not isinstance(tools, list):
-        raise SystemExit(f"rxgpt chat: --tools {path} must hold a JSON list of tools")
+        _fail(f"cannot read --tools {path}: {error.strerror or error}")
+    if len(data) > _MAX_INPUT_BYTES:
+        _fail(f"--tools {path} is larger than {_MAX_INPUT_BYTES >> 20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        _fail(f"--tools {path} is not UTF-8 text (at byte {error.start})")
+    try:
+        tools = loads(text)
+    except JSONDecodeError as error:
+        _fail(f"--tools {path} is not JSON: {error}")
+    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+        _fail(f"--tools {path} must hold a JSON list of tools (objects)")
     return tools
 
 
@@ -256,111 +445,214 @@ def _policies(args: argparse.Namespace) -> tuple[Timeouts, Retry]:
     return timeouts, Retry(attempts=args.retries + 1)
 
 
-class _PipePrinter(TextPrinter):
-    """The live text printer; when stdout is closed (``| head``) it stops the stream."""
+def _open_log(path: str | None) -> IO[str] | None:
+    """The ``--log`` file, opened for writing (None without the flag), or a one-line exit."""
+    if not path:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")  # (closed by _run_chat)
+    except OSError as error:
+        _fail(f"cannot write the --log file {path}: {error.strerror or error}")
 
-    closed = False
+
+class _LogWriter(DeltaLogger):
+    """The ``--log`` logger: a failed write (a full disk) ends the logging, not the
+    answer; ``error`` keeps it, for one line after the answer."""
+
+    def __init__(self, file: IO[str]) -> None:
+        super().__init__(file)
+        self.error: OSError | None = None
+
+    def _on_next_core(self, value: Delta) -> None:
+        if self.error is None:
+            try:
+                super()._on_next_core(value)
+            except OSError as error:
+                self.error = error
+
+    def _on_error_core(self, error: Exception) -> None:
+        if self.error is None:
+            try:
+                super()._on_error_core(error)
+            except OSError as failure:
+                self.error = failure
+
+    def _on_completed_core(self) -> None:
+        if self.error is None:
+            try:
+                super()._on_completed_core()
+            except OSError as error:
+                self.error = error
+
+
+class _PipePrinter(TextPrinter):
+    """The live text printer; when stdout fails it stops the stream.
+
+    ``closed``: the reader closed the pipe (``| head``); ``error``: another write error
+    (a full disk), reported after the stream.
+    """
 
     def __init__(self, file: IO[str], stream: ChatStream) -> None:
         super().__init__(file)
         self._stream = stream
+        self.closed = False
+        self.error: OSError | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether stdout failed (closed or in error): nothing more is printed."""
+        return self.closed or self.error is not None
+
+    def _failure(self, error: OSError) -> None:
+        if isinstance(error, BrokenPipeError):
+            self.closed = True
+        else:
+            self.error = error
+        self._stream.cancel()
 
     def _on_next_core(self, value: Delta) -> None:
-        if _PipePrinter.closed:
+        if self.failed:
             return
         try:
             super()._on_next_core(value)
-        except BrokenPipeError:
-            _PipePrinter.closed = True
-            self._stream.cancel()
+        except OSError as error:
+            self._failure(error)
 
     def _on_error_core(self, error: Exception) -> None:
-        if not _PipePrinter.closed:
-            with contextlib.suppress(BrokenPipeError):
+        if not self.failed:
+            with contextlib.suppress(OSError):
                 super()._on_error_core(error)
 
     def _on_completed_core(self) -> None:
-        if not _PipePrinter.closed:
+        if not self.failed:
             try:
                 super()._on_completed_core()
-            except BrokenPipeError:
-                _PipePrinter.closed = True
+            except OSError as error:
+                self._failure(error)
+
+
+def _discard_stdout() -> None:
+    """Point stdout's descriptor at /dev/null: what is still buffered for a closed or
+    failing stdout goes nowhere at exit (no "Exception ignored" from the last flush)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's capture): nothing to flush at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _closed_pipe() -> int:
     """Exit as a program whose stdout was closed does: quietly, status 128 + SIGPIPE."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe
+    _discard_stdout()
     return 141
 
 
-def _report_error(error: RxgptError) -> int:
-    """Print a stream's typed error as one line on stderr; exit code 1.
-
-    Nothing goes to stdout: with ``--json`` a failure prints no completion (a partial one
-    would pass for a real answer); in text mode what arrived is already printed.
-    """
-    sys.stdout.flush()
-    sys.stderr.write(f"rxgpt: {type(error).__name__}: {redact(str(error))}\n")
+def _stdout_failed(error: OSError) -> int:
+    """Report a write error on stdout other than a closed pipe (a full disk): exit 1."""
+    if isinstance(error, BrokenPipeError):
+        return _closed_pipe()
+    _discard_stdout()
+    _say(f"rxgpt chat: cannot write to stdout: {error.strerror or error}")
     return 1
 
 
-async def _chat(args: argparse.Namespace) -> int:
-    """Run ``rxgpt chat``: stream one answer to the printer, logger and metrics."""
+_UNRESOLVED = re.compile(r"cannot connect to (\S+): unknown error -\d+$")
+
+
+def _describe(error: RxgptError) -> str:
+    """The message of ``error`` in the user's words (secrets redacted)."""
+    message = redact(str(error))
+    unresolved = _UNRESOLVED.match(message)
+    if isinstance(error, TransportError) and unresolved is not None:
+        # a getaddrinfo() failure (its codes are negative), which the transport words as
+        # os.strerror's "unknown error -2": say which host had no address
+        from yarl import URL
+
+        with contextlib.suppress(ValueError):
+            host = URL(unresolved[1]).host
+            message = f"cannot connect to {unresolved[1]}: the host {host} could not be resolved"
+    if isinstance(error, StreamTimeout) and error.phase in _TIMEOUT_FLAGS:
+        message += f" ({_TIMEOUT_FLAGS[error.phase]})"
+    return message
+
+
+def _report_error(error: RxgptError, *, started: float | None = None) -> int:
+    """Print a stream's typed error as one line on stderr; exit code 1.
+
+    The line says how many attempts were made when there were several (and over how
+    long, from ``started``, a ``time.monotonic()``). Nothing goes to stdout: with
+    ``--json`` a failure prints no completion (a partial one would pass for a real
+    answer); in text mode what arrived is already printed.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    line = f"rxgpt: {type(error).__name__}: {_describe(error)}"
+    if error.attempts > 1:
+        line += f"; {error.attempts} attempts"
+        if started is not None:
+            line += f" over {time.monotonic() - started:.1f} s"
+    _say(line)
+    return 1
+
+
+async def _chat(
+    args: argparse.Namespace,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    logger: _LogWriter | None,
+) -> int:
+    """Stream one answer to the printer, the ``--log`` logger and the metrics."""
     from .relay._cli import chat_relay
 
-    messages = _messages(args)
-    params = _body_params(args)
     timeouts, retry = _policies(args)
-    try:
-        log_file = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
-    except OSError as error:
-        raise SystemExit(f"rxgpt chat: cannot write the log {args.log}: {error.strerror}") from None
-    try:
-        async with (
-            _target(args) as (base_url, api_key, model),
-            Client(
-                base_url=base_url,
-                api_key=api_key,
-                provider=args.provider,
-                timeouts=timeouts,
-                retry=retry,
-                require_done=args.require_done,
-            ) as client,
-        ):
-            try:
-                stream = client.chat(model=model, messages=messages, **params)
-            except RxgptError as error:  # no key for a hosted API: before any request
-                return _report_error(error)
-            metrics = StreamMetrics()
-            stream.subscribe(metrics)
-            if log_file is not None:
-                stream.subscribe(DeltaLogger(log_file))
-            if not args.json:
-                stream.subscribe(_PipePrinter(sys.stdout, stream))
-            try:
-                async with chat_relay(args, stream):  # --relay: publish while printing
-                    completion = await stream.completion()
-            except BrokenPipeError:
-                return _closed_pipe()
-            except RxgptError as error:
-                if isinstance(error, StreamCancelled) and _PipePrinter.closed:
-                    return _closed_pipe()
-                return _report_error(error)
-        if _PipePrinter.closed:
-            return _closed_pipe()
+    printer: _PipePrinter | None = None
+    async with (
+        _target(args) as (base_url, api_key, model),
+        Client(
+            base_url=base_url,
+            api_key=api_key,
+            provider=args.provider,
+            timeouts=timeouts,
+            retry=retry,
+            require_done=args.require_done,
+        ) as client,
+    ):
         try:
-            if args.json:
-                print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
-            else:
-                _print_summary(_summary(metrics, completion), sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            return _closed_pipe()
-        return 0
-    finally:
-        if log_file is not None:
-            log_file.close()
+            stream = client.chat(model=model, messages=messages, **params)
+        except RxgptError as error:  # no key for a hosted API: before any request
+            return _report_error(error)
+        started = time.monotonic()
+        metrics = StreamMetrics()
+        stream.subscribe(metrics)
+        if logger is not None:
+            stream.subscribe(logger)
+        if not args.json:
+            printer = _PipePrinter(sys.stdout, stream)
+            stream.subscribe(printer)
+        try:
+            async with chat_relay(args, stream):  # --relay: publish while printing
+                completion = await stream.completion()
+        except OSError as error:  # (stdout, written to by the relay's code)
+            return _stdout_failed(error)
+        except RxgptError as error:
+            if printer is not None and printer.failed and isinstance(error, StreamCancelled):
+                return _stdout_failed(printer.error or BrokenPipeError())
+            return _report_error(error, started=started)
+    if printer is not None and printer.failed:
+        return _stdout_failed(printer.error or BrokenPipeError())
+    try:
+        if args.json:
+            print(json.dumps(completion.to_openai(), ensure_ascii=False, indent=2))
+        else:
+            _print_summary(_summary(metrics, completion), sys.stdout)
+        sys.stdout.flush()
+    except OSError as error:
+        return _stdout_failed(error)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -371,7 +663,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rxgpt`` command."""
+    """Entry point of the ``rxgpt`` command; Ctrl+C at any point exits with status 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """Parse the command line and run its command."""
+    if sys.stderr is None:  # (2>&-) the messages are lost, not the run
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -390,12 +692,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_relay_command(args)
     from .relay._cli import follow_relay, relay_usage_error
 
-    mistake = relay_usage_error(args)
+    mistake = relay_usage_error(args) or _chat_usage_error(args)
     if mistake is not None:
         parser.exit(2, f"rxgpt chat: {mistake} (see --help)\n")
+    if sys.stdout is None:  # (>&-) before any request: the answer would go nowhere
+        _fail("stdout is closed: nowhere to print the answer (>/dev/null discards it)")
+    if args.from_relay:
+        return asyncio.run(follow_relay(args))
+    return _run_chat(args)
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    """``rxgpt chat PROMPT``: what can block or fail on the user's input (stdin, files)
+    first, outside the event loop (Ctrl+C ends a read of stdin), then the stream."""
+    _check_target(args)
+    messages = _messages(args)
+    params = _body_params(args)
+    log_file = _open_log(args.log)
+    logger = _LogWriter(log_file) if log_file is not None else None
     try:
-        if args.from_relay:
-            return asyncio.run(follow_relay(args))
-        return asyncio.run(_chat(args))
-    except KeyboardInterrupt:
-        return 130
+        status = asyncio.run(_chat(args, messages, params, logger))
+    finally:
+        if log_file is not None and logger is not None:
+            try:
+                log_file.close()
+            except OSError as error:  # the last buffered lines
+                logger.error = logger.error or error
+    if logger is not None and logger.error is not None:
+        reason = logger.error.strerror or logger.error
+        _say(f"rxgpt chat: cannot write the --log file {args.log}: {reason}")
+        return status or 1
+    return status

@@ -41,7 +41,7 @@ def one_line_error(done: subprocess.CompletedProcess[str], *words: str) -> None:
         (["serve", "--tokens", "-1"], ["--tokens", "negative"]),
         (["serve", "--fault", "bogus=1"], ["--fault", "bogus"]),
         (["serve", "--fault", "status=abc"], ["--fault", "status"]),
-        (["chat", "hi", "--log", "/nonexistent/dir/x.jsonl"], ["/nonexistent/dir/x.jsonl"]),
+        (["chat", "hi", "--log", "/nonexistent/d/x.jsonl"], ["--log", "/nonexistent/d/x.jsonl"]),
         (["frobnicate"], ["frobnicate"]),
         (["--bogus"], ["unrecognized", "--bogus"]),
         (["chat", "hi", "--bogus"], ["unrecognized", "--bogus"]),
