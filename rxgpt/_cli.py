@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +23,7 @@ from ._cli_types import count, number, seconds, utf8_text
 from ._client import Client
 from ._completion import Completion
 from ._deltas import Delta
-from ._errors import RxgptError, StreamCancelled, StreamTimeout, TransportError
+from ._errors import RxgptError, StreamCancelled, StreamTimeout
 from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, Provider, get_provider
 from ._resilience import Retry, Timeouts
@@ -560,21 +559,9 @@ def _stdout_failed(error: OSError) -> int:
     return 1
 
 
-_UNRESOLVED = re.compile(r"cannot connect to (\S+): unknown error -\d+$")
-
-
 def _describe(error: RxgptError) -> str:
     """The message of ``error`` in the user's words (secrets redacted)."""
     message = redact(str(error))
-    unresolved = _UNRESOLVED.match(message)
-    if isinstance(error, TransportError) and unresolved is not None:
-        # a getaddrinfo() failure (its codes are negative), which the transport words as
-        # os.strerror's "unknown error -2": say which host had no address
-        from yarl import URL
-
-        with contextlib.suppress(ValueError):
-            host = URL(unresolved[1]).host
-            message = f"cannot connect to {unresolved[1]}: the host {host} could not be resolved"
     if isinstance(error, StreamTimeout) and error.phase in _TIMEOUT_FLAGS:
         message += f" ({_TIMEOUT_FLAGS[error.phase]})"
     return message

@@ -18,7 +18,7 @@ from ._fanout import ReplayPolicy
 from ._providers import get_provider
 from ._resilience import Progress, Retry, Timeouts
 from ._secrets import register_secret
-from ._transport import ConnectionSlots, request
+from ._transport import SOCKET_CONNECT_TIMEOUT, ConnectionSlots, request
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_POOL_LIMIT", "USE_CLIENT_DEFAULT", "Client"]
 
@@ -175,7 +175,7 @@ class Client:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.pool_limit),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=SOCKET_CONNECT_TIMEOUT),
                 read_bufsize=256 * 1024,
             )
             self._own_session = True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
@@ -52,8 +53,12 @@ __all__ = [
 
 _MAX_ERROR_BODY = 64 * 1024
 
+#: Seconds aiohttp may take to open a socket in the sessions rxgpt creates (a bound under
+#: rxgpt's own connect deadline, for when that deadline is off).
+SOCKET_CONNECT_TIMEOUT = 30.0
+
 #: Streams are long: rxgpt's own deadlines (rxgpt.Timeouts) apply, not aiohttp's 300 s.
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30)
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=SOCKET_CONNECT_TIMEOUT)
 _JSON = "application/json"  # the type of every body rxgpt sends
 
 
@@ -331,7 +336,14 @@ class _Transfer(abc.DisposableBase):
             self.observer._on_error(error)
         except Exception as error:
             if not self.closed:
-                self.observer._on_error(map_exception(error, spec.url, mid_body=self.headers))
+                self.observer._on_error(
+                    map_exception(
+                        error,
+                        spec.url,
+                        mid_body=self.headers,
+                        sock_connect=client.timeout.sock_connect,
+                    )
+                )
         finally:
             self.observer = ENDED  # no reference to the subscriber: no cycle left for the GC
             self.task = None
@@ -755,15 +767,27 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int = _MAX_ERROR_BO
     return b"".join(parts)[:limit]
 
 
-def map_exception(error: BaseException, url: str, *, mid_body: bool = False) -> RxgptError:
+def map_exception(
+    error: BaseException,
+    url: str,
+    *,
+    mid_body: bool = False,
+    sock_connect: float | None = SOCKET_CONNECT_TIMEOUT,
+) -> RxgptError:
     """The typed rxgpt error for an aiohttp or socket exception.
 
     ``mid_body``: the response headers had arrived, so a failure now (broken framing, a
-    reset) interrupted the body.
+    reset) interrupted the body. ``sock_connect``: the session's socket-connect bound, the
+    deadline of aiohttp's own connect timeout.
     """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return StreamTimeout("connect", 0)
+        return StreamTimeout("connect", sock_connect or 0)
     if isinstance(error, aiohttp.ClientConnectorError) and not mid_body:
+        if isinstance(error.os_error, socket.gaierror):
+            # getaddrinfo()'s codes are negative: os.strerror() would say "unknown error -2"
+            return TransportError(
+                f"cannot connect to {url}: the host {error.host} could not be resolved"
+            )
         code = error.os_error.errno
         reason = (os.strerror(code) if code else str(error.os_error)).lower()
         return TransportError(f"cannot connect to {url}: {reason}")

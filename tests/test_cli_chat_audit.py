@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from helpers import PROVIDER_ENV
 
+import rxgpt
 from rxgpt import _cli
 from rxgpt._cli import main
 from rxgpt._errors import TransportError
@@ -256,11 +257,15 @@ def test_an_unresolvable_host_is_named(capsys: pytest.CaptureFixture[str]) -> No
     assert "unknown error" not in line
 
 
-def test_a_resolver_failure_is_worded_for_the_user() -> None:
-    """Whatever getaddrinfo() code the transport got (negative: os.strerror has no word)."""
-    error = TransportError("cannot connect to http://api.example.invalid/v1/x: unknown error -3")
-    assert _cli._describe(error) == (
-        "cannot connect to http://api.example.invalid/v1/x: "
+async def test_a_resolver_failure_is_worded_for_library_users_too() -> None:
+    """getaddrinfo()'s codes are negative: the transport names the host, not "error -2"."""
+    async with rxgpt.Client("http://api.example.invalid/v1", api_key="k") as client:
+        stream = client.chat(model="m", messages=[], retry=rxgpt.Retry(attempts=1))
+        with pytest.raises(TransportError) as caught:
+            async with asyncio.timeout(30):
+                await stream.completion()
+    assert str(caught.value) == (
+        "cannot connect to http://api.example.invalid/v1/chat/completions: "
         "the host api.example.invalid could not be resolved"
     )
 

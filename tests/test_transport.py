@@ -605,3 +605,13 @@ async def test_connection_refused_without_a_session() -> None:
 
 def test_public_api_exports_request() -> None:
     assert rxgpt.request is request
+
+
+def test_aiohttps_own_connect_timeout_says_the_sessions_bound() -> None:
+    from rxgpt._transport import SOCKET_CONNECT_TIMEOUT, map_exception
+
+    error = map_exception(aiohttp.ConnectionTimeoutError(), "http://127.0.0.1:9/v1")
+    assert isinstance(error, rxgpt.StreamTimeout) and error.phase == "connect"
+    assert error.seconds == SOCKET_CONNECT_TIMEOUT and "after 30s" in str(error)
+    mine = map_exception(aiohttp.ConnectionTimeoutError(), "u", sock_connect=2.5)
+    assert isinstance(mine, rxgpt.StreamTimeout) and mine.seconds == 2.5

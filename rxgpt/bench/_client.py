@@ -44,7 +44,13 @@ from .._deltas import (
 )
 from .._errors import DecodeError, RxgptError, StreamInterrupted, StreamTimeout
 from .._fusion import End, Pipeline
-from .._transport import _read_bounded, error_from_response, map_exception, tell_broken_framing
+from .._transport import (
+    SOCKET_CONNECT_TIMEOUT,
+    _read_bounded,
+    error_from_response,
+    map_exception,
+    tell_broken_framing,
+)
 
 __all__ = [
     "EventDecoder",
@@ -115,7 +121,7 @@ def open_session(limit: int = 0) -> aiohttp.ClientSession:
     connector = StampingConnector(limit=limit, limit_per_host=0, keepalive_timeout=60)
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=SOCKET_CONNECT_TIMEOUT),
         trace_configs=[_trace()],
         read_bufsize=READ_BUFSIZE,
     )
