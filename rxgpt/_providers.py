@@ -125,8 +125,9 @@ def ollama_host(value: str) -> str:
     if not sep:
         scheme, rest = "http", value
     host, _, path = rest.partition("/")
-    if not host:
-        host = "127.0.0.1"
+    if not host or host.startswith(":"):  # "" or ":8080": Ollama's clients mean 127.0.0.1
+        host = "127.0.0.1" + host
+    host = host.removesuffix(":")  # "host:": the default port
     # an IPv6 literal is [::1] or [::1]:port
     has_port = "]:" in host if host.startswith("[") else ":" in host
     if not has_port:

@@ -385,3 +385,16 @@ async def test_a_subscriber_without_an_error_handler_is_not_blamed(
             await asyncio.wait_for(stream.completion(), RUN_BOUND)
     assert stream.subscriber_errors == []
     assert "subscriber raised" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [":11434", "", "http://:8080", ":", "h:", "[::1]:", "h/path", "http://h:1/p/"],
+)
+def test_ollama_host_agrees_with_the_ollama_client(value: str) -> None:
+    """The ollama package's own parser is the oracle (":11434" is 127.0.0.1, not no host)."""
+    from ollama._client import _parse_host
+
+    from rxgpt._providers import ollama_host
+
+    assert ollama_host(value) == _parse_host(value)
