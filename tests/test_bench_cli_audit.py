@@ -99,6 +99,9 @@ def _one_line(err: str, *words: str) -> None:
         (["--request-rate", "1e-9"], ["--request-rate"]),
         (["--max-concurrency", "10000000"], ["--max-concurrency"]),
         (["--sweep", "--sweep-size", "1000000"], ["--sweep-size"]),
+        # windows that leave nothing to measure, or cannot be placed (found after the start)
+        (["--num-prompts", "4", "--warmup", "3", "--cooldown", "1"], ["--warmup", "all 4"]),
+        (["--duration", "1", "--max-concurrency", "2", "--cooldown", "3"], ["--cooldown"]),
     ],
 )
 def test_a_mistake_is_one_line_naming_the_flag(
@@ -265,6 +268,24 @@ def test_secrets_are_in_no_output_and_a_failed_run_says_why(
     for text in texts:
         for secret in _SECRETS:
             assert secret not in text
+
+
+def test_a_sweep_with_no_success_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """(Its third step asked for a rate of 0 requests/s: 'request_rate must be more than 0'.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    assert _bench(*_SMALL, "--base-url", url, "--sweep", "--sweep-size", "3") == 1
+    _one_line(capsys.readouterr().err, "no request succeeded", url)
+
+
+def test_workers_wait_for_a_timeout_of_years(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parent's wait on a worker was one poll of the whole timeout: OverflowError."""
+    rc = _bench(*_SMALL, "--mock-ttft-ms", "1", "--timeout", "3e9", "--workers", "2")
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "Successful requests:" in captured.out
 
 
 class _Terminal(io.StringIO):

@@ -461,11 +461,15 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     if status:
         return status
-    if report.fields.get("completed", 0) == 0 and not report.steps:
-        failures = report.fields.get("failures") or {}
+    runs = report.steps or [report]
+    if all(run.fields.get("completed", 0) == 0 for run in runs):
+        failures: dict[str, int] = {}
+        for run in runs:
+            for kind, n in (run.fields.get("failures") or {}).items():
+                failures[kind] = failures.get(kind, 0) + n
         why = ", ".join(f"{kind}: {n}" for kind, n in sorted(failures.items())) or "no answer"
         sys.stderr.write(
-            f"rxgpt bench: no request succeeded against {report.fields.get('base_url')} ({why})\n"
+            f"rxgpt bench: no request succeeded against {runs[0].fields.get('base_url')} ({why})\n"
         )
         return 1
     if args.fail_on_flag and report.flagged:

@@ -340,6 +340,7 @@ class BenchConfig:
         for name in ("mock_ttft_ms", "mock_itl_ms"):
             if not 0 <= getattr(self, name) <= MAX_MOCK_MS:  # (NaN fails this too)
                 problems.append(f"{name} must be from 0 to {MAX_MOCK_MS:g} ms")
+        problems.extend(self._window_problems())
         if len(self.percentiles) > MAX_PERCENTILES:
             problems.append(f"at most {MAX_PERCENTILES} percentiles")
         for p in self.percentiles:
@@ -350,6 +351,25 @@ class BenchConfig:
                 problems.append(f"goodput metric {name!r} is not one of {GOODPUT_METRICS}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _window_problems(self) -> list[str]:
+        """What is wrong with --warmup / --cooldown in requests (seconds fit any run)."""
+        count = self.prompt_count
+        warm, cool = self.warmup, self.cooldown
+        if count is None:
+            if cool.unit == "requests" and cool.amount:
+                return [
+                    "a --cooldown in requests needs a count-bounded run; with --duration give "
+                    "it in seconds (e.g. --cooldown 5s)"
+                ]
+            return []
+        excluded = sum(int(w.amount) for w in (warm, cool) if w.unit == "requests")
+        if excluded >= count:
+            return [
+                f"--warmup {warm} and --cooldown {cool} exclude all {count} requests "
+                "(--num-prompts) from the statistics"
+            ]
+        return []
 
     def _schedule_problems(self) -> list[str]:
         """What is wrong with a finite rate's schedule: too long, or too many requests."""

@@ -56,7 +56,7 @@ async def sweep(config: BenchConfig, size: int = 6) -> Report:
         ]
         low = float(steps[0]["request_throughput"])
         high = float(steps[1]["request_throughput"])
-        count = max(size - 2, 0)
+        count = max(size - 2, 0) if high > 0 else 0  # (no rate between nothing and nothing)
         for k in range(1, count + 1):
             rate = low + (high - low) * k / (count + 1)
             steps.append(await _measure(base, f"rate {rate:.2f}", request_rate=rate))

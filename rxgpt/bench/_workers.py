@@ -134,11 +134,14 @@ class _Progress:
 
 
 def _receive(conn: Connection, timeout: float) -> tuple[str, Any]:
-    if not conn.poll(timeout):
-        raise RxgptError(f"a bench worker sent nothing for {timeout:g} s")
+    deadline = time.monotonic() + timeout
+    # (in steps of at most an hour: a poll's timeout is an int of milliseconds)
+    while not conn.poll(min(max(deadline - time.monotonic(), 0.0), 3600.0)):
+        if time.monotonic() >= deadline:
+            raise RxgptError(f"a bench worker sent nothing for {timeout:g} s")
     try:
         message: tuple[str, Any] = conn.recv()
-    except EOFError:
+    except (EOFError, OSError):
         raise RxgptError("a bench worker exited without its result") from None
     return message
 
