@@ -31,28 +31,30 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def read_text(path: str, limit: int) -> str:
-    """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes."""
+def read_text(path: str, limit: int, what: str = "") -> str:
+    """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes (``what`` it is,
+    "dataset", prefixes the name in messages)."""
+    name = f"{what} {path}" if what else path
     try:
         info = os.stat(path)
     except OSError as error:
-        raise ValueError(f"cannot read {path}: {_reason(error)}") from None
+        raise ValueError(f"cannot read {name}: {_reason(error)}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise ValueError(f"cannot read {path}: it is {kind}")
+        raise ValueError(f"cannot read {name}: it is {kind}")
     if info.st_size > limit:
-        raise ValueError(f"{path} holds {info.st_size} bytes, more than the {limit} read")
+        raise ValueError(f"{name} holds {info.st_size} bytes, more than the {limit} read")
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as error:
-        raise ValueError(f"cannot read {path}: {_reason(error)}") from None
+        raise ValueError(f"cannot read {name}: {_reason(error)}") from None
     if len(data) > limit:  # (it grew since the stat)
-        raise ValueError(f"{path} holds more than the {limit} bytes read")
+        raise ValueError(f"{name} holds more than the {limit} bytes read")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.start})") from None
+        raise ValueError(f"{name} is not UTF-8 text (byte {error.start})") from None
 
 
 def loads(text: str, where: str) -> Any:
@@ -60,7 +62,7 @@ def loads(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{where} is not JSON: {error}") from None
+        raise ValueError(f"{where}: not JSON: {error}") from None
     except RecursionError:
         raise ValueError(f"{where}: its JSON is nested too deeply") from None
     except ValueError as error:  # an integer of more digits than Python converts

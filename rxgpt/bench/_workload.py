@@ -375,7 +375,7 @@ def _file_prompts(config: BenchConfig) -> list[BenchPrompt]:
         )
         return _sharegpt(text, where)
     assert config.dataset_path is not None
-    text = read_text(config.dataset_path, MAX_DATASET_BYTES)
+    text = read_text(config.dataset_path, MAX_DATASET_BYTES, "dataset")
     if config.dataset == "sharegpt":
         return _sharegpt(text, config.dataset_path)
     return _jsonl(text, config.dataset_path, config.output_len)
