@@ -232,6 +232,22 @@ def test_compare_takes_numbers_no_float_holds_and_odd_health(
     assert captured.err == ""
 
 
+def test_compare_prints_names_and_fields_that_are_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A file name's non-UTF-8 bytes, a lone surrogate escaped in the JSON: a strict stdout,
+    as in an en_US.UTF-8 locale, raised UnicodeEncodeError.)"""
+    path = tmp_path / "r\udcff.json"
+    path.write_text('{"completed\\ud800": 3}')
+    strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdout", strict)
+    assert _bench("compare", str(path), str(path)) == 0
+    strict.flush()
+    out = strict.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    assert "completed" in out and "r\\udcff.json" in out
+    assert capsys.readouterr().err == ""
+
+
 _SECRETS = ("hunter2pw", "AIzaSecret123", "sk-verysecretkey123456", "tok-secret-987654")
 
 

@@ -338,6 +338,8 @@ def _compare(paths: list[str]) -> int:
 
 def _print(text: str) -> int:
     """Print ``text`` on stdout: 0, or the closed-pipe status when stdout is closed."""
+    # (a file name of bytes that are not UTF-8, a "\udcff" escape in a report's JSON)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         print(text)
         sys.stdout.flush()
