@@ -98,6 +98,7 @@ def _one_line(err: str, *words: str) -> None:
         (["--duration", "1e9", "--request-rate", "1e6"], ["--duration", "--request-rate"]),
         (["--request-rate", "1e-9"], ["--request-rate"]),
         (["--max-concurrency", "10000000"], ["--max-concurrency"]),
+        (["--num-prompts", "70000"], ["--num-prompts", "--max-concurrency"]),
         (["--sweep", "--sweep-size", "1000000"], ["--sweep-size"]),
         # windows that leave nothing to measure, or cannot be placed (found after the start)
         (["--num-prompts", "4", "--warmup", "3", "--cooldown", "1"], ["--warmup", "all 4"]),

@@ -311,6 +311,13 @@ class BenchConfig:
             problems.append("request_rate must be more than 0 (inf: all at once)")
         elif math.isfinite(self.request_rate):
             problems.extend(self._schedule_problems())
+        elif self.max_concurrency is None and (self.prompt_count or 0) > MAX_CONCURRENCY:
+            problems.append(
+                f"{self.prompt_count} requests (--num-prompts) at once (an infinite "
+                f"--request-rate, no --max-concurrency) are more than the {MAX_CONCURRENCY} "
+                "connections a client can open to one server: give --max-concurrency or a "
+                "--request-rate"
+            )
         if not self.burstiness > 0:
             problems.append("burstiness must be more than 0 (1: Poisson)")
         if self.max_concurrency is not None and not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
