@@ -51,7 +51,7 @@ __all__ = ["add_bench_arguments", "bench_from_args", "config_from_args"]
 #: A duration in seconds, more than 0 (``5`` or ``5s``).
 _seconds = number(0, MAX_SECONDS, unit="seconds", low_open=True, suffix="s")
 #: A duration in seconds, 0 or more (``--ramp-up``).
-_seconds_or_none = number(0, MAX_SECONDS, unit="seconds", suffix="s")
+_seconds_or_zero = number(0, MAX_SECONDS, unit="seconds", suffix="s")
 #: The flags' bounds (see the reasons in ``_config``).
 _prompt_tokens = integer(1, MAX_PROMPT_TOKENS)
 _prefix_tokens = integer(0, MAX_PROMPT_TOKENS)
@@ -231,7 +231,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         type=_concurrency,
         help=f"cap; closed loop at inf (at most {MAX_CONCURRENCY})",
     )
-    load.add_argument("--ramp-up", type=_seconds_or_none, default=0.0, help="seconds to full load")
+    load.add_argument("--ramp-up", type=_seconds_or_zero, default=0.0, help="seconds to full load")
     load.add_argument(
         "--warmup", type=_window, default=Window(), help="excluded: N requests, or Ns seconds"
     )
