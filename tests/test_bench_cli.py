@@ -3,13 +3,12 @@ sweep and SLO search (all against the embedded server, started in its own proces
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from rxgpt.bench import add_bench_arguments, bench_from_args
+from rxgpt._cli import main
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,9 +26,11 @@ _QUICK = [
 
 
 def _bench(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rxgpt bench")
-    add_bench_arguments(parser)
-    return bench_from_args(parser.parse_args(argv))
+    """``rxgpt bench ARGV`` as the command runs it (a usage mistake: SystemExit's status)."""
+    try:
+        return main(["bench", *argv])
+    except SystemExit as exit:
+        return int(exit.code or 0)
 
 
 @pytest.fixture(autouse=True)

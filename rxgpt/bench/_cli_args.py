@@ -14,39 +14,154 @@ import asyncio
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from .._cli_types import positive as _positive
+from .._cli_types import (
+    MAX_SECONDS,
+    integer,
+    milliseconds,
+    number,
+    utf8_text,
+)
 from .._errors import RxgptError
 from .._providers import PROVIDERS
+from .._secrets import SENSITIVE_HEADERS, redact, register_secret
 from ._config import (
     DATASETS,
+    MAX_CONCURRENCY,
+    MAX_OUTPUT_TOKENS,
+    MAX_PROMPT_TOKENS,
+    MAX_REQUESTS,
+    MAX_WORKLOAD_TOKENS,
     BenchConfig,
+    SLOTarget,
+    Window,
+    max_workers,
     parse_goodput,
+    parse_percentiles,
     parse_slo_targets,
     parse_window,
 )
+from ._files import check_directory, check_writable, json_problem
 
 __all__ = ["add_bench_arguments", "bench_from_args", "config_from_args"]
 
+#: A duration in seconds, more than 0 (``5`` or ``5s``).
+_seconds = number(0, MAX_SECONDS, unit="seconds", low_open=True, suffix="s")
+#: A duration in seconds, 0 or more (``--ramp-up``).
+_seconds_or_zero = number(0, MAX_SECONDS, unit="seconds", suffix="s")
+#: The flags' bounds (see the reasons in ``_config``).
+_prompt_tokens = integer(1, MAX_PROMPT_TOKENS)
+_prefix_tokens = integer(0, MAX_PROMPT_TOKENS)
+_output_tokens = integer(1, MAX_OUTPUT_TOKENS)
+_requests = integer(1, MAX_REQUESTS)
+_concurrency = integer(1, MAX_CONCURRENCY)
+_seed = integer(-(2**63), 2**63 - 1)
+#: --sweep-size: the steps of a sweep (each a whole run).
+_sweep_steps = integer(2, 100)
+#: --slo-search-steps: bisection steps (64 halve any interval below a float's precision).
+_bisections = integer(1, 64)
+#: The most a request rate or burstiness may be, other than inf.
+_MAX_RATE = 1e9
+
 
 def _rate(text: str) -> float:
+    """A rate or a gamma shape: more than 0, at most 1e9, or ``inf``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate (a number, or inf)") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a rate is more than 0")
+    if not (value > 0 and (value <= _MAX_RATE or value == math.inf)):
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is more than 0, at most 1e9, or inf")
     return value
 
 
-def _seconds(text: str) -> float:
+def _ratio(text: str) -> float:
+    """--range-ratio: from 0 up to (not including) 1."""
+    value = number(0, 1)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not less than 1 (lengths go down to 0)")
+    return value
+
+
+def _window(text: str) -> Window:
+    """--warmup / --cooldown: ``N`` requests or ``Ns`` / ``Nms``."""
     try:
-        value = float(text.removesuffix("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number of seconds")
+        return parse_window(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    try:
+        return parse_percentiles(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _base_url(text: str) -> str:
+    """--base-url: an http:// or https:// URL with a host (shown redacted when refused)."""
+    utf8_text(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (a port out of range raises here)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{redact(text)!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{redact(text)!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
+        )
+    return text
+
+
+def _line(text: str) -> str:
+    """Text for an HTTP header: UTF-8, no line break (which would end the header)."""
+    utf8_text(text)
+    if "\r" in text or "\n" in text or "\0" in text:
+        raise argparse.ArgumentTypeError("holds a line break or NUL, which no header can carry")
+    return text
+
+
+def _pair(sep: str) -> Callable[[str], tuple[str, str]]:
+    """A ``KEY<sep>VALUE`` argument (--header NAME:VALUE, --metadata KEY=VALUE)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        utf8_text(text)
+        key, found, value = text.partition(sep)
+        if not found or not key.strip():
+            raise argparse.ArgumentTypeError(f"expects KEY{sep}VALUE, got {redact(text)!r}")
+        return key.strip(), value.strip()
+
+    parse.__name__ = "pair"
+    return parse
+
+
+_metadata = _pair("=")
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, value = _pair(":")(_line(text))
+    if not all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name):
+        raise argparse.ArgumentTypeError(f"{name[:40]!r} is not a header name")
+    return name, value
+
+
+def _extra_body(text: str) -> dict[str, Any]:
+    """--extra-body: a JSON object a request body can carry."""
+    utf8_text(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"is not JSON: {error}") from None
+    except (RecursionError, ValueError):
+        raise argparse.ArgumentTypeError("is JSON no request can carry") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    problem = json_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"cannot be sent: {problem}")
     return value
 
 
@@ -59,22 +174,44 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the differences between two --output-json reports",
     )
     target = parser.add_argument_group("target")
-    target.add_argument("--base-url", help="API base URL (default: the embedded server)")
-    target.add_argument("--api-key", help="API key (default: the provider's env variable)")
+    target.add_argument(
+        "--base-url", type=_base_url, help="API base URL (default: the embedded server)"
+    )
+    target.add_argument(
+        "--api-key", type=_line, help="API key (default: the provider's env variable)"
+    )
     target.add_argument("--provider", default="openai", choices=sorted(PROVIDERS))
-    target.add_argument("--model", help="model name (default: the provider's / rxgpt-mock)")
-    target.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
-    target.add_argument("--extra-body", metavar="JSON", help="extra request body fields")
-    target.add_argument("--timeout", type=_seconds, default=600.0, help="per request, s")
+    target.add_argument(
+        "--model", type=utf8_text, help="model name (default: the provider's / rxgpt-mock)"
+    )
+    target.add_argument("--header", type=_header, action="append", default=[], metavar="NAME:VALUE")
+    target.add_argument(
+        "--extra-body", type=_extra_body, metavar="JSON", help="extra request body fields"
+    )
+    target.add_argument(
+        "--timeout", type=_seconds, default=600.0, help="per request, s (default 600)"
+    )
 
-    work = parser.add_argument_group("workload")
+    work = parser.add_argument_group(
+        "workload",
+        f"(a prompt holds at most {MAX_PROMPT_TOKENS} tokens, --input-len + --prefix-len; "
+        f"a run builds at most {MAX_WORKLOAD_TOKENS} prompt tokens in all)",
+    )
     work.add_argument("--dataset", "--dataset-name", default="random", choices=DATASETS)
     work.add_argument("--dataset-path", help="a ShareGPT JSON or a JSONL file of prompts")
-    work.add_argument("--input-len", "--random-input-len", type=_positive, default=256)
-    work.add_argument("--output-len", "--random-output-len", type=_positive, default=128)
-    work.add_argument("--range-ratio", "--random-range-ratio", type=float, default=0.0)
-    work.add_argument("--prefix-len", "--random-prefix-len", type=int, default=0)
-    work.add_argument("--max-tokens", type=_positive, help="cap every answer")
+    work.add_argument("--input-len", "--random-input-len", type=_prompt_tokens, default=256)
+    work.add_argument(
+        "--output-len",
+        "--random-output-len",
+        type=_output_tokens,
+        default=128,
+        help=f"default 128, at most {MAX_OUTPUT_TOKENS}",
+    )
+    work.add_argument(
+        "--range-ratio", "--random-range-ratio", type=_ratio, default=0.0, help="0 to <1"
+    )
+    work.add_argument("--prefix-len", "--random-prefix-len", type=_prefix_tokens, default=0)
+    work.add_argument("--max-tokens", type=_output_tokens, help="cap every answer")
     work.add_argument("--ignore-eos", action="store_true", help="send ignore_eos (vLLM)")
     work.add_argument(
         "--continuous-usage",
@@ -83,79 +220,77 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     load = parser.add_argument_group("load")
-    load.add_argument("--num-prompts", type=_positive, help="requests (default 200)")
+    load.add_argument(
+        "--num-prompts", type=_requests, help=f"requests (default 200, at most {MAX_REQUESTS})"
+    )
     load.add_argument("--duration", type=_seconds, help="send for this many seconds instead")
     load.add_argument("--request-rate", type=_rate, default=math.inf, help="req/s (inf)")
     load.add_argument("--burstiness", type=_rate, default=1.0, help="gamma shape (1: Poisson)")
-    load.add_argument("--max-concurrency", type=_positive, help="cap; closed loop at inf")
-    load.add_argument("--ramp-up", type=_seconds, default=0.0, help="seconds to full load")
-    load.add_argument("--warmup", default="0", help="excluded: N requests, or Ns seconds")
-    load.add_argument("--cooldown", default="0", help="excluded: N requests, or Ns seconds")
-    load.add_argument("--seed", type=int, default=0)
-    load.add_argument("--workers", type=_positive, help="client processes (default: auto)")
+    load.add_argument(
+        "--max-concurrency",
+        type=_concurrency,
+        help=f"cap; closed loop at inf (at most {MAX_CONCURRENCY})",
+    )
+    load.add_argument("--ramp-up", type=_seconds_or_zero, default=0.0, help="seconds to full load")
+    load.add_argument(
+        "--warmup", type=_window, default=Window(), help="excluded: N requests, or Ns seconds"
+    )
+    load.add_argument(
+        "--cooldown", type=_window, default=Window(), help="excluded: N requests, or Ns seconds"
+    )
+    load.add_argument("--seed", type=_seed, default=0)
+    load.add_argument(
+        "--workers",
+        type=integer(1, max_workers()),
+        help=f"client processes (default: auto; at most {max_workers()}: 4 per CPU)",
+    )
 
     stats = parser.add_argument_group("statistics")
     stats.add_argument(
         "--percentiles",
         "--metric-percentiles",
-        default="50,90,95,99,99.9",
+        type=_percentiles,
+        default=parse_percentiles("50,90,95,99,99.9"),
         help="comma-separated (default 50,90,95,99,99.9)",
     )
     stats.add_argument("--goodput", nargs="+", default=[], metavar="METRIC:MS")
 
     search = parser.add_argument_group("sweeps")
     search.add_argument("--sweep", action="store_true", help="synchronous → throughput → rates")
-    search.add_argument("--sweep-size", type=_positive, default=6)
+    search.add_argument("--sweep-size", type=_sweep_steps, default=6, help="2 to 100 (6)")
     search.add_argument("--slo-search", metavar="TARGETS", help="e.g. p99_ttft_ms<=200")
     search.add_argument("--slo-search-over", choices=("rate", "concurrency"), default="rate")
-    search.add_argument("--slo-search-steps", type=_positive, default=6)
+    search.add_argument("--slo-search-steps", type=_bisections, default=6, help="1 to 64 (6)")
 
     out = parser.add_argument_group("output")
     out.add_argument("--output-json", "--result-filename", metavar="FILE")
     out.add_argument("--save-detailed", metavar="FILE.jsonl", help="per-request records")
     out.add_argument("--csv", metavar="FILE")
     out.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
-    out.add_argument("--label")
-    out.add_argument("--metadata", nargs="*", default=[], metavar="KEY=VALUE")
+    out.add_argument("--label", type=utf8_text)
+    out.add_argument("--metadata", type=_metadata, nargs="*", default=[], metavar="KEY=VALUE")
     out.add_argument("--no-progress", action="store_true", help="no live dashboard")
     out.add_argument("--fail-on-flag", action="store_true", help="exit 3 if client-flagged")
 
     mock = parser.add_argument_group("embedded server (no --base-url and no key)")
-    mock.add_argument("--mock-ttft-ms", type=float, default=50.0)
-    mock.add_argument("--mock-itl-ms", type=float, default=10.0)
-
-
-def _pairs(items: list[str], sep: str, what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, found, value = item.partition(sep)
-        if not found or not key.strip():
-            raise ValueError(f"{what} expects KEY{sep}VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+    mock.add_argument("--mock-ttft-ms", type=milliseconds, default=50.0)
+    mock.add_argument("--mock-itl-ms", type=milliseconds, default=10.0)
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The :class:`BenchConfig` the options describe (ValueError for a mistake)."""
-    extra: dict[str, Any] = {}
-    if args.extra_body:
-        try:
-            extra = json.loads(args.extra_body)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--extra-body is not JSON: {error}") from None
-        if not isinstance(extra, dict):
-            raise ValueError("--extra-body must be a JSON object")
-    try:
-        percentiles = tuple(float(p) for p in args.percentiles.split(",") if p.strip())
-    except ValueError:
-        raise ValueError(f"--percentiles {args.percentiles!r}: not numbers") from None
+    headers = dict(args.header)
+    register_secret(args.api_key)  # (then no message or file shows it)
+    for name, value in headers.items():
+        if name.lower() in SENSITIVE_HEADERS:
+            register_secret(value.removeprefix("Bearer ").strip())
     return BenchConfig(
         base_url=args.base_url,
         api_key=args.api_key,
         provider=args.provider,
         model=args.model,
-        headers=_pairs(args.header, ":", "--header"),
-        extra_body=extra,
+        headers=headers,
+        extra_body=args.extra_body or {},
         dataset=args.dataset,
         dataset_path=args.dataset_path,
         input_len=args.input_len,
@@ -170,17 +305,17 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         burstiness=args.burstiness,
         max_concurrency=args.max_concurrency,
         ramp_up=args.ramp_up,
-        warmup=parse_window(args.warmup),
-        cooldown=parse_window(args.cooldown),
+        warmup=args.warmup,
+        cooldown=args.cooldown,
         seed=args.seed,
-        percentiles=percentiles,
+        percentiles=args.percentiles,
         goodput=parse_goodput(args.goodput),
         continuous_usage=args.continuous_usage,
         timeout=args.timeout,
         workers=args.workers,
         save_detailed=args.save_detailed,
         label=args.label,
-        metadata=_pairs(args.metadata, "=", "--metadata"),
+        metadata=dict(args.metadata),
         progress=not args.no_progress,
         mock_ttft_ms=args.mock_ttft_ms,
         mock_itl_ms=args.mock_itl_ms,
@@ -198,28 +333,96 @@ def _compare(paths: list[str]) -> int:
     except ValueError as error:
         sys.stderr.write(f"rxgpt bench compare: {error}\n")
         return 2
-    print(compare(a, b, (paths[1], paths[2])))
+    return _print(compare(a, b, (paths[1], paths[2])))
+
+
+def _print(text: str) -> int:
+    """Print ``text`` on stdout: 0, or the closed-pipe status when stdout is closed."""
+    # (a file name of bytes that are not UTF-8, a "\udcff" escape in a report's JSON)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from .._cli import _closed_pipe
+
+        return _closed_pipe()
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The output files asked for, each with its flag."""
+    flags = [
+        ("--output-json", args.output_json),
+        ("--csv", args.csv),
+        ("--save-detailed", args.save_detailed),
+    ]
+    return [(flag, path) for flag, path in flags if path]
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the run, an output that could not be written after it (ValueError)."""
+    for flag, path in _outputs(args):
+        check_writable(path, flag)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as error:
+            need = "--plot needs matplotlib (pip install 'rxgpt[plot]')"
+            raise ValueError(f"{need}: {error}") from None
+        check_directory(args.plot, "--plot")
+
+
+def _check_targets(text: str, config: BenchConfig) -> tuple[SLOTarget, ...]:
+    """--slo-search's targets, each naming a numeric field of the report (ValueError)."""
+    from ._sweep import check_targets
+
+    targets = parse_slo_targets(text)
+    check_targets(targets, config)
+    return targets
+
+
+def _write_outputs(args: argparse.Namespace, report: Any) -> None:
+    """Write --output-json, --csv and --plot (OSError and ImportError to the caller)."""
+    from ._report import write_csv
+
+    if args.output_json:
+        report.write_json(args.output_json)
+    if args.csv:
+        with open(args.csv, "w", encoding="utf-8", newline="") as f:
+            write_csv(report.steps or [report], f)
+    if args.plot:
+        from ._plots import write_plots
+
+        for path in write_plots(report, args.plot):
+            sys.stderr.write(f"rxgpt bench: wrote {path}\n")
 
 
 def bench_from_args(args: argparse.Namespace) -> int:
     """Run ``rxgpt bench`` as the parsed options say; return the exit status."""
+    try:
+        return _bench(args)
+    except KeyboardInterrupt:  # Ctrl+C: quietly, as every rxgpt command
+        return 130
+
+
+def _bench(args: argparse.Namespace) -> int:
     if args.compare:
         if args.compare[0] != "compare":
             sys.stderr.write(
-                f"rxgpt bench: unexpected argument {args.compare[0]!r} "
+                f"rxgpt bench: unexpected argument {redact(args.compare[0])!r} "
                 "(did you mean: rxgpt bench compare A.json B.json?)\n"
             )
             return 2
         return _compare(args.compare)
     try:
         config = config_from_args(args)
-        targets = parse_slo_targets(args.slo_search) if args.slo_search else None
+        targets = _check_targets(args.slo_search, config) if args.slo_search else None
+        _check_outputs(args)
     except ValueError as error:
-        sys.stderr.write(f"rxgpt bench: {error}\n")
+        sys.stderr.write(f"rxgpt bench: {redact(str(error))}\n")
         return 2
     from ._dashboard import run_with_progress
-    from ._report import write_csv
 
     try:
         if targets is not None:
@@ -235,38 +438,41 @@ def bench_from_args(args: argparse.Namespace) -> int:
         else:
             report = asyncio.run(run_with_progress(config))
     except ValueError as error:
-        sys.stderr.write(f"rxgpt bench: {error}\n")
+        sys.stderr.write(f"rxgpt bench: {redact(str(error))}\n")
         return 2
     except RxgptError as error:
-        sys.stderr.write(f"rxgpt bench: {type(error).__name__}: {error}\n")
+        sys.stderr.write(f"rxgpt bench: {type(error).__name__}: {redact(str(error))}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("rxgpt bench: interrupted\n")
-        return 130
+    except OSError as error:  # (a file of --save-detailed, processes or sockets it ran out of)
+        where = f" {error.filename}" if error.filename else ""
+        sys.stderr.write(f"rxgpt bench: {redact(f'{where} {error.strerror or error}'.strip())}\n")
+        return 1
     if report.steps:
         from ._sweep import steps_table
 
-        print(steps_table(report))
+        status = _print(steps_table(report))
     else:
-        print(report.table())
+        status = _print(report.table())
     try:
-        if args.output_json:
-            report.write_json(args.output_json)
-        if args.csv:
-            with open(args.csv, "w", encoding="utf-8", newline="") as f:
-                write_csv(report.steps or [report], f)
-        if args.plot:
-            from ._plots import write_plots
-
-            for path in write_plots(report, args.plot):
-                sys.stderr.write(f"rxgpt bench: wrote {path}\n")
+        _write_outputs(args, report)
     except OSError as error:
-        sys.stderr.write(f"rxgpt bench: cannot write output: {error.strerror or error}\n")
+        flag = next((f for f, p in _outputs(args) if p == error.filename), "--plot")
+        sys.stderr.write(
+            f"rxgpt bench: cannot write {flag} {error.filename or ''}: {error.strerror or error}\n"
+        )
         return 2
-    except ImportError as error:
-        sys.stderr.write(f"rxgpt bench: --plot needs matplotlib (rxgpt[plot]): {error}\n")
-        return 2
-    if report.fields.get("completed", 0) == 0 and not report.steps:
+    if status:
+        return status
+    runs = report.steps or [report]
+    if all(run.fields.get("completed", 0) == 0 for run in runs):
+        failures: dict[str, int] = {}
+        for run in runs:
+            for kind, n in (run.fields.get("failures") or {}).items():
+                failures[kind] = failures.get(kind, 0) + n
+        why = ", ".join(f"{kind}: {n}" for kind, n in sorted(failures.items())) or "no answer"
+        sys.stderr.write(
+            f"rxgpt bench: no request succeeded against {runs[0].fields.get('base_url')} ({why})\n"
+        )
         return 1
     if args.fail_on_flag and report.flagged:
         return 3

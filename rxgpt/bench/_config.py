@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._cli_types import MAX_COUNT, MAX_SECONDS
 from ._stats import DEFAULT_PERCENTILES
 
 __all__ = [
     "DATASETS",
     "GOODPUT_METRICS",
+    "MAX_CONCURRENCY",
+    "MAX_OUTPUT_TOKENS",
+    "MAX_PROMPT_TOKENS",
+    "MAX_REQUESTS",
+    "MAX_WORKLOAD_TOKENS",
     "BenchConfig",
     "HealthLimits",
     "SLOTarget",
     "Window",
+    "max_workers",
     "parse_goodput",
+    "parse_percentiles",
     "parse_slo_targets",
     "parse_window",
 ]
@@ -33,6 +42,40 @@ __all__ = [
 DATASETS = ("random", "sharegpt", "jsonl", "shared-prefix", "sample")
 #: The per-request metrics ``--goodput`` may set a limit on (milliseconds), as vLLM's.
 GOODPUT_METRICS = ("ttft", "tpot", "e2el", "ttfc", "itl")
+
+# The bounds of a run. Each is far above what a benchmark of one server needs and low enough
+# that a mistyped number is refused before it asks the machine for what it does not have.
+
+#: The most tokens one prompt holds (``input_len`` + ``prefix_len``): the longest context
+#: windows are 1-2 million tokens; a prompt longer than that no server takes.
+MAX_PROMPT_TOKENS = 2_000_000
+#: The most output tokens one request asks for (``output_len``, ``max_tokens``), as long.
+MAX_OUTPUT_TOKENS = 2_000_000
+#: The most prompt tokens a run builds in all (its prompts are built up front, at most
+#: 10,000 and then reused in turn): 2**24 tokens is ~100 MB of text and a few seconds of
+#: building (10,000 prompts of 1,600 tokens), where a mistyped length would have asked
+#: for gigabytes and minutes with Ctrl+C unanswered.
+MAX_WORKLOAD_TOKENS = 2**24
+#: The most requests one run sends (``num_prompts``, or ``duration`` x ``request_rate``):
+#: the schedule is drawn up front, a float per request (a million is ~30 MB, a second).
+MAX_REQUESTS = 1_000_000
+#: The most requests in flight at once: one server address cannot have more TCP
+#: connections from one client address than there are ports.
+MAX_CONCURRENCY = 65_535
+#: The most percentiles ``--percentiles`` lists (each adds a field per metric).
+MAX_PERCENTILES = 32
+#: The longest ``--mock-ttft-ms`` / ``--mock-itl-ms`` (a day, as every millisecond flag).
+MAX_MOCK_MS = 86_400_000.0
+
+
+def max_workers() -> int:
+    """The most ``--workers`` processes: 4 per CPU, at most 256.
+
+    A worker is a process of its own (~40 MB once rxgpt is imported) with its share of the
+    streams; more processes than 4 per core only take turns on the cores, and a client that
+    waits for a core measures its own contention (the health flag says so).
+    """
+    return min(256, 4 * (os.cpu_count() or 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +110,30 @@ def parse_window(text: str) -> Window:
 def _window(value: float, unit: Literal["requests", "seconds"], text: str) -> Window:
     if value < 0 or not math.isfinite(value):
         raise ValueError(f"{text!r} is not a non-negative amount")
+    high = MAX_SECONDS if unit == "seconds" else MAX_COUNT
+    if value > high:
+        raise ValueError(f"{text!r} is more than {high:g} {unit}, the most it takes")
     return Window(value, unit)
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """``"50,90,99.9"`` → ``(50.0, 90.0, 99.9)``: each more than 0 and less than 100."""
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a number") from None
+        if not 0 < value < 100:
+            raise ValueError(f"{part.strip()} is not a percentile (more than 0, less than 100)")
+        out.append(value)
+    if not out:
+        raise ValueError("no percentile given (e.g. 50,90,99)")
+    if len(out) > MAX_PERCENTILES:
+        raise ValueError(f"{len(out)} percentiles, more than {MAX_PERCENTILES}")
+    return tuple(out)
 
 
 def parse_goodput(items: list[str] | str) -> dict[str, float]:
@@ -83,8 +149,8 @@ def parse_goodput(items: list[str] | str) -> dict[str, float]:
             limit = float(value)
         except ValueError:
             raise ValueError(f"--goodput {part!r}: {value!r} is not a number of ms") from None
-        if limit < 0:
-            raise ValueError(f"--goodput {part!r}: a limit is not negative")
+        if not 0 <= limit <= MAX_SECONDS * 1000:
+            raise ValueError(f"--goodput {part!r}: a limit is a finite number of ms, not negative")
         out[name] = limit
     return out
 
@@ -237,28 +303,53 @@ class BenchConfig:
             problems.append(
                 f"a dataset path is read for --dataset sharegpt or jsonl, not {self.dataset!r}"
             )
-        if self.num_prompts is not None and self.num_prompts < 1:
-            problems.append("num_prompts must be at least 1")
-        if self.duration is not None and not self.duration > 0:
-            problems.append("duration must be more than 0 seconds")
+        if self.num_prompts is not None and not 1 <= self.num_prompts <= MAX_REQUESTS:
+            problems.append(f"num_prompts must be from 1 to {MAX_REQUESTS}")
+        if self.duration is not None and not 0 < self.duration <= MAX_SECONDS:
+            problems.append(f"duration must be more than 0 and at most {MAX_SECONDS:g} seconds")
         if not self.request_rate > 0:
             problems.append("request_rate must be more than 0 (inf: all at once)")
+        elif math.isfinite(self.request_rate):
+            problems.extend(self._schedule_problems())
+        elif self.max_concurrency is None and (self.prompt_count or 0) > MAX_CONCURRENCY:
+            problems.append(
+                f"{self.prompt_count} requests (--num-prompts) at once (an infinite "
+                f"--request-rate, no --max-concurrency) are more than the {MAX_CONCURRENCY} "
+                "connections a client can open to one server: give --max-concurrency or a "
+                "--request-rate"
+            )
         if not self.burstiness > 0:
             problems.append("burstiness must be more than 0 (1: Poisson)")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            problems.append("max_concurrency must be at least 1")
-        if self.ramp_up < 0:
-            problems.append("ramp_up must not be negative")
+        if self.max_concurrency is not None and not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
+            problems.append(f"max_concurrency must be from 1 to {MAX_CONCURRENCY}")
+        if not 0 <= self.ramp_up <= MAX_SECONDS:
+            problems.append("ramp_up must not be negative (nor more than 100 years)")
         if self.input_len < 1 or self.output_len < 1:
             problems.append("input_len and output_len must be at least 1")
+        if self.input_len + max(self.prefix_len, 0) > MAX_PROMPT_TOKENS:
+            problems.append(
+                f"input_len + prefix_len (--input-len, --prefix-len) is "
+                f"{self.input_len + self.prefix_len} tokens, more than the {MAX_PROMPT_TOKENS} "
+                "a prompt may hold"
+            )
+        for name in ("output_len", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= MAX_OUTPUT_TOKENS:
+                problems.append(f"{name} must be from 1 to {MAX_OUTPUT_TOKENS} tokens")
         if not 0 <= self.range_ratio < 1:
             problems.append("range_ratio must be in [0, 1)")
         if self.prefix_len < 0:
             problems.append("prefix_len must not be negative")
-        if self.workers is not None and self.workers < 1:
-            problems.append("workers must be at least 1")
-        if self.timeout is not None and not self.timeout > 0:
-            problems.append("timeout must be more than 0 seconds")
+        if self.workers is not None and not 1 <= self.workers <= max_workers():
+            problems.append(f"workers must be from 1 to {max_workers()} (4 per CPU)")
+        if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
+            problems.append("timeout must be more than 0 seconds (and at most 100 years)")
+        for name in ("mock_ttft_ms", "mock_itl_ms"):
+            if not 0 <= getattr(self, name) <= MAX_MOCK_MS:  # (NaN fails this too)
+                problems.append(f"{name} must be from 0 to {MAX_MOCK_MS:g} ms")
+        problems.extend(self._window_problems())
+        if len(self.percentiles) > MAX_PERCENTILES:
+            problems.append(f"at most {MAX_PERCENTILES} percentiles")
         for p in self.percentiles:
             if not 0 < p < 100:
                 problems.append(f"percentile {p:g} is not between 0 and 100")
@@ -267,6 +358,43 @@ class BenchConfig:
                 problems.append(f"goodput metric {name!r} is not one of {GOODPUT_METRICS}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _window_problems(self) -> list[str]:
+        """What is wrong with --warmup / --cooldown in requests (seconds fit any run)."""
+        count = self.prompt_count
+        warm, cool = self.warmup, self.cooldown
+        if count is None:
+            if cool.unit == "requests" and cool.amount:
+                return [
+                    "a --cooldown in requests needs a count-bounded run; with --duration give "
+                    "it in seconds (e.g. --cooldown 5s)"
+                ]
+            return []
+        excluded = sum(int(w.amount) for w in (warm, cool) if w.unit == "requests")
+        if excluded >= count:
+            return [
+                f"--warmup {warm} and --cooldown {cool} exclude all {count} requests "
+                "(--num-prompts) from the statistics"
+            ]
+        return []
+
+    def _schedule_problems(self) -> list[str]:
+        """What is wrong with a finite rate's schedule: too long, or too many requests."""
+        rate = self.request_rate
+        count = self.prompt_count
+        if count is not None and count / rate > MAX_SECONDS:
+            return [
+                f"--request-rate {rate:g} would send {count} requests over {count / rate:g} s, "
+                "more than 100 years"
+            ]
+        if count is None and self.duration is not None:
+            expected = rate * max(self.duration - self.ramp_up / 2, 0.0)
+            if expected > MAX_REQUESTS:
+                return [
+                    f"--duration {self.duration:g} at --request-rate {rate:g} is about "
+                    f"{expected:.0f} requests, more than the {MAX_REQUESTS} a run sends"
+                ]
+        return []
 
     @property
     def embedded(self) -> bool:

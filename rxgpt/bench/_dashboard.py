@@ -14,6 +14,7 @@ import sys
 import time
 from typing import IO, Any
 
+from .._secrets import redact
 from ._config import BenchConfig
 from ._report import Report
 from ._run import arun
@@ -101,7 +102,7 @@ async def run_with_progress(config: BenchConfig, out: IO[str] | None = None) -> 
 
     def started(target: Target, workers: int) -> None:
         nonlocal title
-        where = "the embedded server" if target.embedded else target.base_url
+        where = "the embedded server" if target.embedded else redact(target.base_url)
         title = f"rxgpt bench → {where} ({workers} worker{'s' if workers > 1 else ''})"
         if target.embedded:
             stream.write(

@@ -3,6 +3,10 @@
 ``rxgpt bench`` with no base URL and no key benchmarks :class:`rxgpt.mock.MockServer`. It
 runs in a separate process so that the server's work does not share the client's event
 loop (which would make the client measure its own contention).
+
+Child processes (this server, ``--workers``) are started by :func:`start_child`, with
+SIGINT blocked: Ctrl+C reaches the parent alone, which stops them, and no child prints a
+traceback because it was interrupted in its start-up or its run.
 """
 
 from __future__ import annotations
@@ -10,12 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-from collections.abc import Iterator
+import signal
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from .._errors import TransportError
 
-__all__ = ["embedded_server"]
+__all__ = ["EmbeddedServer", "start_child"]
+
+#: Seconds the server may take to start.
+START_TIMEOUT = 30.0
+
+
+def start_child(process: BaseProcess) -> None:
+    """Start ``process`` with SIGINT blocked in it (the signal mask is inherited by the
+    spawned interpreter, which then never sees Ctrl+C; its parent ends it)."""
+    # (starting the resource tracker, as the first spawn does, unblocks SIGINT: before)
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _serve(conn: Connection, tokens: int, ttft_ms: float, itl_ms: float) -> None:
@@ -34,30 +55,51 @@ def _serve(conn: Connection, tokens: int, ttft_ms: float, itl_ms: float) -> None
         asyncio.run(main())
 
 
-@contextlib.contextmanager
-def embedded_server(tokens: int, ttft_ms: float, itl_ms: float) -> Iterator[str]:
-    """Run the mock server in a child process; yield its origin (``http://127.0.0.1:PORT``)."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(
-        target=_serve, args=(child, tokens, ttft_ms, itl_ms), name="rxgpt-bench-server"
-    )
-    process.daemon = True
-    process.start()
-    child.close()
-    try:
-        if not parent.poll(30):
-            raise TransportError("the embedded server did not start within 30 s")
+class EmbeddedServer:
+    """The mock server in a child process: started at once, :meth:`wait` for its origin
+    (``http://127.0.0.1:PORT``), then :meth:`stop` (or :meth:`kill`, on an interruption)."""
+
+    def __init__(self, tokens: int, ttft_ms: float, itl_ms: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve,
+            args=(child, tokens, ttft_ms, itl_ms),
+            name="rxgpt-bench-server",
+            daemon=True,
+        )
         try:
-            url = parent.recv()
-        except EOFError:
+            start_child(self._process)
+        finally:
+            child.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id."""
+        return self._process.pid
+
+    def wait(self, timeout: float = START_TIMEOUT) -> str:
+        """The server's origin once it listens (blocking; TransportError if it does not)."""
+        try:
+            if not self._conn.poll(timeout):
+                raise TransportError(f"the embedded server did not start within {timeout:g} s")
+            return str(self._conn.recv())
+        except (EOFError, OSError):
             raise TransportError("the embedded server exited before it started") from None
-        yield str(url)
-    finally:
+
+    def stop(self) -> None:
+        """Ask the server to shut down, and wait (5 s) before it is killed (blocking)."""
         with contextlib.suppress(OSError):
-            parent.send("stop")
-        parent.close()
-        process.join(5)
-        if process.is_alive():
-            process.terminate()
-            process.join(5)
+            self._conn.send("stop")
+        self._process.join(5)
+        self.kill()
+
+    def kill(self) -> None:
+        """End the server process now (SIGTERM, then SIGKILL after 5 s)."""
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5)
+        self._conn.close()

@@ -19,12 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .._secrets import redact, redact_value
 from ._config import BenchConfig
+from ._files import loads, read_text
 from ._health import Health
 from ._metrics import LATENCY_METRICS, Aggregate
 from ._stats import Histogram, percentile_key
 
 __all__ = ["Report", "build_report", "compare", "load_report", "write_csv"]
+
+#: The largest report file ``compare`` reads (a day-long run's report is a few MB).
+MAX_REPORT_BYTES = 64 * 2**20
 
 #: The metrics in the final table, with their titles.
 _TABLE_METRICS = (
@@ -174,7 +179,7 @@ def build_report(
         "label": config.label,
         "model_id": model,
         "tokenizer_id": None,
-        "base_url": base_url,
+        "base_url": redact(base_url),
         "embedded_server": embedded,
         "dataset": config.dataset,
         "num_prompts": config.prompt_count,
@@ -187,6 +192,44 @@ def build_report(
         "cooldown": str(config.cooldown),
         "excluded_requests": excluded,
         **{k: v for k, v in config.metadata.items()},
+        **_rates(config, agg, duration),
+        "percentiles": list(config.percentiles),
+        "workers": workers,
+        "rxgpt_version": version,
+    }
+    f.update(_latencies(config, agg))
+    flagged = any(h.flagged for h in health)
+
+    def worst(name: str) -> float | None:
+        values = [v for h in health if (v := getattr(h, name)) is not None]
+        return max(values) if values else None
+
+    f["client_health"] = {
+        "flagged": flagged,
+        "reasons": [r for h in health for r in h.reasons],
+        "loop_lag_p99_ms": worst("loop_lag_p99_ms"),
+        "cpu_fraction": worst("cpu_fraction"),
+        "dispatch_lateness_p99_ms": worst("dispatch_lateness_p99_ms"),
+        "parse_delay_p99_ms": worst("parse_delay_p99_ms"),
+        "coalesced_fraction": agg.coalesced / agg.chunks if agg.chunks else 0.0,
+        "workers": [h.to_json() for h in health],
+    }
+    # (no secret in a file: a URL's user-info or ?key=, a key pasted into a label or metadata)
+    fields = {k: _round(v) for k, v in redact_value(f).items()}
+    t0 = agg.t0_ns
+    series = {
+        "output_tokens_per_s": [(float(s), float(v)) for s, v in sorted(agg.tokens_per_s.items())],
+        "completed_per_s": [(float(s), float(v)) for s, v in sorted(agg.done_per_s.items())],
+        "in_flight": [(t, float(n)) for t, n in agg.inflight_series()],
+    }
+    del t0
+    hist = {name: agg.hist[name] for name in ("ttft", "ttfc", "tpot", "itl", "token_itl", "e2el")}
+    return Report(fields, hist, series, health)
+
+
+def _rates(config: BenchConfig, agg: Aggregate, duration: float) -> dict[str, Any]:
+    """The report's counts, totals and rates (vLLM's names)."""
+    return {
         "duration": duration,
         "completed": agg.completed,
         "failed": agg.failed,
@@ -211,76 +254,68 @@ def build_report(
         "chunks": agg.chunks,
         "network_reads": agg.reads,
         "coalesced_chunks": agg.coalesced,
-        "percentiles": list(config.percentiles),
-        "workers": workers,
-        "rxgpt_version": version,
     }
+
+
+def _latencies(config: BenchConfig, agg: Aggregate) -> dict[str, Any]:
+    """The report's latency summaries (``mean_ttft_ms``, ``p99_itl_ms``...) and mean lengths."""
+    out: dict[str, Any] = {}
     for metric in LATENCY_METRICS:
-        f.update(agg.hist[metric].summary(config.percentiles).fields(metric))
-    f["mean_input_len"] = agg.input_hist.mean
-    f["mean_output_len"] = agg.output_hist.mean
-    flagged = any(h.flagged for h in health)
+        out.update(agg.hist[metric].summary(config.percentiles).fields(metric))
+    out["mean_input_len"] = agg.input_hist.mean
+    out["mean_output_len"] = agg.output_hist.mean
+    return out
 
-    def worst(name: str) -> float | None:
-        values = [v for h in health if (v := getattr(h, name)) is not None]
-        return max(values) if values else None
 
-    f["client_health"] = {
-        "flagged": flagged,
-        "reasons": [r for h in health for r in h.reasons],
-        "loop_lag_p99_ms": worst("loop_lag_p99_ms"),
-        "cpu_fraction": worst("cpu_fraction"),
-        "dispatch_lateness_p99_ms": worst("dispatch_lateness_p99_ms"),
-        "parse_delay_p99_ms": worst("parse_delay_p99_ms"),
-        "coalesced_fraction": agg.coalesced / agg.chunks if agg.chunks else 0.0,
-        "workers": [h.to_json() for h in health],
-    }
-    fields = {k: _round(v) for k, v in f.items()}
-    t0 = agg.t0_ns
-    series = {
-        "output_tokens_per_s": [(float(s), float(v)) for s, v in sorted(agg.tokens_per_s.items())],
-        "completed_per_s": [(float(s), float(v)) for s, v in sorted(agg.done_per_s.items())],
-        "in_flight": [(t, float(n)) for t, n in agg.inflight_series()],
-    }
-    del t0
-    hist = {name: agg.hist[name] for name in ("ttft", "ttfc", "tpot", "itl", "token_itl", "e2el")}
-    return Report(fields, hist, series, health)
+def metric_fields(config: BenchConfig) -> list[str]:
+    """The numeric fields of a report of ``config``'s run (what ``--slo-search`` may name)."""
+    agg = Aggregate(config.goodput)
+    fields = {**_rates(config, agg, 1.0), **_latencies(config, agg)}
+    return [
+        k
+        for k, v in fields.items()
+        if not isinstance(v, dict | list | bool) and not k.startswith("goodput_")
+    ]
 
 
 def load_report(path: str) -> dict[str, Any]:
     """A report JSON file written by ``--output-json`` (or vLLM's own result file)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as error:
-        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON: {error}") from None
+    data = loads(read_text(path, MAX_REPORT_BYTES), path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a benchmark report (a JSON object)")
     return data
 
 
+def _number(value: Any) -> float | None:
+    """A report field as a float, or None (not a number, or beyond a float's range)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
 def compare(a: Mapping[str, Any], b: Mapping[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
     """The numeric fields both reports share, side by side with the change from A to B."""
-    keys = [
-        k
-        for k, v in a.items()
-        if isinstance(v, int | float)
-        and not isinstance(v, bool)
-        and isinstance(b.get(k), int | float)
-        and not isinstance(b.get(k), bool)
-    ]
+    numbers = {
+        k: (va, vb)
+        for k in a
+        if (va := _number(a[k])) is not None and (vb := _number(b.get(k))) is not None
+    }
+    keys = list(numbers)
     width = max((len(k) for k in keys), default=10)
     lines = [f"{'field':<{width}}  {names[0]:>14}  {names[1]:>14}  {'change':>10}"]
     for key in keys:
-        va, vb = float(a[key]), float(b[key])
+        va, vb = numbers[key]
         change = "" if va == vb else ("n/a" if va == 0 else f"{(vb - va) / abs(va):+.1%}")
         lines.append(f"{key:<{width}}  {va:>14.4g}  {vb:>14.4g}  {change:>10}")
     for label, report in zip(names, (a, b), strict=True):
         health = report.get("client_health")
         if isinstance(health, dict) and health.get("flagged"):
-            lines.append(f"{label} is flagged: " + "; ".join(health.get("reasons", [])))
+            reasons = health.get("reasons")
+            said = "; ".join(map(str, reasons)) if isinstance(reasons, list) else ""
+            lines.append(f"{label} is flagged: {said}")
     return "\n".join(lines)
 
 

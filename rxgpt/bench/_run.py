@@ -19,7 +19,7 @@ from typing import IO
 from .._client import _from_env
 from .._providers import get_provider
 from ._config import BenchConfig
-from ._embedded import embedded_server
+from ._embedded import EmbeddedServer
 from ._metrics import Aggregate
 from ._report import Report, build_report
 from ._schedule import Plan, make_plan
@@ -64,17 +64,22 @@ async def _target(config: BenchConfig, max_output: int) -> AsyncIterator[Target]
         )
         return
     loop = asyncio.get_running_loop()
-    manager = embedded_server(max_output, config.mock_ttft_ms, config.mock_itl_ms)
-    origin = await loop.run_in_executor(None, manager.__enter__)
+    server = EmbeddedServer(max_output, config.mock_ttft_ms, config.mock_itl_ms)
+    done = False
     try:
+        origin = await loop.run_in_executor(None, server.wait)
         yield Target(
             provider.base_url_at(origin),
             "sk-embedded",
             config.model or EMBEDDED_MODEL,
             embedded=True,
         )
+        done = True
     finally:
-        await loop.run_in_executor(None, manager.__exit__, None, None, None)
+        if done:
+            await loop.run_in_executor(None, server.stop)
+        else:  # interrupted (Ctrl+C cancels the run) or failed: no waiting
+            server.kill()
 
 
 async def arun(

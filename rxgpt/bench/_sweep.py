@@ -18,13 +18,14 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from ._config import BenchConfig, SLOTarget
-from ._report import Report
+from ._config import MAX_CONCURRENCY, BenchConfig, SLOTarget
+from ._report import Report, metric_fields
 from ._run import _target, arun
 from ._schedule import Plan, make_plan
 from ._shard import prompt_pool
+from ._stats import percentile_key
 
-__all__ = ["slo_search", "steps_table", "sweep"]
+__all__ = ["check_targets", "slo_search", "steps_table", "sweep"]
 
 
 def _step(config: BenchConfig, name: str, **changes: object) -> BenchConfig:
@@ -55,7 +56,7 @@ async def sweep(config: BenchConfig, size: int = 6) -> Report:
         ]
         low = float(steps[0]["request_throughput"])
         high = float(steps[1]["request_throughput"])
-        count = max(size - 2, 0)
+        count = max(size - 2, 0) if high > 0 else 0  # (no rate between nothing and nothing)
         for k in range(1, count + 1):
             rate = low + (high - low) * k / (count + 1)
             steps.append(await _measure(base, f"rate {rate:.2f}", request_rate=rate))
@@ -65,6 +66,22 @@ async def sweep(config: BenchConfig, size: int = 6) -> Report:
 
 def _count_plan(config: BenchConfig) -> Plan:
     return make_plan(dataclasses.replace(config, request_rate=math.inf, max_concurrency=1))
+
+
+def check_targets(targets: Sequence[SLOTarget], config: BenchConfig) -> None:
+    """Refuse (ValueError) a target naming no numeric field of ``config``'s reports."""
+    known = metric_fields(config)
+    for target in targets:
+        if target.field in known:
+            continue
+        latency = [k.removeprefix("mean_") for k in known if k.startswith("mean_")]
+        pcts = ", ".join(percentile_key(p) for p in config.percentiles)
+        others = ", ".join(k for k in known if not k.endswith("_ms"))
+        raise ValueError(
+            f"--slo-search: {target.field!r} is not a field of the report: the latency fields "
+            f"are mean_, median_, std_ or pNN_ (NN one of --percentiles: {pcts}) before "
+            f"{', '.join(latency)}; the others are {others}"
+        )
 
 
 def _holds(report: Report, targets: Sequence[SLOTarget]) -> bool:
@@ -83,6 +100,7 @@ async def slo_search(
     """The highest rate (``over="rate"``) or concurrency meeting ``targets``, by bisection."""
     if over not in ("rate", "concurrency"):
         raise ValueError(f"--slo-search-over is rate or concurrency, not {over!r}")
+    check_targets(targets, config)
     max_output = max(p.output_tokens for p in prompt_pool(config, _count_plan(config)))
     async with _target(config, max_output) as target:
         base = _resolved(config, target.base_url, target.api_key, target.model)
@@ -95,7 +113,7 @@ async def slo_search(
                 top = await _measure(base, "throughput", request_rate=math.inf)
                 lo, hi = float(sync["request_throughput"]), float(top["request_throughput"])
             else:
-                cap = config.max_concurrency or (config.prompt_count or 256)
+                cap = config.max_concurrency or min(config.prompt_count or 256, MAX_CONCURRENCY)
                 top = await _measure(
                     base, f"concurrency {cap}", request_rate=math.inf, max_concurrency=cap
                 )

@@ -16,12 +16,13 @@ import contextlib
 import multiprocessing
 import os
 import time
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
 from .._errors import RxgptError
+from .._secrets import redact
 from ._config import BenchConfig
+from ._embedded import start_child
 from ._health import Health
 from ._metrics import Aggregate
 from ._schedule import Plan, make_plan
@@ -44,9 +45,9 @@ def _worker(conn: Connection, config: BenchConfig, target: Target, shard: int, s
         if kind != "start":
             return
         asyncio.run(_worker_run(conn, config, plan, prepared, int(t0), shard, shards))
-    except Exception as error:  # reported to the parent, which raises RxgptError
+    except Exception as error:  # reported to the parent (one line), which raises RxgptError
         with contextlib.suppress(OSError):
-            conn.send(("error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+            conn.send(("error", redact(f"{type(error).__name__}: {error}".splitlines()[0])))
     finally:
         conn.close()
 
@@ -133,11 +134,14 @@ class _Progress:
 
 
 def _receive(conn: Connection, timeout: float) -> tuple[str, Any]:
-    if not conn.poll(timeout):
-        raise RxgptError(f"a bench worker sent nothing for {timeout:g} s")
+    deadline = time.monotonic() + timeout
+    # (in steps of at most an hour: a poll's timeout is an int of milliseconds)
+    while not conn.poll(min(max(deadline - time.monotonic(), 0.0), 3600.0)):
+        if time.monotonic() >= deadline:
+            raise RxgptError(f"a bench worker sent nothing for {timeout:g} s")
     try:
         message: tuple[str, Any] = conn.recv()
-    except EOFError:
+    except (EOFError, OSError):
         raise RxgptError("a bench worker exited without its result") from None
     return message
 
@@ -152,6 +156,7 @@ async def run_workers(
     conns: list[Connection] = []
     processes = []
     progress = _Progress(live, shards)
+    finished = False
     try:
         for shard in range(shards):
             parent, child = ctx.Pipe()
@@ -161,8 +166,10 @@ async def run_workers(
                 name=f"rxgpt-bench-worker-{shard}",
                 daemon=True,
             )
-            process.start()
-            child.close()
+            try:
+                start_child(process)
+            finally:
+                child.close()
             conns.append(parent)
             processes.append(process)
         for conn in conns:
@@ -185,15 +192,21 @@ async def run_workers(
                     raise RxgptError(f"bench worker {shard} failed: {payload}")
 
         states = await asyncio.gather(*(collect(k, c) for k, c in enumerate(conns)))
+        finished = True
     finally:
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.close()
+        # Interrupted (Ctrl+C cancels this) or failed: the workers are ended at once. Each
+        # ends before its pipe closes, so a thread still waiting on that pipe wakes (EOF).
         for process in processes:
-            process.join(10)
+            process.join(10 if finished else 0)
             if process.is_alive():
                 process.terminate()
                 process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.close()
     agg = Aggregate.from_state(states[0]["aggregate"])
     for state in states[1:]:
         agg.merge(Aggregate.from_state(state["aggregate"]))

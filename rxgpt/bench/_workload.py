@@ -26,14 +26,14 @@ report whenever the stream reports usage.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ._config import BenchConfig
+from ._config import MAX_OUTPUT_TOKENS, MAX_WORKLOAD_TOKENS, BenchConfig
+from ._files import json_problem, loads, read_text
 
 __all__ = ["BenchPrompt", "build_prompts", "estimate_tokens"]
 
@@ -243,6 +243,11 @@ _WORDS = tuple(
     ]
 )
 
+#: The largest dataset file read (ShareGPT V3, the usual one, is 0.64 GB).
+MAX_DATASET_BYTES = 2**30
+#: The most characters of file prompts a run builds (each is also encoded as a body).
+MAX_WORKLOAD_CHARS = 2**27
+
 _PIECES = re.compile(r"\w+|[^\w\s]")
 
 
@@ -293,23 +298,12 @@ def _random(config: BenchConfig, count: int, rng: random.Random) -> list[BenchPr
     return out
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as error:
-        raise ValueError(f"cannot read dataset {path}: {error.strerror or error}") from None
-
-
 def _sharegpt(text: str, where: str) -> list[BenchPrompt]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where} is not JSON: {error}") from None
+    data = loads(text, where)
     if not isinstance(data, list):
         raise ValueError(f"{where}: a ShareGPT file is a JSON list of conversations")
     out = []
-    for entry in data:
+    for number, entry in enumerate(data, 1):
         turns = (
             entry.get("conversations") or entry.get("conversation")
             if isinstance(entry, dict)
@@ -326,8 +320,17 @@ def _sharegpt(text: str, where: str) -> list[BenchPrompt]:
         if not isinstance(answer, str):
             continue
         prompt = first["value"]
-        out.append(BenchPrompt(_user(prompt), estimate_tokens(prompt), estimate_tokens(answer)))
+        _check(_user(prompt), where, f"conversation {number}")
+        n_out = min(estimate_tokens(answer), MAX_OUTPUT_TOKENS)
+        out.append(BenchPrompt(_user(prompt), estimate_tokens(prompt), n_out))
     return out
+
+
+def _check(messages: tuple[dict[str, Any], ...], where: str, which: str) -> None:
+    """Refuse a prompt no request body can carry (a lone surrogate, a 100-digit number)."""
+    problem = json_problem(list(messages))
+    if problem is not None:
+        raise ValueError(f"{where}: {which}: {problem}")
 
 
 def _jsonl(text: str, where: str, default_out: int) -> list[BenchPrompt]:
@@ -335,16 +338,18 @@ def _jsonl(text: str, where: str, default_out: int) -> list[BenchPrompt]:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where}:{number}: not JSON: {error}") from None
+        item = loads(line, f"{where}:{number}")
         n_out = default_out
         if isinstance(item, str):
             messages = _user(item)
         elif isinstance(item, dict):
             raw_out = item.get("output_tokens", item.get("max_tokens"))
             if isinstance(raw_out, int) and not isinstance(raw_out, bool) and raw_out > 0:
+                if raw_out > MAX_OUTPUT_TOKENS:
+                    raise ValueError(
+                        f"{where}:{number}: {raw_out} output tokens, more than "
+                        f"{MAX_OUTPUT_TOKENS} a request asks for"
+                    )
                 n_out = raw_out
             if isinstance(item.get("messages"), list):
                 messages = tuple(dict(m) for m in item["messages"] if isinstance(m, dict))
@@ -354,6 +359,7 @@ def _jsonl(text: str, where: str, default_out: int) -> list[BenchPrompt]:
                 raise ValueError(f"{where}:{number}: expected a 'prompt' or 'messages' field")
         else:
             raise ValueError(f"{where}:{number}: expected a string or an object")
+        _check(messages, where, f"line {number}")
         text_in = " ".join(str(m.get("content", "")) for m in messages)
         out.append(BenchPrompt(messages, estimate_tokens(text_in), n_out))
     return out
@@ -369,7 +375,7 @@ def _file_prompts(config: BenchConfig) -> list[BenchPrompt]:
         )
         return _sharegpt(text, where)
     assert config.dataset_path is not None
-    text = _read(config.dataset_path)
+    text = read_text(config.dataset_path, MAX_DATASET_BYTES, "dataset")
     if config.dataset == "sharegpt":
         return _sharegpt(text, config.dataset_path)
     return _jsonl(text, config.dataset_path, config.output_len)
@@ -383,6 +389,7 @@ def build_prompts(config: BenchConfig, count: int) -> list[BenchPrompt]:
     """
     rng = random.Random(config.seed)
     if config.dataset in ("random", "shared-prefix"):
+        _refuse_large(config, count)
         prompts = _random(config, count, rng)
     else:
         pool = _file_prompts(config)
@@ -390,7 +397,26 @@ def build_prompts(config: BenchConfig, count: int) -> list[BenchPrompt]:
             raise ValueError(f"dataset {config.dataset_path or config.dataset} has no prompt")
         rng.shuffle(pool)
         prompts = [pool[i % len(pool)] for i in range(count)]
+        size = sum(len(p.text) for p in prompts)
+        if size > MAX_WORKLOAD_CHARS:
+            raise ValueError(
+                f"{count} prompts of dataset {config.dataset_path or config.dataset} hold "
+                f"{size} characters, more than the {MAX_WORKLOAD_CHARS} a run builds "
+                "(lower --num-prompts)"
+            )
     if config.max_tokens is not None:
         limit = config.max_tokens
         prompts = [BenchPrompt(p.messages, p.input_tokens, limit) for p in prompts]
     return prompts
+
+
+def _refuse_large(config: BenchConfig, count: int) -> None:
+    """Refuse random prompts of more than :data:`MAX_WORKLOAD_TOKENS` tokens in all."""
+    prefix = config.prefix_len if config.dataset == "shared-prefix" else 0
+    longest = prefix + max(1, int(config.input_len * (1 + config.range_ratio)))
+    if count * longest > MAX_WORKLOAD_TOKENS:
+        raise ValueError(
+            f"{count} prompts of up to {longest} tokens are {count * longest} tokens, more "
+            f"than the {MAX_WORKLOAD_TOKENS} a run builds (prompts are built up front, at "
+            "most 10000 and then reused): lower --num-prompts, --input-len or --prefix-len"
+        )
