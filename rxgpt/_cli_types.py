@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 __all__ = [
     "MAX_COUNT",
+    "MAX_MILLISECONDS",
     "MAX_SECONDS",
     "count",
     "factor",
@@ -116,7 +117,10 @@ def number(
 
 #: A positive number of seconds (at most 100 years).
 seconds = number(0, MAX_SECONDS, unit="seconds", low_open=True)
-#: A duration in milliseconds, zero or more (at most a day: no step or prefill is longer).
-milliseconds = number(0, 86_400_000, unit="milliseconds")
+#: The longest duration a millisecond flag takes: a day (no decode step or prefill is longer).
+MAX_MILLISECONDS = 86_400_000.0
+
+#: A duration in milliseconds, zero or more (at most a day).
+milliseconds = number(0, MAX_MILLISECONDS, unit="milliseconds")
 #: A multiplier, more than 0 (at most 1,000).
 factor = number(0, 1000, low_open=True)

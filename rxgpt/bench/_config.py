@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._cli_types import MAX_COUNT, MAX_SECONDS
+from .._cli_types import MAX_COUNT, MAX_MILLISECONDS, MAX_SECONDS
 from ._stats import DEFAULT_PERCENTILES
 
 __all__ = [
@@ -64,8 +64,8 @@ MAX_REQUESTS = 1_000_000
 MAX_CONCURRENCY = 65_535
 #: The most percentiles ``--percentiles`` lists (each adds a field per metric).
 MAX_PERCENTILES = 32
-#: The longest ``--mock-ttft-ms`` / ``--mock-itl-ms`` (a day, as every millisecond flag).
-MAX_MOCK_MS = 86_400_000.0
+#: The longest ``--mock-ttft-ms`` / ``--mock-itl-ms``: as every millisecond flag's.
+MAX_MOCK_MS = MAX_MILLISECONDS
 
 
 def max_workers() -> int:
