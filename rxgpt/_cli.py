@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from ._chat_stream import ChatStream
@@ -462,26 +462,22 @@ class _LogWriter(DeltaLogger):
         super().__init__(file)
         self.error: OSError | None = None
 
-    def _on_next_core(self, value: Delta) -> None:
+    def _guarded(self, write: Callable[[], None]) -> None:
+        """Run one of DeltaLogger's writes unless one failed before; keep its failure."""
         if self.error is None:
             try:
-                super()._on_next_core(value)
+                write()
             except OSError as error:
                 self.error = error
+
+    def _on_next_core(self, value: Delta) -> None:
+        self._guarded(lambda: super(_LogWriter, self)._on_next_core(value))
 
     def _on_error_core(self, error: Exception) -> None:
-        if self.error is None:
-            try:
-                super()._on_error_core(error)
-            except OSError as failure:
-                self.error = failure
+        self._guarded(lambda: super(_LogWriter, self)._on_error_core(error))
 
     def _on_completed_core(self) -> None:
-        if self.error is None:
-            try:
-                super()._on_completed_core()
-            except OSError as error:
-                self.error = error
+        self._guarded(super()._on_completed_core)
 
 
 class _PipePrinter(TextPrinter):
