@@ -68,8 +68,17 @@ def connect(
         pool = client.connection_pool
         pool.connection_class(**pool.connection_kwargs)  # an unknown ?option= fails here
     except (ValueError, TypeError, RedisError) as error:
-        raise TransportError(redact(f"not a Redis URL {url!r}: {error}")) from None
+        raise TransportError(redact(f"not a Redis URL {_shown(url)!r}: {error}")) from None
     return client
+
+
+def _shown(url: str) -> str:
+    """``url`` for a message, without what may be a password: everything from ``://`` to
+    the last ``@`` (``redis://***@host/0``), even a password holding ``@`` or ``/``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def _check_url(url: str) -> None:
@@ -95,9 +104,10 @@ def relay_error(error: BaseException, client: Redis, doing: str) -> RxgptError:
     return TransportError(redact(f"Redis at {describe(client)} failed while {doing}: {reason}"))
 
 
-async def ping(client: Redis, timeout: float = PING_TIMEOUT) -> None:
-    """Check that the server answers within ``timeout`` seconds; a
-    :class:`~rxgpt.TransportError` saying why if not."""
+async def ping(client: Redis, timeout: float | None = None) -> None:
+    """Check that the server answers within ``timeout`` seconds (default
+    :data:`PING_TIMEOUT`); a :class:`~rxgpt.TransportError` saying why if not."""
+    timeout = PING_TIMEOUT if timeout is None else timeout
     try:
         async with asyncio.timeout(timeout):
             await client.ping()
