@@ -28,7 +28,7 @@ from .._cli_types import MAX_SECONDS, number, seconds, utf8_text
 from .._errors import RxgptError
 from .._observers import StreamMetrics, TextPrinter
 from .._secrets import redact
-from ._bounds import DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
+from ._bounds import DEFAULT_BLOCK, DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
 
 if TYPE_CHECKING:
     from ._publish import Relay
@@ -44,6 +44,10 @@ __all__ = [
 
 #: Seconds ``rxgpt chat --relay`` waits, after the answer, for the relay's last writes.
 FINISH_TIMEOUT = 10.0
+#: Seconds the commands' Redis client waits for any one answer. Their blocking reads ask
+#: Redis to answer within DEFAULT_BLOCK (1 s); a Redis silent for this long is hung
+#: (stopped, or a network that drops packets), and waiting on would be without end.
+READ_TIMEOUT = DEFAULT_BLOCK + 9.0
 #: The largest ``--page`` file ``rxgpt relay`` serves (a viewer page is kilobytes).
 MAX_PAGE_BYTES = 16 * 2**20
 
@@ -149,7 +153,7 @@ async def chat_relay(args: argparse.Namespace, stream: ChatStream) -> AsyncItera
     from ._connect import connect, describe, ping
     from ._publish import publish
 
-    client = connect(args.relay)
+    client = connect(args.relay, read_timeout=READ_TIMEOUT)
     try:
         await ping(client)
         relay = publish(stream, client, args.relay_key, ttl=args.relay_ttl, lease=args.relay_lease)
@@ -181,7 +185,7 @@ async def follow_relay(args: argparse.Namespace) -> int:
     from ._subscribe import subscribe
 
     try:
-        client = connect(args.from_relay)
+        client = connect(args.from_relay, read_timeout=READ_TIMEOUT)
     except RxgptError as error:
         return _report_error(error)
     try:
@@ -239,7 +243,7 @@ async def _serve(args: argparse.Namespace) -> None:
     from ._connect import connect, describe, ping
     from ._web import STREAM_ROUTE, create_app
 
-    client = connect(args.redis)
+    client = connect(args.redis, read_timeout=READ_TIMEOUT)
     try:
         await ping(client)
         try:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .._errors import RxgptError, TransportError
@@ -47,18 +48,28 @@ def connect(
     *,
     max_connections: int = 10_000,
     connect_timeout: float = 2.0,
+    read_timeout: float | None = None,
     **options: Any,
 ) -> Redis:
     """A redis-py asyncio client for ``url`` (``redis://HOST:PORT/DB``) with relay settings.
 
-    Nothing is sent yet; :func:`ping` checks that the server answers. ``options`` go to
-    ``redis.asyncio.Redis.from_url`` and override the relay's settings.
+    Nothing is sent yet; :func:`ping` checks that the server answers. ``read_timeout``:
+    seconds any one answer may take (None: no bound; it must exceed every blocking read's
+    ``block``), after which the command fails without a retry (a server silent that long
+    is hung, not restarting). ``options`` go to ``redis.asyncio.Redis.from_url`` and
+    override the relay's settings.
     """
+    backoff = ExponentialWithJitterBackoff(BACKOFF_BASE, BACKOFF_CAP)
+    retry = (
+        Retry(backoff, RETRIES)
+        if read_timeout is None
+        else Retry(backoff, RETRIES, supported_errors=(RedisConnectionError,))
+    )
     settings: dict[str, Any] = {
-        "socket_timeout": None,
+        "socket_timeout": read_timeout,
         "socket_connect_timeout": connect_timeout,
         "max_connections": max_connections,
-        "retry": Retry(ExponentialWithJitterBackoff(BACKOFF_BASE, BACKOFF_CAP), RETRIES),
+        "retry": retry,
         "health_check_interval": 0,
         **options,
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, RedisProcess, env
 
+import rxgpt.relay._cli as cli_module
 import rxgpt.relay._connect as connect_module
 from rxgpt._cli import main
 from rxgpt.mock import MockServer
@@ -70,7 +71,8 @@ def fake_redis(mode: str) -> Iterator[int]:
     """A TCP server on 127.0.0.1 that is no Redis; yields its port.
 
     ``silent``: accepts and never answers; ``close``: closes each connection at once;
-    ``http``: answers as an HTTP server does.
+    ``http``: answers as an HTTP server does; ``hung``: answers the connection's set-up and
+    PING, then nothing (a Redis that hangs once the command has started).
     """
     ready = threading.Event()
     loop = asyncio.new_event_loop()
@@ -80,7 +82,9 @@ def fake_redis(mode: str) -> Iterator[int]:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
-        if mode == "close":
+        if mode == "hung":
+            await answer_until_hung(reader, writer)
+        elif mode == "close":
             writer.close()
         elif mode == "http":
             await reader.read(100)
@@ -111,6 +115,23 @@ def fake_redis(mode: str) -> Iterator[int]:
         loop.close()
 
 
+async def answer_until_hung(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer CLIENT (redis-py's set-up) and PING as Redis does; then read on, answering
+    nothing."""
+    while True:
+        header = await reader.readline()
+        if not header.startswith(b"*"):
+            return
+        words = []
+        for _ in range(int(header[1:])):
+            size = int((await reader.readline())[1:])
+            words.append((await reader.readexactly(size + 2))[:-2].upper())
+        if words[0] == b"PING":
+            writer.write(b"+PONG\r\n")
+        elif words[0] == b"CLIENT":
+            writer.write(b"+OK\r\n")
+
+
 def commands(url: str) -> list[list[str]]:
     """The three commands that talk to Redis at ``url``."""
     return [
@@ -134,6 +155,19 @@ def test_a_server_that_is_not_redis_is_one_line_and_status_1(
     assert f"cannot reach Redis at redis://127.0.0.1:{port}/0" in line and SECRET not in line
     if mode == "silent":
         assert f"no answer within {SHORT_PING:g}s" in line
+
+
+@pytest.mark.parametrize("which", [1, 2], ids=["chat-relay", "chat-from-relay"])
+def test_a_redis_that_hangs_after_ping_is_one_line_and_status_1(
+    which: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``chat --from-relay`` waited without end on a Redis that stopped answering (a read
+    had no timeout): now no answer within READ_TIMEOUT fails, without retrying."""
+    monkeypatch.setattr(cli_module, "READ_TIMEOUT", 2.5, raising=False)  # (> 1 s reads)
+    with fake_redis("hung") as port:
+        assert run(commands(f"redis://:{SECRET}@127.0.0.1:{port}/0")[which]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"redis://127.0.0.1:{port}/0" in line and SECRET not in line
 
 
 @pytest.mark.parametrize(
