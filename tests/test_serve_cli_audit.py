@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -83,6 +84,24 @@ def test_a_bad_fault_is_one_line_and_status_2(
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert all(word in err for word in words), err
+
+
+def test_a_timeline_fifo_nobody_reads_is_one_line_not_a_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening it waited for a reader without end."""
+    fifo = tmp_path / "timeline.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(cli_args, "serve", _no_server, raising=False)
+    monkeypatch.setattr(cli_args, "run_server", _no_server, raising=False)
+    args = parser().parse_args(["--port", "0", "--timeline", str(fifo)])
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(serve_from_args(args)), daemon=True)
+    thread.start()
+    thread.join(BOUND)
+    assert done == [2], "no end" if thread.is_alive() else done
+    err = capsys.readouterr().err
+    assert err == f"rxgpt serve: --timeline: cannot write {fifo}: a FIFO that no process reads\n"
 
 
 def test_a_host_idna_refuses_at_run_time_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

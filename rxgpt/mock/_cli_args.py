@@ -10,6 +10,7 @@ fills the timing flags left out; a flag given wins, even at its default value.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -168,13 +169,14 @@ def serve_from_args(args: argparse.Namespace) -> int:
     """Run ``rxgpt serve`` from parsed flags until Ctrl+C; the exit status."""
     try:
         config = config_from_args(args)
-        if config.timeline_path is not None:
-            with open(config.timeline_path, "a", encoding="utf-8"):
-                pass
+        if config.timeline_path is not None:  # (O_NONBLOCK: a FIFO nobody reads would block)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0)
+            os.close(os.open(config.timeline_path, flags, 0o644))
     except _Mistake as error:
         return _fail(str(error))
     except OSError as error:
-        return _fail(f"--timeline: cannot write {args.timeline}: {error.strerror or error}")
+        reason = "a FIFO that no process reads" if error.errno == errno.ENXIO else error.strerror
+        return _fail(f"--timeline: cannot write {args.timeline}: {reason or error}")
     except ValueError as error:  # MockConfig's own checks: said with the flags' names
         message = str(error)
         for flag, name, _, _ in _TIMING_FLAGS:
