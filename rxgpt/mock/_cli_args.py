@@ -3,7 +3,8 @@
 :func:`add_serve_arguments` puts every server flag on an argparse parser (``rxgpt serve``,
 ``python -m rxgpt.mock``); :func:`serve_from_args` turns the parsed flags into a
 :class:`~rxgpt.mock.MockConfig` and serves until interrupted. A mistake is one line on stderr
-and exit status 2 (a port that cannot be bound: status 1), never a traceback. ``--profile``
+and exit status 2 (a port that cannot be bound: status 1), never a traceback; Ctrl+C
+stops the server and its workers quietly, status 130. ``--profile``
 fills the timing flags left out; a flag given wins, even at its default value.
 """
 
