@@ -3,80 +3,92 @@
 :func:`add_serve_arguments` puts every server flag on an argparse parser (``rxgpt serve``,
 ``python -m rxgpt.mock``); :func:`serve_from_args` turns the parsed flags into a
 :class:`~rxgpt.mock.MockConfig` and serves until interrupted. A mistake is one line on stderr
-and exit status 2 (a port that cannot be bound: status 1), never a traceback. ``--profile``
+and exit status 2 (a port that cannot be bound: status 1), never a traceback; Ctrl+C
+stops the server and its workers quietly, status 130. ``--profile``
 fills the timing flags left out; a flag given wins, even at its default value.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import errno
 import json
-import math
+import os
 import re
 import sys
 from typing import Any
 
-from .._cli_types import count as _count
-from .._cli_types import port as _port
-from .._cli_types import positive as _positive
+from .._cli_types import (
+    MAX_COUNT,
+    count,
+    factor,
+    integer,
+    milliseconds,
+    number,
+    port,
+    positive,
+    utf8_text,
+)
 from ._dialect import MockConfig, parse_options
-from ._runner import run_server
+from ._runner import serve
 from ._timing import PROFILES
 
 __all__ = ["add_serve_arguments", "serve_from_args"]
 
 
-def _milliseconds(text: str) -> float:
-    """A duration in ms, zero or more, for argparse."""
+#: The most ``--workers``: 4 per CPU, and 256 on any machine. Each worker is a process
+#: (tens of MB, its own event loop and decode slots); past a few per CPU they only take
+#: turns on the same cores, and a typo (``--workers 10000``) must not fork the machine to
+#: a standstill.
+MAX_WORKERS = min(256, 4 * (os.cpu_count() or 1))
+
+
+def host(value: str) -> str:
+    """The address a server listens on, for argparse: not empty (``""`` would listen on
+    every interface and announce ``http://:PORT``), UTF-8, a name IDNA can encode."""
+    value = utf8_text(value)
+    if not value:
+        raise argparse.ArgumentTypeError(
+            "is empty: give an address to listen on (0.0.0.0 or :: for every interface)"
+        )
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
-    return value
-
-
-def _factor(text: str) -> float:
-    """A multiplier > 0, for argparse."""
-    value = _milliseconds(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
+        value.encode("idna")
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a host name or address") from None
     return value
 
 
 # (flag, MockConfig field, type, help)
 _TIMING_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--tokens", "tokens", _count, "completion tokens per answer (default 64)"),
-    ("--tokens-std", "tokens_std", _milliseconds, "std dev of the answer length (normal)"),
-    ("--ttft-ms", "ttft_ms", _milliseconds, "constant time to first token (prefill)"),
-    ("--prefill-overhead-ms", "prefill_overhead_ms", _milliseconds, "fixed prefill time"),
+    ("--tokens", "tokens", count, "completion tokens per answer (default 64)"),
+    ("--tokens-std", "tokens_std", number(0, MAX_COUNT), "std dev of the answer length (normal)"),
+    ("--ttft-ms", "ttft_ms", milliseconds, "constant time to first token (prefill)"),
+    ("--prefill-overhead-ms", "prefill_overhead_ms", milliseconds, "fixed prefill time"),
     (
         "--prefill-per-token-ms",
         "prefill_per_token_ms",
-        _milliseconds,
+        milliseconds,
         "prefill time per prompt token",
     ),
-    ("--itl-ms", "itl_ms", _milliseconds, "decode step time: the gap between chunks"),
-    ("--itl-std-ms", "itl_std_ms", _milliseconds, "std dev of the step time (normal, clamped)"),
-    ("--tokens-per-chunk", "tokens_per_chunk", _positive, "tokens per streamed chunk"),
-    ("--max-num-seqs", "max_num_seqs", _positive, "decode slots; more requests queue (FIFO)"),
+    ("--itl-ms", "itl_ms", milliseconds, "decode step time: the gap between chunks"),
+    ("--itl-std-ms", "itl_std_ms", milliseconds, "std dev of the step time (normal, clamped)"),
+    ("--tokens-per-chunk", "tokens_per_chunk", positive, "tokens per streamed chunk"),
+    ("--max-num-seqs", "max_num_seqs", positive, "decode slots; more requests queue (FIFO)"),
     (
         "--time-factor-under-load",
         "time_factor_under_load",
-        _factor,
+        factor,
         "step time multiplier at --max-num-seqs running sequences (linear from 1)",
     ),
-    ("--thinking-tokens", "thinking_tokens", _count, "tokens of a thinking text"),
-    ("--seed", "seed", _count, "seed of the step-time jitter"),
+    ("--thinking-tokens", "thinking_tokens", count, "tokens of a thinking text"),
+    ("--seed", "seed", count, "seed of the step-time jitter"),
 )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``rxgpt serve`` flag to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=_port, default=8000)
+    parser.add_argument("--host", type=host, default="127.0.0.1", help="the address to listen on")
+    parser.add_argument("--port", type=port, default=8000)
     for flag, name, kind, text in _TIMING_FLAGS:
         parser.add_argument(flag, dest=name, type=kind, default=None, help=text)
     parser.add_argument(
@@ -85,8 +97,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="timing preset of a real model (flags given as well win)",
     )
-    parser.add_argument("--model", default=None, help="model of /v1/models (default rxgpt-mock)")
-    parser.add_argument("--api-key", default=None, help="require this API key")
+    parser.add_argument(
+        "--model", type=utf8_text, default=None, help="model of /v1/models (default rxgpt-mock)"
+    )
+    parser.add_argument("--api-key", type=utf8_text, default=None, help="require this API key")
     parser.add_argument(
         "--timeline",
         metavar="FILE",
@@ -95,14 +109,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=integer(1, MAX_WORKERS),
         default=1,
-        help="server processes sharing the port (SO_REUSEPORT); each has its own slots",
+        help="server processes sharing the port (SO_REUSEPORT); each has its own slots "
+        f"(at most {MAX_WORKERS} here: 4 per CPU, 256 in all)",
     )
     parser.add_argument(
         "--fault",
         action="append",
         default=[],
+        type=utf8_text,
         metavar="KEY=VALUE",
         help="a server-wide default of the requests' mock object (any of its keys), e.g. "
         "drop_after=5, status=429, gzip=true, line_endings=crlf, tool_call=true, thinking=8 "
@@ -118,12 +134,14 @@ def _faults(items: list[str]) -> dict[str, Any]:
     faults: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise _Mistake(f"--fault expects KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise _Mistake(f"--fault expects KEY=VALUE (a key of the mock object), got {item!r}")
         try:
             faults[key] = json.loads(value)
         except json.JSONDecodeError:
             faults[key] = value
+        except RecursionError:  # ([[[[... nested past what json can parse)
+            raise _Mistake(f"--fault {key}: the value is nested too deeply") from None
     try:
         parse_options(faults, MockConfig())
     except (TypeError, ValueError) as error:
@@ -152,23 +170,25 @@ def serve_from_args(args: argparse.Namespace) -> int:
     """Run ``rxgpt serve`` from parsed flags until Ctrl+C; the exit status."""
     try:
         config = config_from_args(args)
-        if config.timeline_path is not None:
-            with open(config.timeline_path, "a", encoding="utf-8"):
-                pass
+        if config.timeline_path is not None:  # (O_NONBLOCK: a FIFO nobody reads would block)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0)
+            os.close(os.open(config.timeline_path, flags, 0o644))
     except _Mistake as error:
         return _fail(str(error))
     except OSError as error:
-        return _fail(f"--timeline: cannot write {args.timeline}: {error.strerror or error}")
+        reason = "a FIFO that no process reads" if error.errno == errno.ENXIO else error.strerror
+        return _fail(f"--timeline: cannot write {args.timeline}: {reason or error}")
     except ValueError as error:  # MockConfig's own checks: said with the flags' names
         message = str(error)
         for flag, name, _, _ in _TIMING_FLAGS:
             message = re.sub(rf"\b{name}\b", flag, message)
         return _fail(message)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run_server(args.host, args.port, config, workers=args.workers, freeze_gc=True)
-    except OSError as error:
-        reason = error.strerror or str(error)
+        serve(args.host, args.port, config, workers=args.workers, freeze_gc=True)
+    except KeyboardInterrupt:  # Ctrl+C: quietly, as a shell expects of an interrupted command
+        return 130
+    except (OSError, UnicodeError) as error:  # (UnicodeError: a host name IDNA refuses)
+        reason = getattr(error, "strerror", None) or str(error)
         sys.stderr.write(f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}\n")
         return 1
     return 0

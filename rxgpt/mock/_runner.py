@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.process
+import multiprocessing.resource_tracker
 import os
 import signal
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -79,8 +81,9 @@ class MockServer:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` (the real port once started)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://HOST:PORT`` (the real port once started; an IPv6 address in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -159,14 +162,17 @@ async def serve_forever(
         config, host=host, port=port, reuse_port=reuse_port or workers > 1
     ) as server:
         context = multiprocessing.get_context("spawn")
+        if workers > 1:  # (before the workers: starting it unblocks SIGINT, see below)
+            multiprocessing.resource_tracker.ensure_running()
         for _ in range(workers - 1):
             child = context.Process(
                 target=_worker,
                 args=(host, server.port, server.config, freeze_gc, os.getpid()),
                 daemon=True,
             )
-            child.start()
-            children.append(child)
+            with _sigint_blocked():
+                child.start()
+                children.append(child)
         if freeze_gc:
             for_a_server()
         try:
@@ -185,6 +191,35 @@ async def serve_forever(
                 process.terminate()
             for process in children:
                 process.join(5)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Start a worker in this block: it ignores SIGINT from its first instruction on.
+
+    A worker is stopped by its parent (SIGTERM) or by its parent's death, never by Ctrl+C:
+    the terminal sends SIGINT to every process of the group, and a worker still importing
+    its modules printed a ``KeyboardInterrupt`` traceback. An ignored signal stays ignored
+    across ``exec`` (and Python then installs no handler of its own). So, for the block:
+    SIGINT blocked, then ignored; on leaving, this process's handler back, then unblocked: a
+    Ctrl+C that came meanwhile is held pending and delivered then (on Linux a blocked signal
+    is kept even while its action is to ignore it), and the worker started is already in
+    ``children``. (multiprocessing's resource tracker, started with the first worker,
+    unblocks SIGINT when it is started: :func:`serve_forever` starts it before.)
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if not hasattr(signal, "pthread_sigmask") or previous is None:  # (Windows; a C handler)
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
@@ -219,4 +254,12 @@ def run_server(
     the server; a program of yours calling this keeps its collector as it is by default).
     """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(host, port, config, workers=workers, freeze_gc=freeze_gc))
+        serve(host, port, config, workers=workers, freeze_gc=freeze_gc)
+
+
+def serve(
+    host: str, port: int, config: MockConfig | None, *, workers: int = 1, freeze_gc: bool = False
+) -> None:
+    """:func:`run_server`, with Ctrl+C raised as :class:`KeyboardInterrupt` once the server
+    and its workers are stopped (``rxgpt serve`` exits 130 then)."""
+    asyncio.run(serve_forever(host, port, config, workers=workers, freeze_gc=freeze_gc))

@@ -16,16 +16,19 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import stat
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .._chat_stream import ChatStream
+from .._cli_types import MAX_SECONDS, number, seconds, utf8_text
 from .._errors import RxgptError
 from .._observers import StreamMetrics, TextPrinter
 from .._secrets import redact
-from ._bounds import DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
+from ._bounds import DEFAULT_BLOCK, DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
 
 if TYPE_CHECKING:
     from ._publish import Relay
@@ -41,35 +44,39 @@ __all__ = [
 
 #: Seconds ``rxgpt chat --relay`` waits, after the answer, for the relay's last writes.
 FINISH_TIMEOUT = 10.0
+#: Seconds the commands' Redis client waits for any one answer. Their blocking reads ask
+#: Redis to answer within DEFAULT_BLOCK (1 s); a Redis silent for this long is hung
+#: (stopped, or a network that drops packets), and waiting on would be without end.
+READ_TIMEOUT = DEFAULT_BLOCK + 9.0
+#: The largest ``--page`` file ``rxgpt relay`` serves (a viewer page is kilobytes).
+MAX_PAGE_BYTES = 16 * 2**20
 
 
-def _seconds(text: str) -> float:
-    """A positive number of seconds, for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value:g} is not a positive number of seconds")
-    return value
+#: ``--relay-ttl`` and ``--relay-lease``: seconds, at least a millisecond (Redis keeps them
+#: in whole milliseconds: less would be 0, which deletes the key) and at most 100 years.
+_relay_seconds = number(0.001, MAX_SECONDS, unit="seconds")
 
 
 def add_relay_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rxgpt relay`` to the ``rxgpt`` sub-command parsers; return its parser."""
-    from .._cli_types import port as _port
+    from .._cli_types import port
+    from ..mock._cli_args import host
 
     relay = subparsers.add_parser(
         "relay", help="serve relayed streams as resumable SSE (GET /v1/streams/KEY)"
     )
+    # (--redis is not required=True: argparse would then report it missing before an
+    # unknown option, `rxgpt relay --bogus` saying "required: --redis"; run_relay_command
+    # checks it, after rxgpt's parser has reported unknown options)
     relay.add_argument(
-        "--redis", required=True, metavar="URL", help="the Redis server (redis://HOST:PORT/DB)"
+        "--redis", type=utf8_text, metavar="URL", help="the Redis server (redis://HOST:PORT/DB)"
     )
-    relay.add_argument("--host", default="127.0.0.1", help="the address to listen on")
-    relay.add_argument("--port", type=_port, default=8080, help="the port (0: a free one)")
+    relay.add_argument("--host", type=host, default="127.0.0.1", help="the address to listen on")
+    relay.add_argument("--port", type=port, default=8080, help="the port (0: a free one)")
     relay.add_argument("--page", metavar="FILE", help="an HTML page to serve at / (a viewer)")
     relay.add_argument(
         "--start-timeout",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_START_TIMEOUT,
         metavar="S",
         help="how long a request waits for a stream that has not started (default 10)",
@@ -81,24 +88,30 @@ def add_chat_relay_options(chat: argparse.ArgumentParser) -> None:
     """Add ``--relay``, ``--from-relay``, ``--relay-key`` and the bounds to ``rxgpt chat``."""
     group = chat.add_argument_group("relay (Redis Streams)")
     group.add_argument(
-        "--relay", metavar="URL", help="also publish the answer to Redis (redis://HOST:PORT/DB)"
+        "--relay",
+        type=utf8_text,
+        metavar="URL",
+        help="also publish the answer to Redis (redis://HOST:PORT/DB)",
     )
     group.add_argument(
         "--from-relay",
+        type=utf8_text,
         metavar="URL",
         help="print an answer relayed by another process instead of asking (no PROMPT)",
     )
-    group.add_argument("--relay-key", metavar="KEY", help="the Redis key of the relayed answer")
+    group.add_argument(
+        "--relay-key", type=utf8_text, metavar="KEY", help="the Redis key of the relayed answer"
+    )
     group.add_argument(
         "--relay-ttl",
-        type=_seconds,
+        type=_relay_seconds,
         default=DEFAULT_TTL,
         metavar="S",
         help="seconds the relayed answer is kept (default 3600)",
     )
     group.add_argument(
         "--relay-lease",
-        type=_seconds,
+        type=_relay_seconds,
         default=DEFAULT_LEASE,
         metavar="S",
         help="seconds without a write after which followers take the producer for dead (default 5)",
@@ -117,6 +130,11 @@ def relay_usage_error(args: argparse.Namespace) -> str | None:
         return "--from-relay prints another process's answer: give no PROMPT"
     if not args.from_relay and args.prompt is None:
         return "the following arguments are required: prompt"
+    if args.relay and args.relay_ttl < args.relay_lease:
+        return (
+            f"--relay-ttl {args.relay_ttl:g} is shorter than --relay-lease {args.relay_lease:g}: "
+            "the answer would expire while it is written"
+        )
     return None
 
 
@@ -135,7 +153,7 @@ async def chat_relay(args: argparse.Namespace, stream: ChatStream) -> AsyncItera
     from ._connect import connect, describe, ping
     from ._publish import publish
 
-    client = connect(args.relay)
+    client = connect(args.relay, read_timeout=READ_TIMEOUT)
     try:
         await ping(client)
         relay = publish(stream, client, args.relay_key, ttl=args.relay_ttl, lease=args.relay_lease)
@@ -166,7 +184,10 @@ async def follow_relay(args: argparse.Namespace) -> int:
     from ._connect import connect, ping
     from ._subscribe import subscribe
 
-    client = connect(args.from_relay)
+    try:
+        client = connect(args.from_relay, read_timeout=READ_TIMEOUT)
+    except RxgptError as error:
+        return _report_error(error)
     try:
         try:
             await ping(client)
@@ -191,20 +212,44 @@ async def follow_relay(args: argparse.Namespace) -> int:
         await client.aclose()
 
 
+def _check_page(path: str) -> str | None:
+    """What is wrong with ``--page FILE`` (None: nothing): it must be a regular file of UTF-8
+    text, at most :data:`MAX_PAGE_BYTES` (a FIFO or ``/dev/zero`` would be read without end)."""
+    try:
+        # (O_NONBLOCK: opening a FIFO without a writer would wait for one)
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                return f"cannot read the page {path}: not a regular file"
+            data = file.read(MAX_PAGE_BYTES + 1)
+    except OSError as error:
+        return f"cannot read the page {path}: {error.strerror or error}"
+    if len(data) > MAX_PAGE_BYTES:
+        return f"the page {path} is larger than {MAX_PAGE_BYTES // 2**20} MiB"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"the page {path} is not UTF-8 text (byte {error.start})"
+    return None
+
+
+def _url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
     from ._connect import connect, describe, ping
     from ._web import STREAM_ROUTE, create_app
 
-    client = connect(args.redis)
+    client = connect(args.redis, read_timeout=READ_TIMEOUT)
     try:
         await ping(client)
         try:
             app = create_app(client, page=args.page, start_timeout=args.start_timeout)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise SystemExit(f"rxgpt relay: cannot read the page {args.page}: {reason}") from None
+        except (OSError, ValueError) as error:  # (changed since _check_page read it)
+            raise _Failure(f"cannot read the page {args.page}: {error}") from None
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
@@ -215,7 +260,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             route = STREAM_ROUTE.replace("{key}", "KEY")
             print(
-                f"rxgpt relay: serving {describe(client)} at http://{args.host}:{port}{route} "
+                f"rxgpt relay: serving {describe(client)} at {_url(args.host, port)}{route} "
                 "(?format=openai|rxgpt); press Ctrl+C to stop",
                 flush=True,
             )
@@ -226,17 +271,34 @@ async def _serve(args: argparse.Namespace) -> None:
         await client.aclose()
 
 
+class _Failure(Exception):
+    """A runtime failure of ``rxgpt relay``: one line for stderr, exit status 1."""
+
+
 def run_relay_command(args: argparse.Namespace) -> int:
-    """Run ``rxgpt relay`` until Ctrl+C or SIGTERM; the exit status."""
+    """Run ``rxgpt relay`` until Ctrl+C (status 130) or SIGTERM (0); the exit status."""
+    if not args.redis:
+        sys.stderr.write(
+            "rxgpt relay: the following arguments are required: --redis (see --help)\n"
+        )
+        return 2
+    if args.page is not None:
+        mistake = _check_page(args.page)
+        if mistake is not None:
+            sys.stderr.write(f"rxgpt relay: {mistake}\n")
+            return 1
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
-        return 0
+        return 130
     except RxgptError as error:
         sys.stderr.write(f"rxgpt relay: {type(error).__name__}: {redact(str(error))}\n")
         return 1
-    except OSError as error:
-        reason = error.strerror or str(error)
+    except _Failure as error:
+        sys.stderr.write(f"rxgpt relay: {error}\n")
+        return 1
+    except (OSError, UnicodeError) as error:  # (UnicodeError: a host name IDNA refuses)
+        reason = getattr(error, "strerror", None) or str(error)
         sys.stderr.write(f"rxgpt relay: cannot listen on {args.host}:{args.port}: {reason}\n")
         return 1
     return 0
