@@ -20,6 +20,8 @@ __all__ = [
     "MAX_SECONDS",
     "count",
     "factor",
+    "host",
+    "http_url",
     "integer",
     "milliseconds",
     "number",
@@ -124,3 +126,24 @@ MAX_MILLISECONDS = 86_400_000.0
 milliseconds = number(0, MAX_MILLISECONDS, unit="milliseconds")
 #: A multiplier, more than 0 (at most 1,000).
 factor = number(0, 1000, low_open=True)
+
+
+def host(value: str) -> str:
+    """The address a server listens on, for argparse: not empty (``""`` would listen on
+    every interface and announce ``http://:PORT``), UTF-8, a name IDNA can encode."""
+    value = utf8_text(value)
+    if not value:
+        raise argparse.ArgumentTypeError(
+            "is empty: give an address to listen on (0.0.0.0 or :: for every interface)"
+        )
+    try:
+        value.encode("idna")
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a host name or address") from None
+    return value
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, where a server listening on ``host`` (as :func:`host` took it)
+    is reached: an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

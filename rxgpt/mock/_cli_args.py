@@ -22,6 +22,7 @@ from .._cli_types import (
     MAX_COUNT,
     count,
     factor,
+    host,
     integer,
     milliseconds,
     number,
@@ -41,21 +42,6 @@ __all__ = ["add_serve_arguments", "serve_from_args"]
 #: turns on the same cores, and a typo (``--workers 10000``) must not fork the machine to
 #: a standstill.
 MAX_WORKERS = min(256, 4 * (os.cpu_count() or 1))
-
-
-def host(value: str) -> str:
-    """The address a server listens on, for argparse: not empty (``""`` would listen on
-    every interface and announce ``http://:PORT``), UTF-8, a name IDNA can encode."""
-    value = utf8_text(value)
-    if not value:
-        raise argparse.ArgumentTypeError(
-            "is empty: give an address to listen on (0.0.0.0 or :: for every interface)"
-        )
-    try:
-        value.encode("idna")
-    except UnicodeError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a host name or address") from None
-    return value
 
 
 # (flag, MockConfig field, type, help)

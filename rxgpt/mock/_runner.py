@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._cli_types import http_url
 from .._collector import for_a_server
 from ._app import create_app
 from ._dialect import ENGINE_KEY, MockConfig
@@ -82,8 +83,7 @@ class MockServer:
     @property
     def url(self) -> str:
         """``http://HOST:PORT`` (the real port once started; an IPv6 address in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def base_url(self) -> str:

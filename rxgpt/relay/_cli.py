@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .._chat_stream import ChatStream
-from .._cli_types import MAX_SECONDS, number, seconds, utf8_text
+from .._cli_types import MAX_SECONDS, http_url, number, seconds, utf8_text
 from .._errors import RxgptError
 from .._observers import StreamMetrics, TextPrinter
 from .._secrets import redact
@@ -59,8 +59,7 @@ _relay_seconds = number(0.001, MAX_SECONDS, unit="seconds")
 
 def add_relay_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``rxgpt relay`` to the ``rxgpt`` sub-command parsers; return its parser."""
-    from .._cli_types import port
-    from ..mock._cli_args import host
+    from .._cli_types import host, port
 
     relay = subparsers.add_parser(
         "relay", help="serve relayed streams as resumable SSE (GET /v1/streams/KEY)"
@@ -232,11 +231,6 @@ def _check_page(path: str) -> str | None:
     return None
 
 
-def _url(host: str, port: int) -> str:
-    """``http://HOST:PORT``, an IPv6 address in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 async def _serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -260,7 +254,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             route = STREAM_ROUTE.replace("{key}", "KEY")
             print(
-                f"rxgpt relay: serving {describe(client)} at {_url(args.host, port)}{route} "
+                f"rxgpt relay: serving {describe(client)} at {http_url(args.host, port)}{route} "
                 "(?format=openai|rxgpt); press Ctrl+C to stop",
                 flush=True,
             )

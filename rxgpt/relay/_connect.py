@@ -79,17 +79,8 @@ def connect(
         pool = client.connection_pool
         pool.connection_class(**pool.connection_kwargs)  # an unknown ?option= fails here
     except (ValueError, TypeError, RedisError) as error:
-        raise TransportError(redact(f"not a Redis URL {_shown(url)!r}: {error}")) from None
+        raise TransportError(redact(f"not a Redis URL {url!r}: {error}")) from None
     return client
-
-
-def _shown(url: str) -> str:
-    """``url`` for a message, without what may be a password: everything from ``://`` to
-    the last ``@`` (``redis://***@host/0``), even a password holding ``@`` or ``/``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def _check_url(url: str) -> None:

@@ -292,7 +292,7 @@ def test_ctrl_c_stops_the_relay_quietly_with_status_130(redis_process: RedisProc
 
 
 def test_an_ipv6_address_is_announced_in_brackets() -> None:
-    from rxgpt.relay._cli import _url
+    from rxgpt._cli_types import http_url as _url
 
     assert _url("::1", 8080) == "http://[::1]:8080"
     assert _url("127.0.0.1", 8080) == "http://127.0.0.1:8080"
