@@ -416,19 +416,13 @@ def _body_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _read_tools(path: str) -> Any:
     """The tool definitions in the JSON file ``path`` (a list), or a one-line exit."""
+    from ._files import read_text
     from ._json import JSONDecodeError, loads
 
     try:
-        with open(path, "rb") as file:
-            data = file.read(_MAX_INPUT_BYTES + 1)
-    except OSError as error:
-        _fail(f"cannot read --tools {path}: {error.strerror or error}")
-    if len(data) > _MAX_INPUT_BYTES:
-        _fail(f"--tools {path} is larger than {_MAX_INPUT_BYTES >> 20} MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        _fail(f"--tools {path} is not UTF-8 text (at byte {error.start})")
+        text = read_text(path, _MAX_INPUT_BYTES, "--tools")
+    except ValueError as error:
+        _fail(str(error))
     try:
         tools = loads(text)
     except JSONDecodeError as error:
@@ -448,10 +442,15 @@ def _open_log(path: str | None) -> IO[str] | None:
     """The ``--log`` file, opened for writing (None without the flag), or a one-line exit."""
     if not path:
         return None
+    from ._files import check_writable
+
     try:
+        check_writable(path, "--log")  # (a FIFO without a reader: refused, not waited for)
         return open(path, "w", encoding="utf-8")  # (closed by _run_chat)
+    except ValueError as error:
+        _fail(str(error))
     except OSError as error:
-        _fail(f"cannot write the --log file {path}: {error.strerror or error}")
+        _fail(f"cannot write --log {path}: {error.strerror or error}")
 
 
 class _LogWriter(DeltaLogger):

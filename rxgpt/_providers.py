@@ -125,9 +125,12 @@ def ollama_host(value: str) -> str:
     if not sep:
         scheme, rest = "http", value
     host, _, path = rest.partition("/")
-    if not host or host.startswith(":"):  # "" or ":8080": Ollama's clients mean 127.0.0.1
+    if not host or (host.startswith(":") and host.count(":") == 1):
+        # "" or ":8080": Ollama's clients mean 127.0.0.1 (not "::1", an IPv6 address)
         host = "127.0.0.1" + host
     host = host.removesuffix(":")  # "host:": the default port
+    if host.count(":") > 1 and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address without brackets ("::1"): no port in it
     # an IPv6 literal is [::1] or [::1]:port
     has_port = "]:" in host if host.startswith("[") else ":" in host
     if not has_port:

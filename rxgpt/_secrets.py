@@ -25,8 +25,9 @@ _SECRET_PATTERNS = [
         r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I
     ),
     # a URL's user-info (https://user:password@host, redis://:password@host): up to the
-    # last @ of the URL, a password may hold @ or / (redacting more is the safe mistake)
-    re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"<>]+(?=@)"),
+    # last @ of the URL, a password may hold @, / or quotes (redacting more is the safe
+    # mistake)
+    re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)\S+(?=@)"),
     # a credential in a query string (Gemini's ?key=, ?token=, ?access_token=, ...)
     re.compile(
         r"([?&;](?:key|api[_-]?key|token|access[_-]?token|auth|password|secret|sig)=)[^&#\s'\"]+",

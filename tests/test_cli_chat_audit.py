@@ -415,7 +415,7 @@ def test_a_followed_relay_takes_json() -> None:
         (b"[NaN]", ["not JSON"]),
         (b"[1, 2]", ["a JSON list of tools"]),
         (b"{}", ["a JSON list of tools"]),
-        (b" " * (1 << 20) + b"[]", ["larger than 1 MiB"]),
+        (b" " * (1 << 20) + b"[]", ["more than the 1048576 read"]),
     ],
 )
 def test_a_bad_tools_file_is_one_line(
@@ -457,3 +457,29 @@ def test_an_api_key_no_header_can_carry_is_one_line_without_it(
         monkeypatch.setenv(source, key)
     line = refused(capsys, args, source, what)
     assert key.strip() not in line and "0000000000" not in line
+
+
+@pytest.mark.parametrize("flag", ["--tools", "--log"])
+def test_a_fifo_nobody_feeds_is_one_line_not_a_wait(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening a FIFO blocks until its other end opens: the files are opened without
+    waiting (the test ends: main() runs in a thread joined with a bound)."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    status: list[int | str | None] = []
+
+    def run() -> None:
+        try:
+            status.append(main(["chat", PROMPT, flag, str(fifo)]))
+        except SystemExit as end:
+            status.append(end.code)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert status == [1], "no end" if thread.is_alive() else status
+    line = one_line(capsys.readouterr().err, flag)
+    assert str(fifo) in line

@@ -321,6 +321,8 @@ def test_ollama_host_reads_like_ollamas_own_clients() -> None:
     assert ollama_host("https://ollama.example") == "https://ollama.example:443"
     assert ollama_host("http://[::1]") == "http://[::1]:80"
     assert ollama_host("[::1]:9") == "http://[::1]:9"
+    assert ollama_host("::1") == "http://[::1]:11434"  # (ollama's own client fails on it)
+    assert ollama_host("http://fe80::1") == "http://[fe80::1]:80"
 
 
 async def test_anthropic_variables_point_the_client(monkeypatch: pytest.MonkeyPatch) -> None:

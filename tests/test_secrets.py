@@ -259,6 +259,7 @@ def test_redact_covers_the_shapes_keys_travel_in() -> None:
         "http://127.0.0.1:9/v1?api_key=pw-unregistered-1#x",
         "rediss://user:pw-unregistered-1@host/1 and ?token=pw-unregistered-1&x=1",
         "redis://:pw-unregistered-1@@/x@host:6379/0",
+        "'http://u:pw-unregistered-1'\"x@host/v1'",
     ],
 )
 def test_redact_hides_credentials_in_urls_it_was_never_told_about(text: str) -> None:

@@ -101,7 +101,9 @@ def test_a_timeline_fifo_nobody_reads_is_one_line_not_a_wait(
     thread.join(BOUND)
     assert done == [2], "no end" if thread.is_alive() else done
     err = capsys.readouterr().err
-    assert err == f"rxgpt serve: --timeline: cannot write {fifo}: a FIFO that no process reads\n"
+    assert (
+        err == f"rxgpt serve: cannot write --timeline {fifo}: it is a FIFO that no process reads\n"
+    )
 
 
 def test_a_host_idna_refuses_at_run_time_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,7 @@ from .._cli_types import (
     utf8_text,
 )
 from .._errors import RxgptError
+from .._files import check_directory, check_writable, json_problem
 from .._providers import PROVIDERS
 from .._secrets import SENSITIVE_HEADERS, redact, register_secret
 from ._config import (
@@ -44,7 +45,6 @@ from ._config import (
     parse_slo_targets,
     parse_window,
 )
-from ._files import check_directory, check_writable, json_problem
 
 __all__ = ["add_bench_arguments", "bench_from_args", "config_from_args"]
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .._files import loads, read_text
 from .._secrets import redact, redact_value
 from ._config import BenchConfig
-from ._files import loads, read_text
 from ._health import Health
 from ._metrics import LATENCY_METRICS, Aggregate
 from ._stats import Histogram, percentile_key

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .._files import json_problem, loads, read_text
 from ._config import MAX_OUTPUT_TOKENS, MAX_WORKLOAD_TOKENS, BenchConfig
-from ._files import json_problem, loads, read_text
 
 __all__ = ["BenchPrompt", "build_prompts", "estimate_tokens"]
 

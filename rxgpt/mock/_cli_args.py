@@ -11,7 +11,6 @@ fills the timing flags left out; a flag given wins, even at its default value.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from .._cli_types import (
     positive,
     utf8_text,
 )
+from .._files import check_writable
 from ._dialect import MockConfig, parse_options
 from ._runner import serve
 from ._timing import PROFILES
@@ -156,19 +156,18 @@ def serve_from_args(args: argparse.Namespace) -> int:
     """Run ``rxgpt serve`` from parsed flags until Ctrl+C; the exit status."""
     try:
         config = config_from_args(args)
-        if config.timeline_path is not None:  # (O_NONBLOCK: a FIFO nobody reads would block)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0)
-            os.close(os.open(config.timeline_path, flags, 0o644))
     except _Mistake as error:
         return _fail(str(error))
-    except OSError as error:
-        reason = "a FIFO that no process reads" if error.errno == errno.ENXIO else error.strerror
-        return _fail(f"--timeline: cannot write {args.timeline}: {reason or error}")
     except ValueError as error:  # MockConfig's own checks: said with the flags' names
         message = str(error)
         for flag, name, _, _ in _TIMING_FLAGS:
             message = re.sub(rf"\b{name}\b", flag, message)
         return _fail(message)
+    try:
+        if config.timeline_path is not None:
+            check_writable(config.timeline_path, "--timeline")
+    except ValueError as error:
+        return _fail(str(error))
     try:
         serve(args.host, args.port, config, workers=args.workers, freeze_gc=True)
     except KeyboardInterrupt:  # Ctrl+C: quietly, as a shell expects of an interrupted command

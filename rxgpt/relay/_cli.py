@@ -16,9 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import stat
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -48,8 +46,6 @@ FINISH_TIMEOUT = 10.0
 #: Redis to answer within DEFAULT_BLOCK (1 s); a Redis silent for this long is hung
 #: (stopped, or a network that drops packets), and waiting on would be without end.
 READ_TIMEOUT = DEFAULT_BLOCK + 9.0
-#: The largest ``--page`` file ``rxgpt relay`` serves (a viewer page is kilobytes).
-MAX_PAGE_BYTES = 16 * 2**20
 
 
 #: ``--relay-ttl`` and ``--relay-lease``: seconds, at least a millisecond (Redis keeps them
@@ -212,22 +208,14 @@ async def follow_relay(args: argparse.Namespace) -> int:
 
 
 def _check_page(path: str) -> str | None:
-    """What is wrong with ``--page FILE`` (None: nothing): it must be a regular file of UTF-8
-    text, at most :data:`MAX_PAGE_BYTES` (a FIFO or ``/dev/zero`` would be read without end)."""
+    """What is wrong with ``--page FILE`` (None: nothing), before connecting to Redis: the
+    check :func:`~rxgpt.relay.create_app` makes when it reads the page."""
+    from ._web import read_page
+
     try:
-        # (O_NONBLOCK: opening a FIFO without a writer would wait for one)
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                return f"cannot read the page {path}: not a regular file"
-            data = file.read(MAX_PAGE_BYTES + 1)
-    except OSError as error:
-        return f"cannot read the page {path}: {error.strerror or error}"
-    if len(data) > MAX_PAGE_BYTES:
-        return f"the page {path} is larger than {MAX_PAGE_BYTES // 2**20} MiB"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return f"the page {path} is not UTF-8 text (byte {error.start})"
+        read_page(path)
+    except ValueError as error:
+        return str(error)
     return None
 
 

@@ -47,6 +47,7 @@ from .._deltas import (
     UsageDelta,
 )
 from .._errors import RxgptError, StreamInterrupted, StreamTimeout
+from .._files import read_text
 from .._json import dumps
 from .._shape_openai import _OPENAI_FINISH, _openai_usage
 from ._bounds import DEFAULT_BLOCK, DEFAULT_START_TIMEOUT
@@ -341,6 +342,16 @@ async def _pump(
         return  # the client went away (a browser reconnects with Last-Event-ID)
 
 
+#: The largest page :func:`create_app` serves at ``/`` (a viewer is a few kB).
+MAX_PAGE_BYTES = 16 * 2**20
+
+
+def read_page(path: str | Path) -> str:
+    """The HTML of the page file ``path``: a regular file of UTF-8 text, at most
+    :data:`MAX_PAGE_BYTES` (ValueError naming the file otherwise)."""
+    return read_text(str(path), MAX_PAGE_BYTES, "the page")
+
+
 def create_app(
     client: Redis,
     *,
@@ -355,7 +366,7 @@ def create_app(
     app = web.Application()
     app.router.add_get(STREAM_ROUTE, stream_handler(client, **options))
     if page is not None:
-        html = Path(page).read_text(encoding="utf-8")
+        html = read_page(page)
 
         async def index(request: web.Request) -> web.Response:
             return web.Response(text=html, content_type="text/html")

@@ -1,7 +1,8 @@
-"""The files ``rxgpt bench`` reads and writes, checked so that a mistake is one sentence.
+"""The files the ``rxgpt`` commands read and write, checked so a mistake is one sentence.
 
-:func:`read_text` reads a dataset or a report: a regular file (a FIFO would block the run
-forever, a device never end), at most a size, UTF-8; :func:`loads` parses JSON with a
+:func:`read_text` reads a file named on a command line (a dataset, a report, ``--tools``,
+a ``--page``): a regular file (a FIFO would block forever, a device never end), at most a
+size, UTF-8; :func:`loads` parses JSON with a
 message naming the file; :func:`json_problem` finds what a JSON request body cannot carry;
 :func:`check_writable` and :func:`check_directory` try an output path before a run, so a
 typo is not found only after the whole run (or in a worker process). Each raises
@@ -11,6 +12,7 @@ ValueError with a message that names the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -36,19 +38,24 @@ def read_text(path: str, limit: int, what: str = "") -> str:
     "dataset", prefixes the name in messages)."""
     name = f"{what} {path}" if what else path
     try:
-        info = os.stat(path)
+        # (non-blocking: opening a FIFO does not wait for a writer; fstat then checks the
+        # file that was opened, not one that replaced it since)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise ValueError(f"cannot read {name}: {_reason(error)}") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise ValueError(f"cannot read {name}: it is {kind}")
-    if info.st_size > limit:
-        raise ValueError(f"{name} holds {info.st_size} bytes, more than the {limit} read")
     try:
-        with open(path, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ValueError(f"cannot read {name}: it is {kind}")
+        if info.st_size > limit:
+            raise ValueError(f"{name} holds {info.st_size} bytes, more than the {limit} read")
+        with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(limit + 1)
     except OSError as error:
         raise ValueError(f"cannot read {name}: {_reason(error)}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # (it grew since the stat)
         raise ValueError(f"{name} holds more than the {limit} bytes read")
     try:
@@ -116,7 +123,8 @@ def check_writable(path: str, flag: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
     except OSError as error:
-        raise ValueError(f"cannot write {flag} {path}: {_reason(error)}") from None
+        reason = "it is a FIFO that no process reads" if error.errno == errno.ENXIO else None
+        raise ValueError(f"cannot write {flag} {path}: {reason or _reason(error)}") from None
     os.close(fd)
     if not existed:
         with contextlib.suppress(OSError):
