@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from ._chat_stream import ChatStream
-from ._cli_types import count, number, seconds, utf8_text
+from ._cli_types import api_key_problem, base_url_problem, count, number, seconds, utf8_text
 from ._client import Client
 from ._completion import Completion
 from ._deltas import Delta
@@ -297,27 +297,6 @@ def _same_file(first: str, second: str) -> bool:
         return False
 
 
-def _url_problem(url: str) -> str | None:
-    """What makes ``url`` unusable as an API's base URL (None: nothing)."""
-    from yarl import URL
-
-    if any(char.isspace() or not char.isprintable() for char in url):
-        return "holds a space or a control character"
-    try:
-        parsed = URL(url)
-        host, port = parsed.host, parsed.port
-    except ValueError as error:
-        reason = str(error)
-        return f"is not a URL ({reason[:1].lower() + reason[1:]})"
-    if parsed.scheme not in ("http", "https"):
-        return "is not an http:// or https:// URL"
-    if not host:
-        return "names no host"
-    if port == 0:
-        return "names port 0"
-    return None
-
-
 def _given(flag: str, value: str | None, names: tuple[str, ...]) -> tuple[str, str] | None:
     """Where a setting comes from and its value: the flag, else the first of the variables
     ``names`` that is set and not empty (as :class:`~rxgpt.Client` reads them); None: unset."""
@@ -327,36 +306,17 @@ def _given(flag: str, value: str | None, names: tuple[str, ...]) -> tuple[str, s
     return None if name is None else (name, os.environ[name])
 
 
-def _key_problem(key: str) -> str | None:
-    """What an API key holds that no HTTP header can carry (None: nothing); not the key."""
-    for at, char in enumerate(key):
-        if not "!" <= char <= "~":  # the visible ASCII characters: what a key is made of
-            if char == " ":
-                what = "a space"
-            elif char in "\r\n":
-                what = "a newline"
-            elif char.isascii() or not char.isprintable():
-                what = "a control character"
-            else:
-                what = "a character that is not ASCII"
-            return (
-                f"holds {what} (character {at + 1} of {len(key)}): an HTTP header cannot "
-                "carry it, and no API key has one"
-            )
-    return None
-
-
 def _check_target(args: argparse.Namespace) -> None:
     """Refuse a base URL or an API key (flag or variable) that no request can carry."""
     provider = get_provider(args.provider)
     url = _given("--base-url", args.base_url, provider.base_url_env)
     if url is not None:
-        problem = _url_problem(provider.normalize_url(url[1]))
+        problem = base_url_problem(provider.normalize_url(url[1]))
         if problem is not None:
             _usage(f"{url[0]} {redact(url[1])!r} {problem}")
     key = _given("--api-key", args.api_key, provider.api_key_env)
     if key is not None:
-        problem = _key_problem(key[1])
+        problem = api_key_problem(key[1])
         if problem is not None:
             _usage(f"{key[0]} {problem}")
 

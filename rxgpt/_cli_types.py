@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 __all__ = [
     "MAX_COUNT",
     "MAX_MILLISECONDS",
     "MAX_SECONDS",
+    "MAX_WORKERS",
+    "api_key_problem",
+    "base_url",
+    "base_url_problem",
     "count",
     "factor",
     "host",
@@ -29,6 +34,7 @@ __all__ = [
     "positive",
     "seconds",
     "utf8_text",
+    "workers",
 ]
 
 #: The largest whole number a count flag takes (tokens, requests, slots): a JSON integer
@@ -93,24 +99,32 @@ def number(
     *,
     unit: str = "",
     low_open: bool = False,
+    high_open: bool = False,
     suffix: str = "",
 ) -> Callable[[str], float]:
-    """The type of a finite number from ``low`` to ``high`` (above ``low`` if ``low_open``).
+    """The type of a finite number from ``low`` to ``high`` (above ``low`` if ``low_open``,
+    below ``high`` if ``high_open``).
 
     ``unit`` names what it counts in messages ("seconds"); a trailing ``suffix`` ("s") is
     accepted and dropped.
     """
     what = f"a number of {unit}" if unit else "a number"
-    bound = f"more than {_show(low)} and at most" if low_open else f"from {_show(low)} to"
+    if not low_open and not high_open:
+        bound = f"from {_show(low)} to {_show(high)}"
+    else:
+        above = f"more than {_show(low)}" if low_open else f"at least {_show(low)}"
+        below = f"less than {_show(high)}" if high_open else f"at most {_show(high)}"
+        bound = f"{above} and {below}"
 
     def parse(value: str) -> float:
         try:
             parsed = float(value.removesuffix(suffix) if suffix else value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
-        inside = parsed > low if low_open else parsed >= low
-        if not (math.isfinite(parsed) and inside and parsed <= high):
-            raise argparse.ArgumentTypeError(f"{value} is not {what} {bound} {_show(high)}")
+        above = parsed > low if low_open else parsed >= low
+        below = parsed < high if high_open else parsed <= high
+        if not (math.isfinite(parsed) and above and below):
+            raise argparse.ArgumentTypeError(f"{value} is not {what} {bound}")
         return parsed
 
     parse.__name__ = "number"
@@ -147,3 +161,65 @@ def http_url(host: str, port: int) -> str:
     """``http://HOST:PORT``, where a server listening on ``host`` (as :func:`host` took it)
     is reached: an IPv6 address in brackets."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+#: The most processes a ``--workers`` flag starts: 4 per CPU, and 256. A worker is a
+#: process of its own (tens of MB once rxgpt is imported, its own event loop); past a few
+#: per core they only take turns on the same cores (a benchmark client that waits for a
+#: core measures its own contention), and a typo (``--workers 10000``) must not fork the
+#: machine to a standstill.
+MAX_WORKERS = min(256, 4 * (os.cpu_count() or 1))
+
+#: ``--workers``: processes, 1 to :data:`MAX_WORKERS`.
+workers = integer(1, MAX_WORKERS)
+
+
+def base_url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an API's base URL (None: nothing)."""
+    from yarl import URL
+
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return "holds a space or a control character"
+    try:
+        parsed = URL(url)
+        host, port = parsed.host, parsed.port
+    except ValueError as error:
+        reason = str(error)
+        return f"is not a URL ({reason[:1].lower() + reason[1:]})"
+    if parsed.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not host:
+        return "names no host"
+    if port == 0:
+        return "names port 0"
+    return None
+
+
+def base_url(value: str) -> str:
+    """An API's base URL, for argparse: UTF-8, http:// or https://, a host, a usable port
+    (the refusal shows the URL with its credentials redacted)."""
+    from ._secrets import redact
+
+    problem = base_url_problem(utf8_text(value))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{redact(value)!r} {problem}")
+    return value
+
+
+def api_key_problem(key: str) -> str | None:
+    """What an API key holds that no HTTP header can carry (None: nothing); not the key."""
+    for at, char in enumerate(key):
+        if not "!" <= char <= "~":  # the visible ASCII characters: what a key is made of
+            if char == " ":
+                what = "a space"
+            elif char in "\r\n":
+                what = "a newline"
+            elif char.isascii() or not char.isprintable():
+                what = "a control character"
+            else:
+                what = "a character that is not ASCII"
+            return (
+                f"holds {what} (character {at + 1} of {len(key)}): an HTTP header cannot "
+                "carry it, and no API key has one"
+            )
+    return None

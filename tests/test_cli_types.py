@@ -34,6 +34,13 @@ from rxgpt._cli_types import (
         (seconds, "1e300", f"at most {int(MAX_SECONDS)}"),
         (seconds, "soon", "'soon' is not a number of seconds"),
         (utf8_text, "a\udcff", "not UTF-8"),
+        (number(0, 1, high_open=True), "1", "at least 0 and less than 1"),
+        (workers, str(MAX_WORKERS + 1), f"more than {MAX_WORKERS}"),
+        (workers, "0", "less than 1"),
+        (base_url, "ftp://u:secret-pw@h/v1", "not an http:// or https:// URL"),
+        (base_url, "http://h:0/v1", "port 0"),
+        (base_url, "http://a b/v1", "space"),
+        (base_url, "http://", "no host"),
     ],
 )
 def test_a_value_out_of_bounds_is_refused_with_what_was_wrong(
@@ -56,3 +63,19 @@ def test_any_text_is_taken_or_refused_with_argparses_error(value: str) -> None:
             kind(value)
         except argparse.ArgumentTypeError as error:
             assert str(error)
+
+
+def test_a_refused_base_url_never_shows_its_password() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        base_url("ftp://u:secret-pw@h/v1")
+    assert "secret-pw" not in str(caught.value)
+    assert base_url("https://h:8443/v1") == "https://h:8443/v1"
+
+
+@pytest.mark.parametrize(
+    ("key", "words"), [("a b", "a space"), ("k\n", "a newline"), ("kä", "not ASCII")]
+)
+def test_an_api_key_no_header_carries_is_described_without_it(key: str, words: str) -> None:
+    problem = api_key_problem(key)
+    assert problem is not None and words in problem and key not in problem
+    assert api_key_problem("sk-proj-abc_DEF-123") is None
