@@ -11,12 +11,16 @@ from hypothesis import strategies as st
 from rxgpt._cli_types import (
     MAX_COUNT,
     MAX_SECONDS,
+    MAX_WORKERS,
+    api_key_problem,
+    base_url,
     count,
     number,
     port,
     positive,
     seconds,
     utf8_text,
+    workers,
 )
 
 
