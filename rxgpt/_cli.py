@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     serve = commands.add_parser("serve", help="run the embedded LLM server (every API of rxgpt)")
-    from .mock._cli_args import add_serve_arguments  # (it imports this module's validators)
+    from .mock._cli_args import add_serve_arguments
     from .relay._cli import add_chat_relay_options, add_relay_command
 
     add_serve_arguments(serve)
@@ -382,13 +382,13 @@ def _read_tools(path: str) -> Any:
     try:
         text = read_text(path, _MAX_INPUT_BYTES, "--tools")
     except ValueError as error:
-        _fail(str(error))
+        _fail(str(error), 2)
     try:
         tools = loads(text)
     except JSONDecodeError as error:
-        _fail(f"--tools {path} is not JSON: {error}")
+        _fail(f"--tools {path} is not JSON: {error}", 2)
     if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
-        _fail(f"--tools {path} must hold a JSON list of tools (objects)")
+        _fail(f"--tools {path} must hold a JSON list of tools (objects)", 2)
     return tools
 
 
@@ -408,9 +408,9 @@ def _open_log(path: str | None) -> IO[str] | None:
         check_writable(path, "--log")  # (a FIFO without a reader: refused, not waited for)
         return open(path, "w", encoding="utf-8")  # (closed by _run_chat)
     except ValueError as error:
-        _fail(str(error))
+        _fail(str(error), 2)
     except OSError as error:
-        _fail(f"cannot write --log {path}: {error.strerror or error}")
+        _fail(f"cannot write --log {path}: {error.strerror or error}", 2)
 
 
 class _LogWriter(DeltaLogger):

@@ -132,7 +132,7 @@ def test_a_log_in_a_missing_directory_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = str(tmp_path / "missing" / "x.jsonl")
-    refused(capsys, ["chat", PROMPT, "--log", path], "--log", path, status=1)
+    refused(capsys, ["chat", PROMPT, "--log", path], "--log", path, status=2)
 
 
 def test_a_log_onto_the_tools_file_is_refused(
@@ -430,7 +430,7 @@ def test_a_bad_tools_file_is_one_line(
     if content is not None:
         path = tmp_path / "tools.json"
         path.write_bytes(content)
-    refused(capsys, ["chat", PROMPT, "--tools", str(path)], "--tools", str(path), *words, status=1)
+    refused(capsys, ["chat", PROMPT, "--tools", str(path)], "--tools", str(path), *words, status=2)
 
 
 @pytest.mark.parametrize(
@@ -480,6 +480,6 @@ def test_a_fifo_nobody_feeds_is_one_line_not_a_wait(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(20)
-    assert status == [1], "no end" if thread.is_alive() else status
+    assert status == [2], "no end" if thread.is_alive() else status
     line = one_line(capsys.readouterr().err, flag)
     assert str(fifo) in line
