@@ -413,3 +413,63 @@ def test_a_closed_stdout_ends_quietly_with_the_closed_pipe_status(
             process.communicate()
     assert process.returncode == 141, err
     assert _TRACEBACK not in err
+
+
+def _last_line(err: str, *words: str) -> None:
+    """The run's own notices, then one line with ``words``: no traceback."""
+    assert _TRACEBACK not in err
+    _one_line(err.splitlines(keepends=True)[-1], *words)
+
+
+def _compare_pair(tmp_path: Path, name: str = "r.json") -> list[str]:
+    report = tmp_path / name
+    report.write_text('{"completed": 3}')
+    return ["compare", str(report), str(report)]
+
+
+def test_a_stdout_that_cannot_be_written_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _compare_pair(tmp_path)
+    with open("/dev/full", "w", encoding="utf-8") as full:  # (`>/dev/full`: ENOSPC)
+        monkeypatch.setattr(sys, "stdout", full)
+        status = _bench(*argv)
+        monkeypatch.undo()
+    assert status == 1
+    _one_line(capsys.readouterr().err, "rxgpt bench", "stdout", "No space left")
+
+
+def test_a_stdout_encoding_without_the_file_names_characters_escapes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _compare_pair(tmp_path, "résumé.json")
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # (PYTHONIOENCODING=ascii)
+    monkeypatch.setattr(sys, "stdout", out)
+    status = _bench(*argv)
+    out.flush()
+    text = out.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    assert status == 0, capsys.readouterr().err
+    assert "r\\xe9sum\\xe9.json" in text
+    assert _TRACEBACK not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--output-json", "--csv"])
+def test_a_full_disk_while_writing_an_output_names_its_flag(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _bench(*_SMALL, flag, "/dev/full") == 2  # (the open succeeds, the write fails)
+    _last_line(capsys.readouterr().err, f"cannot write {flag} /dev/full", "No space left")
+
+
+def test_a_matplotlib_that_fails_to_import_while_plotting_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rxgpt.bench import _plots
+
+    def broken(report: object, directory: str) -> list[str]:
+        raise ImportError("cannot import name 'pyplot' from 'matplotlib'")
+
+    monkeypatch.setattr(_plots, "write_plots", broken)
+    assert _bench(*_SMALL, "--plot", str(tmp_path / "plots")) == 2
+    _last_line(capsys.readouterr().err, "--plot needs matplotlib", "pyplot")

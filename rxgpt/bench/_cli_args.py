@@ -337,16 +337,25 @@ def _compare(paths: list[str]) -> int:
 
 
 def _print(text: str) -> int:
-    """Print ``text`` on stdout: 0, or the closed-pipe status when stdout is closed."""
-    # (a file name of bytes that are not UTF-8, a "\udcff" escape in a report's JSON)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Print ``text`` on stdout: 0; the closed-pipe status when stdout is closed; 1 (one
+    line on stderr) when it cannot be written (a full disk)."""
+    from .._cli import _closed_pipe, _discard_stdout
+
+    # What stdout's encoding cannot carry (a file name of bytes that are not UTF-8, a
+    # "\udcff" escape in a report's JSON, any non-ASCII under PYTHONIOENCODING=ascii) is
+    # shown as a backslash escape.
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = text.encode(encoding, "backslashreplace").decode(encoding, "replace")
     try:
         print(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        from .._cli import _closed_pipe
-
         return _closed_pipe()
+    except OSError as error:
+        # (rxgpt._cli._stdout_failed says "rxgpt chat"; its stdout handling is reused)
+        _discard_stdout()
+        sys.stderr.write(f"rxgpt bench: cannot write to stdout: {error.strerror or error}\n")
+        return 1
     return 0
 
 
@@ -382,20 +391,36 @@ def _check_targets(text: str, config: BenchConfig) -> tuple[SLOTarget, ...]:
     return targets
 
 
-def _write_outputs(args: argparse.Namespace, report: Any) -> None:
-    """Write --output-json, --csv and --plot (OSError and ImportError to the caller)."""
+def _write_outputs(args: argparse.Namespace, report: Any) -> str | None:
+    """Write --output-json, --csv and --plot; what failed (naming its flag and file), or
+    None."""
     from ._report import write_csv
 
-    if args.output_json:
-        report.write_json(args.output_json)
-    if args.csv:
-        with open(args.csv, "w", encoding="utf-8", newline="") as f:
+    def write_csv_file(path: str) -> None:
+        with open(path, "w", encoding="utf-8", newline="") as f:
             write_csv(report.steps or [report], f)
-    if args.plot:
+
+    def write_plot_files(path: str) -> None:
         from ._plots import write_plots
 
-        for path in write_plots(report, args.plot):
-            sys.stderr.write(f"rxgpt bench: wrote {path}\n")
+        for written in write_plots(report, path):
+            sys.stderr.write(f"rxgpt bench: wrote {written}\n")
+
+    writers: list[tuple[str, str | None, Callable[[str], None]]] = [
+        ("--output-json", args.output_json, report.write_json),
+        ("--csv", args.csv, write_csv_file),
+        ("--plot", args.plot, write_plot_files),
+    ]
+    for flag, path, write in writers:
+        if not path:
+            continue
+        try:
+            write(path)
+        except ImportError as error:  # (a matplotlib that imports, but not all of it)
+            return f"{flag} needs matplotlib (pip install 'rxgpt[plot]'): {error}"
+        except OSError as error:  # (error.filename is None for ENOSPC in a write)
+            return f"cannot write {flag} {error.filename or path}: {error.strerror or error}"
+    return None
 
 
 def bench_from_args(args: argparse.Namespace) -> int:
@@ -453,13 +478,9 @@ def _bench(args: argparse.Namespace) -> int:
         status = _print(steps_table(report))
     else:
         status = _print(report.table())
-    try:
-        _write_outputs(args, report)
-    except OSError as error:
-        flag = next((f for f, p in _outputs(args) if p == error.filename), "--plot")
-        sys.stderr.write(
-            f"rxgpt bench: cannot write {flag} {error.filename or ''}: {error.strerror or error}\n"
-        )
+    failed = _write_outputs(args, report)
+    if failed is not None:
+        sys.stderr.write(f"rxgpt bench: {redact(failed)}\n")
         return 2
     if status:
         return status
