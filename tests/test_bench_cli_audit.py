@@ -473,3 +473,33 @@ def test_a_matplotlib_that_fails_to_import_while_plotting_is_one_line(
     monkeypatch.setattr(_plots, "write_plots", broken)
     assert _bench(*_SMALL, "--plot", str(tmp_path / "plots")) == 2
     _last_line(capsys.readouterr().err, "--plot needs matplotlib", "pyplot")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--api-key", "sk-has a-space"], ["--api-key", "a space"]),
+        (["--api-key", "sk-caf\u00e9"], ["--api-key", "not ASCII"]),
+        (["--api-key", "sk-\x07bell"], ["--api-key", "control character"]),
+        (["--base-url", "http://localhost:0/v1"], ["--base-url", "port 0"]),
+        (["--workers", "100000"], ["--workers", "the most it takes"]),
+        (["--range-ratio", "2"], ["--range-ratio", "at least 0 and less than 1"]),
+        (["--warmup", "3000000000"], ["--warmup", "more than 2147483647 requests"]),
+        (["--timeout", "0s"], ["--timeout", "more than 0"]),
+    ],
+)
+def test_the_shared_types_refuse_with_one_line_naming_the_flag(
+    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _bench(*argv, *_SMALL) == 2
+    err = capsys.readouterr().err
+    _one_line(err, *words)
+    if argv[0] == "--api-key":
+        assert argv[1] not in err
+
+
+def test_bench_keeps_no_bound_of_its_own_for_workers_or_urls() -> None:
+    from rxgpt.bench import _cli_args, _config
+
+    assert not hasattr(_config, "max_workers")  # (rxgpt._cli_types.MAX_WORKERS)
+    assert not hasattr(_cli_args, "_base_url")  # (rxgpt._cli_types.base_url)

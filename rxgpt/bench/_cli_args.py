@@ -16,14 +16,17 @@ import math
 import sys
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._cli_types import (
     MAX_SECONDS,
+    MAX_WORKERS,
+    api_key_problem,
+    base_url,
     integer,
     milliseconds,
     number,
     utf8_text,
+    workers,
 )
 from .._errors import RxgptError
 from .._files import check_directory, check_writable, json_problem
@@ -39,7 +42,6 @@ from ._config import (
     BenchConfig,
     SLOTarget,
     Window,
-    max_workers,
     parse_goodput,
     parse_percentiles,
     parse_slo_targets,
@@ -78,12 +80,8 @@ def _rate(text: str) -> float:
     return value
 
 
-def _ratio(text: str) -> float:
-    """--range-ratio: from 0 up to (not including) 1."""
-    value = number(0, 1)(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not less than 1 (lengths go down to 0)")
-    return value
+#: --range-ratio: from 0 up to (not including) 1.
+_ratio = number(0, 1, high_open=True)
 
 
 def _window(text: str) -> Window:
@@ -101,26 +99,19 @@ def _percentiles(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _base_url(text: str) -> str:
-    """--base-url: an http:// or https:// URL with a host (shown redacted when refused)."""
-    utf8_text(text)
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 (a port out of range raises here)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{redact(text)!r}: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{redact(text)!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
-        )
-    return text
-
-
 def _line(text: str) -> str:
     """Text for an HTTP header: UTF-8, no line break (which would end the header)."""
     utf8_text(text)
     if "\r" in text or "\n" in text or "\0" in text:
         raise argparse.ArgumentTypeError("holds a line break or NUL, which no header can carry")
+    return text
+
+
+def _api_key(text: str) -> str:
+    """--api-key: what an HTTP header can carry (the refusal never shows the key)."""
+    problem = api_key_problem(utf8_text(text))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
@@ -175,10 +166,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target = parser.add_argument_group("target")
     target.add_argument(
-        "--base-url", type=_base_url, help="API base URL (default: the embedded server)"
+        "--base-url", type=base_url, help="API base URL (default: the embedded server)"
     )
     target.add_argument(
-        "--api-key", type=_line, help="API key (default: the provider's env variable)"
+        "--api-key", type=_api_key, help="API key (default: the provider's env variable)"
     )
     target.add_argument("--provider", default="openai", choices=sorted(PROVIDERS))
     target.add_argument(
@@ -241,8 +232,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--seed", type=_seed, default=0)
     load.add_argument(
         "--workers",
-        type=integer(1, max_workers()),
-        help=f"client processes (default: auto; at most {max_workers()}: 4 per CPU)",
+        type=workers,
+        help=f"client processes (default: auto; at most {MAX_WORKERS}: 4 per CPU)",
     )
 
     stats = parser.add_argument_group("statistics")

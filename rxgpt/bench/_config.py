@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._cli_types import MAX_COUNT, MAX_MILLISECONDS, MAX_SECONDS
+from .._cli_types import MAX_COUNT, MAX_MILLISECONDS, MAX_SECONDS, MAX_WORKERS, _show
 from ._stats import DEFAULT_PERCENTILES
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
     "HealthLimits",
     "SLOTarget",
     "Window",
-    "max_workers",
     "parse_goodput",
     "parse_percentiles",
     "parse_slo_targets",
@@ -68,16 +66,6 @@ MAX_PERCENTILES = 32
 MAX_MOCK_MS = MAX_MILLISECONDS
 
 
-def max_workers() -> int:
-    """The most ``--workers`` processes: 4 per CPU, at most 256.
-
-    A worker is a process of its own (~40 MB once rxgpt is imported) with its share of the
-    streams; more processes than 4 per core only take turns on the cores, and a client that
-    waits for a core measures its own contention (the health flag says so).
-    """
-    return min(256, 4 * (os.cpu_count() or 1))
-
-
 @dataclass(frozen=True, slots=True)
 class Window:
     """A warm-up or cool-down: ``amount`` requests, or ``amount`` seconds."""
@@ -112,7 +100,7 @@ def _window(value: float, unit: Literal["requests", "seconds"], text: str) -> Wi
         raise ValueError(f"{text!r} is not a non-negative amount")
     high = MAX_SECONDS if unit == "seconds" else MAX_COUNT
     if value > high:
-        raise ValueError(f"{text!r} is more than {high:g} {unit}, the most it takes")
+        raise ValueError(f"{text!r} is more than {_show(high)} {unit}, the most it takes")
     return Window(value, unit)
 
 
@@ -306,7 +294,7 @@ class BenchConfig:
         if self.num_prompts is not None and not 1 <= self.num_prompts <= MAX_REQUESTS:
             problems.append(f"num_prompts must be from 1 to {MAX_REQUESTS}")
         if self.duration is not None and not 0 < self.duration <= MAX_SECONDS:
-            problems.append(f"duration must be more than 0 and at most {MAX_SECONDS:g} seconds")
+            problems.append(f"duration must be more than 0 and at most {_show(MAX_SECONDS)} seconds")
         if not self.request_rate > 0:
             problems.append("request_rate must be more than 0 (inf: all at once)")
         elif math.isfinite(self.request_rate):
@@ -340,13 +328,13 @@ class BenchConfig:
             problems.append("range_ratio must be in [0, 1)")
         if self.prefix_len < 0:
             problems.append("prefix_len must not be negative")
-        if self.workers is not None and not 1 <= self.workers <= max_workers():
-            problems.append(f"workers must be from 1 to {max_workers()} (4 per CPU)")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            problems.append(f"workers must be from 1 to {MAX_WORKERS} (4 per CPU)")
         if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
             problems.append("timeout must be more than 0 seconds (and at most 100 years)")
         for name in ("mock_ttft_ms", "mock_itl_ms"):
             if not 0 <= getattr(self, name) <= MAX_MOCK_MS:  # (NaN fails this too)
-                problems.append(f"{name} must be from 0 to {MAX_MOCK_MS:g} ms")
+                problems.append(f"{name} must be from 0 to {_show(MAX_MOCK_MS)} ms")
         problems.extend(self._window_problems())
         if len(self.percentiles) > MAX_PERCENTILES:
             problems.append(f"at most {MAX_PERCENTILES} percentiles")
