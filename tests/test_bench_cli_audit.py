@@ -503,3 +503,49 @@ def test_bench_keeps_no_bound_of_its_own_for_workers_or_urls() -> None:
 
     assert not hasattr(_config, "max_workers")  # (rxgpt._cli_types.MAX_WORKERS)
     assert not hasattr(_cli_args, "_base_url")  # (rxgpt._cli_types.base_url)
+
+
+def test_a_goodput_limit_is_bounded_as_every_millisecond_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rxgpt._cli_types import MAX_MILLISECONDS
+
+    assert _bench("--goodput", f"ttft:{MAX_MILLISECONDS * 2:.0f}", *_SMALL) == 2
+    _one_line(capsys.readouterr().err, "--goodput", "86400000")
+
+
+def test_the_bounds_of_a_run_are_each_stated_once() -> None:
+    from rxgpt.bench import _config, _schedule, _shard, _workload
+
+    assert not hasattr(_config, "MAX_MOCK_MS")  # (rxgpt._cli_types.MAX_MILLISECONDS)
+    assert _config._LONGEST == "100 years"  # (derived from MAX_SECONDS)
+    assert _schedule.MAX_SCHEDULED == 10 * _config.MAX_REQUESTS
+    assert _workload.MAX_WORKLOAD_CHARS == 8 * _config.MAX_WORKLOAD_TOKENS
+    assert _shard.POOL * 10 == _workload.MAX_PROMPTS
+
+
+@pytest.mark.parametrize("percentiles", [(), (0.0,), (float("nan"),), tuple(range(1, 40))])
+def test_a_config_refuses_percentiles_by_the_flags_rule(percentiles: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="percentile"):
+        BenchConfig(percentiles=percentiles)
+
+
+def test_the_default_percentiles_are_the_statistics_defaults() -> None:
+    import argparse
+
+    from rxgpt.bench._cli_args import add_bench_arguments
+    from rxgpt.bench._stats import DEFAULT_PERCENTILES
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    assert parser.parse_args([]).percentiles is DEFAULT_PERCENTILES
+
+
+def test_a_jsonl_output_length_above_the_bound_names_the_entry_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"prompt": "hi"}\n{"prompt": "hi", "max_tokens": 3000000}\n')
+    status = _bench("--dataset", "jsonl", "--dataset-path", str(data), *_SMALL)
+    assert status == 2
+    _one_line(capsys.readouterr().err, f"{data}:2", "max_tokens 3000000", "2000000")

@@ -47,6 +47,7 @@ from ._config import (
     parse_slo_targets,
     parse_window,
 )
+from ._stats import DEFAULT_PERCENTILES
 
 __all__ = ["add_bench_arguments", "bench_from_args", "config_from_args"]
 
@@ -241,8 +242,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--percentiles",
         "--metric-percentiles",
         type=_percentiles,
-        default=parse_percentiles("50,90,95,99,99.9"),
-        help="comma-separated (default 50,90,95,99,99.9)",
+        default=DEFAULT_PERCENTILES,
+        help=f"comma-separated (default {','.join(f'{p:g}' for p in DEFAULT_PERCENTILES)})",
     )
     stats.add_argument("--goodput", nargs="+", default=[], metavar="METRIC:MS")
 

@@ -34,6 +34,7 @@ __all__ = [
     "parse_percentiles",
     "parse_slo_targets",
     "parse_window",
+    "percentiles_problem",
 ]
 
 #: The workloads ``dataset`` may name.
@@ -62,8 +63,8 @@ MAX_REQUESTS = 1_000_000
 MAX_CONCURRENCY = 65_535
 #: The most percentiles ``--percentiles`` lists (each adds a field per metric).
 MAX_PERCENTILES = 32
-#: The longest ``--mock-ttft-ms`` / ``--mock-itl-ms``: as every millisecond flag's.
-MAX_MOCK_MS = MAX_MILLISECONDS
+#: :data:`MAX_SECONDS` in words, for messages.
+_LONGEST = f"{_show(MAX_SECONDS / (365 * 86400))} years"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,23 +105,32 @@ def _window(value: float, unit: Literal["requests", "seconds"], text: str) -> Wi
     return Window(value, unit)
 
 
+def percentiles_problem(percentiles: tuple[float, ...]) -> str | None:
+    """What is wrong with a list of percentiles (None: nothing): the one rule for
+    ``--percentiles`` and :class:`BenchConfig`."""
+    if not percentiles:
+        return "no percentile given (e.g. 50,90,99)"
+    if len(percentiles) > MAX_PERCENTILES:
+        return f"{len(percentiles)} percentiles, more than {MAX_PERCENTILES}"
+    for p in percentiles:
+        if not 0 < p < 100:  # (NaN fails this too)
+            return f"{p:g} is not a percentile (more than 0, less than 100)"
+    return None
+
+
 def parse_percentiles(text: str) -> tuple[float, ...]:
-    """``"50,90,99.9"`` → ``(50.0, 90.0, 99.9)``: each more than 0 and less than 100."""
+    """``"50,90,99.9"`` → ``(50.0, 90.0, 99.9)`` (see :func:`percentiles_problem`)."""
     out = []
     for part in text.split(","):
         if not part.strip():
             continue
         try:
-            value = float(part)
+            out.append(float(part))
         except ValueError:
             raise ValueError(f"{part.strip()!r} is not a number") from None
-        if not 0 < value < 100:
-            raise ValueError(f"{part.strip()} is not a percentile (more than 0, less than 100)")
-        out.append(value)
-    if not out:
-        raise ValueError("no percentile given (e.g. 50,90,99)")
-    if len(out) > MAX_PERCENTILES:
-        raise ValueError(f"{len(out)} percentiles, more than {MAX_PERCENTILES}")
+    problem = percentiles_problem(tuple(out))
+    if problem is not None:
+        raise ValueError(problem)
     return tuple(out)
 
 
@@ -137,8 +147,10 @@ def parse_goodput(items: list[str] | str) -> dict[str, float]:
             limit = float(value)
         except ValueError:
             raise ValueError(f"--goodput {part!r}: {value!r} is not a number of ms") from None
-        if not 0 <= limit <= MAX_SECONDS * 1000:
-            raise ValueError(f"--goodput {part!r}: a limit is a finite number of ms, not negative")
+        if not 0 <= limit <= MAX_MILLISECONDS:
+            raise ValueError(
+                f"--goodput {part!r}: a limit is a number of ms from 0 to {_show(MAX_MILLISECONDS)}"
+            )
         out[name] = limit
     return out
 
@@ -294,7 +306,9 @@ class BenchConfig:
         if self.num_prompts is not None and not 1 <= self.num_prompts <= MAX_REQUESTS:
             problems.append(f"num_prompts must be from 1 to {MAX_REQUESTS}")
         if self.duration is not None and not 0 < self.duration <= MAX_SECONDS:
-            problems.append(f"duration must be more than 0 and at most {_show(MAX_SECONDS)} seconds")
+            problems.append(
+                f"duration must be more than 0 and at most {_show(MAX_SECONDS)} seconds"
+            )
         if not self.request_rate > 0:
             problems.append("request_rate must be more than 0 (inf: all at once)")
         elif math.isfinite(self.request_rate):
@@ -311,7 +325,7 @@ class BenchConfig:
         if self.max_concurrency is not None and not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
             problems.append(f"max_concurrency must be from 1 to {MAX_CONCURRENCY}")
         if not 0 <= self.ramp_up <= MAX_SECONDS:
-            problems.append("ramp_up must not be negative (nor more than 100 years)")
+            problems.append(f"ramp_up must not be negative (nor more than {_LONGEST})")
         if self.input_len < 1 or self.output_len < 1:
             problems.append("input_len and output_len must be at least 1")
         if self.input_len + max(self.prefix_len, 0) > MAX_PROMPT_TOKENS:
@@ -331,16 +345,14 @@ class BenchConfig:
         if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
             problems.append(f"workers must be from 1 to {MAX_WORKERS} (4 per CPU)")
         if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
-            problems.append("timeout must be more than 0 seconds (and at most 100 years)")
+            problems.append(f"timeout must be more than 0 seconds (and at most {_LONGEST})")
         for name in ("mock_ttft_ms", "mock_itl_ms"):
-            if not 0 <= getattr(self, name) <= MAX_MOCK_MS:  # (NaN fails this too)
-                problems.append(f"{name} must be from 0 to {_show(MAX_MOCK_MS)} ms")
+            if not 0 <= getattr(self, name) <= MAX_MILLISECONDS:  # (NaN fails this too)
+                problems.append(f"{name} must be from 0 to {_show(MAX_MILLISECONDS)} ms")
         problems.extend(self._window_problems())
-        if len(self.percentiles) > MAX_PERCENTILES:
-            problems.append(f"at most {MAX_PERCENTILES} percentiles")
-        for p in self.percentiles:
-            if not 0 < p < 100:
-                problems.append(f"percentile {p:g} is not between 0 and 100")
+        percentiles = percentiles_problem(tuple(self.percentiles))
+        if percentiles is not None:
+            problems.append(f"percentiles: {percentiles}")
         for name in self.goodput:
             if name not in GOODPUT_METRICS:
                 problems.append(f"goodput metric {name!r} is not one of {GOODPUT_METRICS}")
@@ -373,7 +385,7 @@ class BenchConfig:
         if count is not None and count / rate > MAX_SECONDS:
             return [
                 f"--request-rate {rate:g} would send {count} requests over {count / rate:g} s, "
-                "more than 100 years"
+                f"more than {_LONGEST}"
             ]
         if count is None and self.duration is not None:
             expected = rate * max(self.duration - self.ramp_up / 2, 0.0)
