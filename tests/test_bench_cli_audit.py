@@ -549,3 +549,88 @@ def test_a_jsonl_output_length_above_the_bound_names_the_entry_and_field(
     status = _bench("--dataset", "jsonl", "--dataset-path", str(data), *_SMALL)
     assert status == 2
     _one_line(capsys.readouterr().err, f"{data}:2", "max_tokens 3000000", "2000000")
+
+
+def test_a_bug_in_a_worker_reaches_the_parent_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiprocessing
+
+    from rxgpt.bench import _workers
+    from rxgpt.bench._shard import Target
+
+    def bug(config: object) -> None:
+        raise TypeError("a programming error\nsecond line")
+
+    monkeypatch.setattr(_workers, "make_plan", bug)
+    parent, child = multiprocessing.Pipe()
+    _workers._worker(child, BenchConfig(), Target("http://127.0.0.1:9/v1", "k", "m"), 0, 1)
+    assert parent.poll(5)
+    kind, message = parent.recv()
+    assert kind == "error"
+    assert "Traceback" in message and "def bug" not in message and "in bug" in message
+    assert "second line" in message
+
+
+def _interrupted_start(
+    monkeypatch: pytest.MonkeyPatch, module: object, started: list[object]
+) -> None:
+    """Make ``module.start_child`` start its child, then take a Ctrl+C at once (as one
+    that arrived while SIGINT was blocked is raised when the mask is restored)."""
+    real = module.start_child  # type: ignore[attr-defined]
+
+    def start(process: object) -> None:
+        real(process)
+        started.append(process)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(module, "start_child", start)
+
+
+def _not_alive(process: object) -> bool:
+    alive = process.is_alive()  # type: ignore[attr-defined]
+    if alive:  # (the old code left it: end it here)
+        process.kill()  # type: ignore[attr-defined]
+        process.join(5)  # type: ignore[attr-defined]
+    return not alive
+
+
+def test_a_ctrl_c_as_a_worker_starts_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rxgpt.bench import _workers
+    from rxgpt.bench._schedule import make_plan
+    from rxgpt.bench._shard import Target
+
+    started: list[object] = []
+    _interrupted_start(monkeypatch, _workers, started)
+    config = BenchConfig(num_prompts=2, output_len=2)
+    target = Target("http://127.0.0.1:9/v1", "k", "m")
+    loop = asyncio.new_event_loop()  # (no asyncio SIGINT handler: KeyboardInterrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(
+                _workers.run_workers(config, make_plan(config), target, 2, None)
+            )
+    finally:
+        loop.close()
+    assert len(started) == 1 and _not_alive(started[0])
+
+
+def test_a_ctrl_c_as_the_embedded_server_starts_stops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxgpt.bench import _embedded, _run
+
+    started: list[object] = []
+    _interrupted_start(monkeypatch, _embedded, started)
+
+    async def enter() -> None:
+        async with _run._target(BenchConfig(), 4):
+            pass
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(enter())
+    finally:
+        loop.close()
+    assert len(started) == 1 and _not_alive(started[0])
