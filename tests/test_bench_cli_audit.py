@@ -413,3 +413,224 @@ def test_a_closed_stdout_ends_quietly_with_the_closed_pipe_status(
             process.communicate()
     assert process.returncode == 141, err
     assert _TRACEBACK not in err
+
+
+def _last_line(err: str, *words: str) -> None:
+    """The run's own notices, then one line with ``words``: no traceback."""
+    assert _TRACEBACK not in err
+    _one_line(err.splitlines(keepends=True)[-1], *words)
+
+
+def _compare_pair(tmp_path: Path, name: str = "r.json") -> list[str]:
+    report = tmp_path / name
+    report.write_text('{"completed": 3}')
+    return ["compare", str(report), str(report)]
+
+
+def test_a_stdout_that_cannot_be_written_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _compare_pair(tmp_path)
+    with open("/dev/full", "w", encoding="utf-8") as full:  # (`>/dev/full`: ENOSPC)
+        monkeypatch.setattr(sys, "stdout", full)
+        status = _bench(*argv)
+        monkeypatch.undo()
+    assert status == 1
+    _one_line(capsys.readouterr().err, "rxgpt bench", "stdout", "No space left")
+
+
+def test_a_stdout_encoding_without_the_file_names_characters_escapes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _compare_pair(tmp_path, "résumé.json")
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # (PYTHONIOENCODING=ascii)
+    monkeypatch.setattr(sys, "stdout", out)
+    status = _bench(*argv)
+    out.flush()
+    text = out.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    assert status == 0, capsys.readouterr().err
+    assert "r\\xe9sum\\xe9.json" in text
+    assert _TRACEBACK not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--output-json", "--csv"])
+def test_a_full_disk_while_writing_an_output_names_its_flag(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _bench(*_SMALL, flag, "/dev/full") == 2  # (the open succeeds, the write fails)
+    _last_line(capsys.readouterr().err, f"cannot write {flag} /dev/full", "No space left")
+
+
+def test_a_matplotlib_that_fails_to_import_while_plotting_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rxgpt.bench import _plots
+
+    def broken(report: object, directory: str) -> list[str]:
+        raise ImportError("cannot import name 'pyplot' from 'matplotlib'")
+
+    monkeypatch.setattr(_plots, "write_plots", broken)
+    assert _bench(*_SMALL, "--plot", str(tmp_path / "plots")) == 2
+    _last_line(capsys.readouterr().err, "--plot needs matplotlib", "pyplot")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--api-key", "sk-has a-space"], ["--api-key", "a space"]),
+        (["--api-key", "sk-caf\u00e9"], ["--api-key", "not ASCII"]),
+        (["--api-key", "sk-\x07bell"], ["--api-key", "control character"]),
+        (["--base-url", "http://localhost:0/v1"], ["--base-url", "port 0"]),
+        (["--workers", "100000"], ["--workers", "the most it takes"]),
+        (["--range-ratio", "2"], ["--range-ratio", "at least 0 and less than 1"]),
+        (["--warmup", "3000000000"], ["--warmup", "more than 2147483647 requests"]),
+        (["--timeout", "0s"], ["--timeout", "more than 0"]),
+    ],
+)
+def test_the_shared_types_refuse_with_one_line_naming_the_flag(
+    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _bench(*argv, *_SMALL) == 2
+    err = capsys.readouterr().err
+    _one_line(err, *words)
+    if argv[0] == "--api-key":
+        assert argv[1] not in err
+
+
+def test_bench_keeps_no_bound_of_its_own_for_workers_or_urls() -> None:
+    from rxgpt.bench import _cli_args, _config
+
+    assert not hasattr(_config, "max_workers")  # (rxgpt._cli_types.MAX_WORKERS)
+    assert not hasattr(_cli_args, "_base_url")  # (rxgpt._cli_types.base_url)
+
+
+def test_a_goodput_limit_is_bounded_as_every_millisecond_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rxgpt._cli_types import MAX_MILLISECONDS
+
+    assert _bench("--goodput", f"ttft:{MAX_MILLISECONDS * 2:.0f}", *_SMALL) == 2
+    _one_line(capsys.readouterr().err, "--goodput", "86400000")
+
+
+def test_the_bounds_of_a_run_are_each_stated_once() -> None:
+    from rxgpt.bench import _config, _schedule, _shard, _workload
+
+    assert not hasattr(_config, "MAX_MOCK_MS")  # (rxgpt._cli_types.MAX_MILLISECONDS)
+    assert _config._LONGEST == "100 years"  # (derived from MAX_SECONDS)
+    assert _schedule.MAX_SCHEDULED == 10 * _config.MAX_REQUESTS
+    assert _workload.MAX_WORKLOAD_CHARS == 8 * _config.MAX_WORKLOAD_TOKENS
+    assert _shard.POOL * 10 == _workload.MAX_PROMPTS
+
+
+@pytest.mark.parametrize("percentiles", [(), (0.0,), (float("nan"),), tuple(range(1, 40))])
+def test_a_config_refuses_percentiles_by_the_flags_rule(percentiles: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="percentile"):
+        BenchConfig(percentiles=percentiles)
+
+
+def test_the_default_percentiles_are_the_statistics_defaults() -> None:
+    import argparse
+
+    from rxgpt.bench._cli_args import add_bench_arguments
+    from rxgpt.bench._stats import DEFAULT_PERCENTILES
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    assert parser.parse_args([]).percentiles is DEFAULT_PERCENTILES
+
+
+def test_a_jsonl_output_length_above_the_bound_names_the_entry_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"prompt": "hi"}\n{"prompt": "hi", "max_tokens": 3000000}\n')
+    status = _bench("--dataset", "jsonl", "--dataset-path", str(data), *_SMALL)
+    assert status == 2
+    _one_line(capsys.readouterr().err, f"{data}:2", "max_tokens 3000000", "2000000")
+
+
+def test_a_bug_in_a_worker_reaches_the_parent_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import multiprocessing
+
+    from rxgpt.bench import _workers
+    from rxgpt.bench._shard import Target
+
+    def bug(config: object) -> None:
+        raise TypeError("a programming error\nsecond line")
+
+    monkeypatch.setattr(_workers, "make_plan", bug)
+    parent, child = multiprocessing.Pipe()
+    _workers._worker(child, BenchConfig(), Target("http://127.0.0.1:9/v1", "k", "m"), 0, 1)
+    assert parent.poll(5)
+    kind, message = parent.recv()
+    assert kind == "error"
+    assert "Traceback" in message and "def bug" not in message and "in bug" in message
+    assert "second line" in message
+
+
+def _interrupted_start(
+    monkeypatch: pytest.MonkeyPatch, module: object, started: list[object]
+) -> None:
+    """Make ``module.start_child`` start its child, then take a Ctrl+C at once (as one
+    that arrived while SIGINT was blocked is raised when the mask is restored)."""
+    real = module.start_child  # type: ignore[attr-defined]
+
+    def start(process: object) -> None:
+        real(process)
+        started.append(process)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(module, "start_child", start)
+
+
+def _not_alive(process: object) -> bool:
+    alive = process.is_alive()  # type: ignore[attr-defined]
+    if alive:  # (the old code left it: end it here)
+        process.kill()  # type: ignore[attr-defined]
+        process.join(5)  # type: ignore[attr-defined]
+    return not alive
+
+
+def test_a_ctrl_c_as_a_worker_starts_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rxgpt.bench import _workers
+    from rxgpt.bench._schedule import make_plan
+    from rxgpt.bench._shard import Target
+
+    started: list[object] = []
+    _interrupted_start(monkeypatch, _workers, started)
+    config = BenchConfig(num_prompts=2, output_len=2)
+    target = Target("http://127.0.0.1:9/v1", "k", "m")
+    loop = asyncio.new_event_loop()  # (no asyncio SIGINT handler: KeyboardInterrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(
+                _workers.run_workers(config, make_plan(config), target, 2, None)
+            )
+    finally:
+        loop.close()
+    assert len(started) == 1 and _not_alive(started[0])
+
+
+def test_a_ctrl_c_as_the_embedded_server_starts_stops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rxgpt.bench import _embedded, _run
+
+    started: list[object] = []
+    _interrupted_start(monkeypatch, _embedded, started)
+
+    async def enter() -> None:
+        async with _run._target(BenchConfig(), 4):
+            pass
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(enter())
+    finally:
+        loop.close()
+    assert len(started) == 1 and _not_alive(started[0])

@@ -16,14 +16,17 @@ import math
 import sys
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._cli_types import (
     MAX_SECONDS,
+    MAX_WORKERS,
+    api_key_problem,
+    base_url,
     integer,
     milliseconds,
     number,
     utf8_text,
+    workers,
 )
 from .._errors import RxgptError
 from .._files import check_directory, check_writable, json_problem
@@ -39,12 +42,12 @@ from ._config import (
     BenchConfig,
     SLOTarget,
     Window,
-    max_workers,
     parse_goodput,
     parse_percentiles,
     parse_slo_targets,
     parse_window,
 )
+from ._stats import DEFAULT_PERCENTILES
 
 __all__ = ["add_bench_arguments", "bench_from_args", "config_from_args"]
 
@@ -78,12 +81,8 @@ def _rate(text: str) -> float:
     return value
 
 
-def _ratio(text: str) -> float:
-    """--range-ratio: from 0 up to (not including) 1."""
-    value = number(0, 1)(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not less than 1 (lengths go down to 0)")
-    return value
+#: --range-ratio: from 0 up to (not including) 1.
+_ratio = number(0, 1, high_open=True)
 
 
 def _window(text: str) -> Window:
@@ -101,26 +100,19 @@ def _percentiles(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _base_url(text: str) -> str:
-    """--base-url: an http:// or https:// URL with a host (shown redacted when refused)."""
-    utf8_text(text)
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 (a port out of range raises here)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{redact(text)!r}: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{redact(text)!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
-        )
-    return text
-
-
 def _line(text: str) -> str:
     """Text for an HTTP header: UTF-8, no line break (which would end the header)."""
     utf8_text(text)
     if "\r" in text or "\n" in text or "\0" in text:
         raise argparse.ArgumentTypeError("holds a line break or NUL, which no header can carry")
+    return text
+
+
+def _api_key(text: str) -> str:
+    """--api-key: what an HTTP header can carry (the refusal never shows the key)."""
+    problem = api_key_problem(utf8_text(text))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
@@ -175,10 +167,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     target = parser.add_argument_group("target")
     target.add_argument(
-        "--base-url", type=_base_url, help="API base URL (default: the embedded server)"
+        "--base-url", type=base_url, help="API base URL (default: the embedded server)"
     )
     target.add_argument(
-        "--api-key", type=_line, help="API key (default: the provider's env variable)"
+        "--api-key", type=_api_key, help="API key (default: the provider's env variable)"
     )
     target.add_argument("--provider", default="openai", choices=sorted(PROVIDERS))
     target.add_argument(
@@ -241,8 +233,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--seed", type=_seed, default=0)
     load.add_argument(
         "--workers",
-        type=integer(1, max_workers()),
-        help=f"client processes (default: auto; at most {max_workers()}: 4 per CPU)",
+        type=workers,
+        help=f"client processes (default: auto; at most {MAX_WORKERS}: 4 per CPU)",
     )
 
     stats = parser.add_argument_group("statistics")
@@ -250,8 +242,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--percentiles",
         "--metric-percentiles",
         type=_percentiles,
-        default=parse_percentiles("50,90,95,99,99.9"),
-        help="comma-separated (default 50,90,95,99,99.9)",
+        default=DEFAULT_PERCENTILES,
+        help=f"comma-separated (default {','.join(f'{p:g}' for p in DEFAULT_PERCENTILES)})",
     )
     stats.add_argument("--goodput", nargs="+", default=[], metavar="METRIC:MS")
 
@@ -337,16 +329,25 @@ def _compare(paths: list[str]) -> int:
 
 
 def _print(text: str) -> int:
-    """Print ``text`` on stdout: 0, or the closed-pipe status when stdout is closed."""
-    # (a file name of bytes that are not UTF-8, a "\udcff" escape in a report's JSON)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Print ``text`` on stdout: 0; the closed-pipe status when stdout is closed; 1 (one
+    line on stderr) when it cannot be written (a full disk)."""
+    from .._cli import _closed_pipe, _discard_stdout
+
+    # What stdout's encoding cannot carry (a file name of bytes that are not UTF-8, a
+    # "\udcff" escape in a report's JSON, any non-ASCII under PYTHONIOENCODING=ascii) is
+    # shown as a backslash escape.
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = text.encode(encoding, "backslashreplace").decode(encoding, "replace")
     try:
         print(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        from .._cli import _closed_pipe
-
         return _closed_pipe()
+    except OSError as error:
+        # (rxgpt._cli._stdout_failed says "rxgpt chat"; its stdout handling is reused)
+        _discard_stdout()
+        sys.stderr.write(f"rxgpt bench: cannot write to stdout: {error.strerror or error}\n")
+        return 1
     return 0
 
 
@@ -382,20 +383,36 @@ def _check_targets(text: str, config: BenchConfig) -> tuple[SLOTarget, ...]:
     return targets
 
 
-def _write_outputs(args: argparse.Namespace, report: Any) -> None:
-    """Write --output-json, --csv and --plot (OSError and ImportError to the caller)."""
+def _write_outputs(args: argparse.Namespace, report: Any) -> str | None:
+    """Write --output-json, --csv and --plot; what failed (naming its flag and file), or
+    None."""
     from ._report import write_csv
 
-    if args.output_json:
-        report.write_json(args.output_json)
-    if args.csv:
-        with open(args.csv, "w", encoding="utf-8", newline="") as f:
+    def write_csv_file(path: str) -> None:
+        with open(path, "w", encoding="utf-8", newline="") as f:
             write_csv(report.steps or [report], f)
-    if args.plot:
+
+    def write_plot_files(path: str) -> None:
         from ._plots import write_plots
 
-        for path in write_plots(report, args.plot):
-            sys.stderr.write(f"rxgpt bench: wrote {path}\n")
+        for written in write_plots(report, path):
+            sys.stderr.write(f"rxgpt bench: wrote {written}\n")
+
+    writers: list[tuple[str, str | None, Callable[[str], None]]] = [
+        ("--output-json", args.output_json, report.write_json),
+        ("--csv", args.csv, write_csv_file),
+        ("--plot", args.plot, write_plot_files),
+    ]
+    for flag, path, write in writers:
+        if not path:
+            continue
+        try:
+            write(path)
+        except ImportError as error:  # (a matplotlib that imports, but not all of it)
+            return f"{flag} needs matplotlib (pip install 'rxgpt[plot]'): {error}"
+        except OSError as error:  # (error.filename is None for ENOSPC in a write)
+            return f"cannot write {flag} {error.filename or path}: {error.strerror or error}"
+    return None
 
 
 def bench_from_args(args: argparse.Namespace) -> int:
@@ -453,13 +470,9 @@ def _bench(args: argparse.Namespace) -> int:
         status = _print(steps_table(report))
     else:
         status = _print(report.table())
-    try:
-        _write_outputs(args, report)
-    except OSError as error:
-        flag = next((f for f, p in _outputs(args) if p == error.filename), "--plot")
-        sys.stderr.write(
-            f"rxgpt bench: cannot write {flag} {error.filename or ''}: {error.strerror or error}\n"
-        )
+    failed = _write_outputs(args, report)
+    if failed is not None:
+        sys.stderr.write(f"rxgpt bench: {redact(failed)}\n")
         return 2
     if status:
         return status

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._cli_types import MAX_COUNT, MAX_MILLISECONDS, MAX_SECONDS
+from .._cli_types import MAX_COUNT, MAX_MILLISECONDS, MAX_SECONDS, MAX_WORKERS, _show
 from ._stats import DEFAULT_PERCENTILES
 
 __all__ = [
@@ -31,11 +30,11 @@ __all__ = [
     "HealthLimits",
     "SLOTarget",
     "Window",
-    "max_workers",
     "parse_goodput",
     "parse_percentiles",
     "parse_slo_targets",
     "parse_window",
+    "percentiles_problem",
 ]
 
 #: The workloads ``dataset`` may name.
@@ -64,18 +63,8 @@ MAX_REQUESTS = 1_000_000
 MAX_CONCURRENCY = 65_535
 #: The most percentiles ``--percentiles`` lists (each adds a field per metric).
 MAX_PERCENTILES = 32
-#: The longest ``--mock-ttft-ms`` / ``--mock-itl-ms``: as every millisecond flag's.
-MAX_MOCK_MS = MAX_MILLISECONDS
-
-
-def max_workers() -> int:
-    """The most ``--workers`` processes: 4 per CPU, at most 256.
-
-    A worker is a process of its own (~40 MB once rxgpt is imported) with its share of the
-    streams; more processes than 4 per core only take turns on the cores, and a client that
-    waits for a core measures its own contention (the health flag says so).
-    """
-    return min(256, 4 * (os.cpu_count() or 1))
+#: :data:`MAX_SECONDS` in words, for messages.
+_LONGEST = f"{_show(MAX_SECONDS / (365 * 86400))} years"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,27 +101,36 @@ def _window(value: float, unit: Literal["requests", "seconds"], text: str) -> Wi
         raise ValueError(f"{text!r} is not a non-negative amount")
     high = MAX_SECONDS if unit == "seconds" else MAX_COUNT
     if value > high:
-        raise ValueError(f"{text!r} is more than {high:g} {unit}, the most it takes")
+        raise ValueError(f"{text!r} is more than {_show(high)} {unit}, the most it takes")
     return Window(value, unit)
 
 
+def percentiles_problem(percentiles: tuple[float, ...]) -> str | None:
+    """What is wrong with a list of percentiles (None: nothing): the one rule for
+    ``--percentiles`` and :class:`BenchConfig`."""
+    if not percentiles:
+        return "no percentile given (e.g. 50,90,99)"
+    if len(percentiles) > MAX_PERCENTILES:
+        return f"{len(percentiles)} percentiles, more than {MAX_PERCENTILES}"
+    for p in percentiles:
+        if not 0 < p < 100:  # (NaN fails this too)
+            return f"{p:g} is not a percentile (more than 0, less than 100)"
+    return None
+
+
 def parse_percentiles(text: str) -> tuple[float, ...]:
-    """``"50,90,99.9"`` → ``(50.0, 90.0, 99.9)``: each more than 0 and less than 100."""
+    """``"50,90,99.9"`` → ``(50.0, 90.0, 99.9)`` (see :func:`percentiles_problem`)."""
     out = []
     for part in text.split(","):
         if not part.strip():
             continue
         try:
-            value = float(part)
+            out.append(float(part))
         except ValueError:
             raise ValueError(f"{part.strip()!r} is not a number") from None
-        if not 0 < value < 100:
-            raise ValueError(f"{part.strip()} is not a percentile (more than 0, less than 100)")
-        out.append(value)
-    if not out:
-        raise ValueError("no percentile given (e.g. 50,90,99)")
-    if len(out) > MAX_PERCENTILES:
-        raise ValueError(f"{len(out)} percentiles, more than {MAX_PERCENTILES}")
+    problem = percentiles_problem(tuple(out))
+    if problem is not None:
+        raise ValueError(problem)
     return tuple(out)
 
 
@@ -149,8 +147,10 @@ def parse_goodput(items: list[str] | str) -> dict[str, float]:
             limit = float(value)
         except ValueError:
             raise ValueError(f"--goodput {part!r}: {value!r} is not a number of ms") from None
-        if not 0 <= limit <= MAX_SECONDS * 1000:
-            raise ValueError(f"--goodput {part!r}: a limit is a finite number of ms, not negative")
+        if not 0 <= limit <= MAX_MILLISECONDS:
+            raise ValueError(
+                f"--goodput {part!r}: a limit is a number of ms from 0 to {_show(MAX_MILLISECONDS)}"
+            )
         out[name] = limit
     return out
 
@@ -306,7 +306,9 @@ class BenchConfig:
         if self.num_prompts is not None and not 1 <= self.num_prompts <= MAX_REQUESTS:
             problems.append(f"num_prompts must be from 1 to {MAX_REQUESTS}")
         if self.duration is not None and not 0 < self.duration <= MAX_SECONDS:
-            problems.append(f"duration must be more than 0 and at most {MAX_SECONDS:g} seconds")
+            problems.append(
+                f"duration must be more than 0 and at most {_show(MAX_SECONDS)} seconds"
+            )
         if not self.request_rate > 0:
             problems.append("request_rate must be more than 0 (inf: all at once)")
         elif math.isfinite(self.request_rate):
@@ -323,7 +325,7 @@ class BenchConfig:
         if self.max_concurrency is not None and not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
             problems.append(f"max_concurrency must be from 1 to {MAX_CONCURRENCY}")
         if not 0 <= self.ramp_up <= MAX_SECONDS:
-            problems.append("ramp_up must not be negative (nor more than 100 years)")
+            problems.append(f"ramp_up must not be negative (nor more than {_LONGEST})")
         if self.input_len < 1 or self.output_len < 1:
             problems.append("input_len and output_len must be at least 1")
         if self.input_len + max(self.prefix_len, 0) > MAX_PROMPT_TOKENS:
@@ -340,19 +342,17 @@ class BenchConfig:
             problems.append("range_ratio must be in [0, 1)")
         if self.prefix_len < 0:
             problems.append("prefix_len must not be negative")
-        if self.workers is not None and not 1 <= self.workers <= max_workers():
-            problems.append(f"workers must be from 1 to {max_workers()} (4 per CPU)")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            problems.append(f"workers must be from 1 to {MAX_WORKERS} (4 per CPU)")
         if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
-            problems.append("timeout must be more than 0 seconds (and at most 100 years)")
+            problems.append(f"timeout must be more than 0 seconds (and at most {_LONGEST})")
         for name in ("mock_ttft_ms", "mock_itl_ms"):
-            if not 0 <= getattr(self, name) <= MAX_MOCK_MS:  # (NaN fails this too)
-                problems.append(f"{name} must be from 0 to {MAX_MOCK_MS:g} ms")
+            if not 0 <= getattr(self, name) <= MAX_MILLISECONDS:  # (NaN fails this too)
+                problems.append(f"{name} must be from 0 to {_show(MAX_MILLISECONDS)} ms")
         problems.extend(self._window_problems())
-        if len(self.percentiles) > MAX_PERCENTILES:
-            problems.append(f"at most {MAX_PERCENTILES} percentiles")
-        for p in self.percentiles:
-            if not 0 < p < 100:
-                problems.append(f"percentile {p:g} is not between 0 and 100")
+        percentiles = percentiles_problem(tuple(self.percentiles))
+        if percentiles is not None:
+            problems.append(f"percentiles: {percentiles}")
         for name in self.goodput:
             if name not in GOODPUT_METRICS:
                 problems.append(f"goodput metric {name!r} is not one of {GOODPUT_METRICS}")
@@ -385,7 +385,7 @@ class BenchConfig:
         if count is not None and count / rate > MAX_SECONDS:
             return [
                 f"--request-rate {rate:g} would send {count} requests over {count / rate:g} s, "
-                "more than 100 years"
+                f"more than {_LONGEST}"
             ]
         if count is None and self.duration is not None:
             expected = rate * max(self.duration - self.ramp_up / 2, 0.0)

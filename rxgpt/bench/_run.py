@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import math
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -64,9 +65,16 @@ async def _target(config: BenchConfig, max_output: int) -> AsyncIterator[Target]
         )
         return
     loop = asyncio.get_running_loop()
-    server = EmbeddedServer(max_output, config.mock_ttft_ms, config.mock_itl_ms)
+    server: EmbeddedServer | None = None
     done = False
     try:
+        # (SIGINT blocked until ``server`` holds the started child: a Ctrl+C raised as the
+        # mask is restored then finds it, and it is killed below)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            server = EmbeddedServer(max_output, config.mock_ttft_ms, config.mock_itl_ms)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         origin = await loop.run_in_executor(None, server.wait)
         yield Target(
             provider.base_url_at(origin),
@@ -76,7 +84,9 @@ async def _target(config: BenchConfig, max_output: int) -> AsyncIterator[Target]
         )
         done = True
     finally:
-        if done:
+        if server is None:
+            pass
+        elif done:
             await loop.run_in_executor(None, server.stop)
         else:  # interrupted (Ctrl+C cancels the run) or failed: no waiting
             server.kill()

@@ -20,12 +20,14 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from ._config import BenchConfig
+from ._config import MAX_REQUESTS, BenchConfig
 
 __all__ = ["MAX_SCHEDULED", "Plan", "arrival_offsets", "make_plan", "slot_offsets"]
 
-#: The most arrivals a duration-bounded open-loop schedule holds.
-MAX_SCHEDULED = 10_000_000
+#: The most arrivals a duration-bounded open-loop schedule holds: the config refuses a
+#: duration x rate that expects more than :data:`MAX_REQUESTS`; a draw may hold more than
+#: it expects (a bursty gamma process), and this bound (10 times as many) is what ends it.
+MAX_SCHEDULED = 10 * MAX_REQUESTS
 
 
 def _unit_gaps(rng: random.Random, burstiness: float) -> float:

@@ -28,13 +28,11 @@ from ._health import Health, HealthMonitor, assess
 from ._metrics import Aggregate, RequestResult, finalize
 from ._schedule import Plan
 from ._stats import Histogram
-from ._workload import BenchPrompt, build_prompts
+from ._workload import MAX_PROMPTS, POOL, BenchPrompt, build_prompts
 
 __all__ = ["Live", "ShardResult", "Target", "prepare", "run_shard"]
 
 _perf_ns = time.perf_counter_ns
-#: Requests prepared up front when the count is open (a duration run): reused in turn.
-POOL = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,4 +378,4 @@ async def _closed_loop(
 def prompt_pool(config: BenchConfig, plan: Plan) -> list[BenchPrompt]:
     """The prompts a run prepares: one per request, or :data:`POOL` reused in turn."""
     total = plan.total
-    return build_prompts(config, min(total, POOL * 10) if total is not None else POOL)
+    return build_prompts(config, min(total, MAX_PROMPTS) if total is not None else POOL)

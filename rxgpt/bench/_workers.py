@@ -16,6 +16,7 @@ import contextlib
 import multiprocessing
 import os
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -45,9 +46,12 @@ def _worker(conn: Connection, config: BenchConfig, target: Target, shard: int, s
         if kind != "start":
             return
         asyncio.run(_worker_run(conn, config, plan, prepared, int(t0), shard, shards))
-    except Exception as error:  # reported to the parent (one line), which raises RxgptError
+    except (RxgptError, ValueError, OSError) as error:  # to the parent, which raises it
         with contextlib.suppress(OSError):
             conn.send(("error", redact(f"{type(error).__name__}: {error}".splitlines()[0])))
+    except Exception:  # a bug: the parent shows the whole traceback
+        with contextlib.suppress(OSError):
+            conn.send(("error", redact(traceback.format_exc().rstrip())))
     finally:
         conn.close()
 
@@ -166,12 +170,14 @@ async def run_workers(
                 name=f"rxgpt-bench-worker-{shard}",
                 daemon=True,
             )
+            # (recorded before it starts: a Ctrl+C raised as start_child restores the signal
+            # mask finds it in ``processes``, and it is stopped below)
+            conns.append(parent)
+            processes.append(process)
             try:
                 start_child(process)
             finally:
                 child.close()
-            conns.append(parent)
-            processes.append(process)
         for conn in conns:
             kind, payload = await loop.run_in_executor(None, _receive, conn, READY_TIMEOUT)
             if kind != "ready":
@@ -197,6 +203,8 @@ async def run_workers(
         # Interrupted (Ctrl+C cancels this) or failed: the workers are ended at once. Each
         # ends before its pipe closes, so a thread still waiting on that pipe wakes (EOF).
         for process in processes:
+            if process.pid is None:  # (never started)
+                continue
             process.join(10 if finished else 0)
             if process.is_alive():
                 process.terminate()

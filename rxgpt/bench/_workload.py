@@ -245,8 +245,14 @@ _WORDS = tuple(
 
 #: The largest dataset file read (ShareGPT V3, the usual one, is 0.64 GB).
 MAX_DATASET_BYTES = 2**30
-#: The most characters of file prompts a run builds (each is also encoded as a body).
-MAX_WORKLOAD_CHARS = 2**27
+#: The most characters of file prompts a run builds (each is also encoded as a body): the
+#: one workload limit, :data:`MAX_WORKLOAD_TOKENS`, at 8 characters a token (a word or a
+#: punctuation mark and its space, as :func:`estimate_tokens` counts).
+MAX_WORKLOAD_CHARS = MAX_WORKLOAD_TOKENS * 8
+#: Prompts a run builds when its count is open (a duration run), reused in turn.
+POOL = 1000
+#: The most prompts a run builds up front (one per request up to this, then reused in turn).
+MAX_PROMPTS = POOL * 10
 
 _PIECES = re.compile(r"\w+|[^\w\s]")
 
@@ -321,6 +327,8 @@ def _sharegpt(text: str, where: str) -> list[BenchPrompt]:
             continue
         prompt = first["value"]
         _check(_user(prompt), where, f"conversation {number}")
+        # (clamped, not refused: the length is an estimate from the answer's text, which no
+        # one asked for; a JSONL ``output_tokens`` is a number its author wrote, refused)
         n_out = min(estimate_tokens(answer), MAX_OUTPUT_TOKENS)
         out.append(BenchPrompt(_user(prompt), estimate_tokens(prompt), n_out))
     return out
@@ -343,12 +351,13 @@ def _jsonl(text: str, where: str, default_out: int) -> list[BenchPrompt]:
         if isinstance(item, str):
             messages = _user(item)
         elif isinstance(item, dict):
-            raw_out = item.get("output_tokens", item.get("max_tokens"))
+            key = "output_tokens" if "output_tokens" in item else "max_tokens"
+            raw_out = item.get(key)
             if isinstance(raw_out, int) and not isinstance(raw_out, bool) and raw_out > 0:
                 if raw_out > MAX_OUTPUT_TOKENS:
                     raise ValueError(
-                        f"{where}:{number}: {raw_out} output tokens, more than "
-                        f"{MAX_OUTPUT_TOKENS} a request asks for"
+                        f"{where}:{number}: {key} {raw_out} is more than the "
+                        f"{MAX_OUTPUT_TOKENS} output tokens a request asks for"
                     )
                 n_out = raw_out
             if isinstance(item.get("messages"), list):
@@ -418,5 +427,6 @@ def _refuse_large(config: BenchConfig, count: int) -> None:
         raise ValueError(
             f"{count} prompts of up to {longest} tokens are {count * longest} tokens, more "
             f"than the {MAX_WORKLOAD_TOKENS} a run builds (prompts are built up front, at "
-            "most 10000 and then reused): lower --num-prompts, --input-len or --prefix-len"
+            f"most {MAX_PROMPTS} and then reused): lower --num-prompts, --input-len or "
+            "--prefix-len"
         )
