@@ -505,12 +505,13 @@ def _closed_pipe() -> int:
     return 141
 
 
-def _stdout_failed(error: OSError) -> int:
-    """Report a write error on stdout other than a closed pipe (a full disk): exit 1."""
+def _stdout_failed(error: OSError, command: str = "chat") -> int:
+    """End ``rxgpt COMMAND`` after a write error on stdout: quietly with the closed-pipe
+    status when the reader went away, else (a full disk) one line on stderr and exit 1."""
     if isinstance(error, BrokenPipeError):
         return _closed_pipe()
     _discard_stdout()
-    _say(f"rxgpt chat: cannot write to stdout: {error.strerror or error}")
+    _say(f"rxgpt {command}: cannot write to stdout: {error.strerror or error}")
     return 1
 
 

@@ -331,7 +331,7 @@ def _compare(paths: list[str]) -> int:
 def _print(text: str) -> int:
     """Print ``text`` on stdout: 0; the closed-pipe status when stdout is closed; 1 (one
     line on stderr) when it cannot be written (a full disk)."""
-    from .._cli import _closed_pipe, _discard_stdout
+    from .._cli import _stdout_failed
 
     # What stdout's encoding cannot carry (a file name of bytes that are not UTF-8, a
     # "\udcff" escape in a report's JSON, any non-ASCII under PYTHONIOENCODING=ascii) is
@@ -341,13 +341,8 @@ def _print(text: str) -> int:
     try:
         print(text)
         sys.stdout.flush()
-    except BrokenPipeError:
-        return _closed_pipe()
     except OSError as error:
-        # (rxgpt._cli._stdout_failed says "rxgpt chat"; its stdout handling is reused)
-        _discard_stdout()
-        sys.stderr.write(f"rxgpt bench: cannot write to stdout: {error.strerror or error}\n")
-        return 1
+        return _stdout_failed(error, "bench")
     return 0
 
 
