@@ -69,6 +69,10 @@ def _no_server(*args: Any, **kwargs: Any) -> NoReturn:
         (["--fault", "=1"], ["--fault", "'=1'"]),
         (["--fault", " =true"], ["--fault"]),
         (["--fault", "thinking=" + "[" * 100_000], ["--fault", "thinking", "nested"]),
+        (["--fault", "drop_after=" + "1" * 5000], ["--fault drop_after", "digits"]),
+        (["--fault", "drop_after=" + "1" * 30], ["--fault drop_after", "64 bits"]),
+        (["--fault", 'key="\\ud800"'], ["--fault key", "surrogate"]),
+        (["--fault", "key=[1, 2"], ["--fault key", "not JSON"]),
     ],
 )
 def test_a_bad_fault_is_one_line_and_status_2(
@@ -77,7 +81,9 @@ def test_a_bad_fault_is_one_line_and_status_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """``--fault =1`` (no key) was accepted; a value nested 100,000 deep was a RecursionError."""
+    """``--fault =1`` (no key) was accepted; a value nested 100,000 deep was a RecursionError;
+    a 5000-digit number was a message without the flag; one past 64 bits, or a lone
+    surrogate, was served (and failed in every request); ``[1, 2`` was taken as text."""
     monkeypatch.setattr(cli_args, "serve", _no_server, raising=False)
     monkeypatch.setattr(cli_args, "run_server", _no_server, raising=False)
     assert serve_from_args(parser().parse_args(argv)) == 2
