@@ -27,7 +27,8 @@ def start(process: BaseProcess, record: Callable[[BaseProcess], object] | None =
     no handler of its own). Afterwards this process's handler is put back, then the signal
     unblocked: a Ctrl+C that came meanwhile was held pending (on Linux a blocked signal is
     kept even while its action is to ignore it) and is raised only then, when ``record`` has
-    run, so the caller's list of children to stop already holds this one.
+    run, so the caller's list of children to stop already holds this one. (The mask is this
+    thread's: a process of several threads may take the signal in another one.)
 
     multiprocessing's resource tracker, which the first spawned process starts, unblocks
     SIGINT when it starts: it is started here first, so that it cannot unblock the signal

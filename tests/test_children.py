@@ -4,8 +4,8 @@ parent, and a Ctrl+C that comes during a start is raised once the child is recor
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -63,7 +63,9 @@ def test_a_ctrl_c_during_the_start_comes_after_the_child_is_recorded() -> None:
     recorded: list[BaseProcess] = []
 
     def record(started: BaseProcess) -> None:
-        os.kill(os.getpid(), signal.SIGINT)  # (held: not raised here)
+        # (to this thread, as in a process of one thread: a Ctrl+C sent to the process
+        # may be taken by another thread, pytest-xdist's, that does not block it)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # (held: not raised here)
         recorded.append(started)
 
     try:
