@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     [
         (["--host", ""], ["--host", "empty"]),
         (["--host", "a" * 300], ["--host"]),
+        (["--host", "a" * 64], ["--host"]),
+        (["--host", "a..b"], ["--host"]),
+        (["--host", "."], ["--host"]),
         (["--workers", "100000"], ["--workers", "100000"]),
         (["--workers", "257"], ["--workers", "257"]),
         (["--model", "m\udcff"], ["--model", "UTF-8"]),
@@ -112,13 +116,19 @@ def test_a_timeline_fifo_nobody_reads_is_one_line_not_a_wait(
     )
 
 
-def test_a_host_idna_refuses_at_run_time_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """(The parser refuses such a host; a caller's Namespace that holds one is one line too.)"""
-    args = parser().parse_args(["--port", "0"])
-    args.host = "a" * 300
-    assert serve_from_args(args) == 1
+def test_a_port_that_cannot_be_bound_is_one_line_and_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """(A host IDNA refuses never gets here: the parser's host type refuses it.)"""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_from_args(parser().parse_args(["--port", str(port)])) == 1
     err = capsys.readouterr().err
-    assert err.startswith("rxgpt serve: cannot listen on") and err.count("\n") == 1, err
+    assert (
+        err.startswith(f"rxgpt serve: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+    ), err
 
 
 def test_an_ipv6_server_url_has_brackets() -> None:

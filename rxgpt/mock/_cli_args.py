@@ -175,13 +175,14 @@ def serve_from_args(args: argparse.Namespace) -> int:
         serve(args.host, args.port, config, workers=args.workers, freeze_gc=True)
     except KeyboardInterrupt:  # Ctrl+C: quietly, as a shell expects of an interrupted command
         return 130
-    except (OSError, UnicodeError) as error:  # (UnicodeError: a host name IDNA refuses)
-        reason = getattr(error, "strerror", None) or str(error)
-        sys.stderr.write(f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}\n")
-        return 1
+    except OSError as error:  # (a host IDNA refuses is refused by the parser's host type)
+        reason = error.strerror or str(error)
+        return _fail(f"cannot listen on {args.host}:{args.port}: {reason}", 1)
     return 0
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
+    """Say ``rxgpt serve: MESSAGE`` on stderr; the exit status (2: a mistake on the command
+    line, 1: a failure of the run)."""
     sys.stderr.write(f"rxgpt serve: {message}\n")
-    return 2
+    return status
