@@ -178,6 +178,7 @@ def test_a_redis_that_hangs_after_ping_is_one_line_and_status_1(
         (f"redis://:{SECRET}@127.0.0.1:1/1/2", ["1/2 is not a database number"]),
         (f"redis://:{SECRET}@[::1", ["not a Redis URL", "IPv6"]),
         (f"redis://:hun@{SECRET}@127.0.0.1:1/x", ["not a Redis URL"]),  # ('@' in the password)
+        (f"redis://:h'u\"n{SECRET}@127.0.0.1:1/x", ["not a Redis URL"]),  # (quotes in it)
         (f"redis://:{SECRET}@127.0.0.1:1/0?foo=bar", ["not a Redis URL", "foo"]),
         (f"redis://:{SECRET}@127.0.0.1:99999/0", ["not a Redis URL", "ort"]),
         (f"ftp://:{SECRET}@127.0.0.1:1/0", ["not a Redis URL"]),
