@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     [
         (["--host", ""], ["--host", "empty"]),
         (["--host", "a" * 300], ["--host"]),
+        (["--host", "a" * 64], ["--host"]),
+        (["--host", "a..b"], ["--host"]),
+        (["--host", "."], ["--host"]),
         (["--workers", "100000"], ["--workers", "100000"]),
         (["--workers", "257"], ["--workers", "257"]),
         (["--model", "m\udcff"], ["--model", "UTF-8"]),
@@ -69,6 +73,10 @@ def _no_server(*args: Any, **kwargs: Any) -> NoReturn:
         (["--fault", "=1"], ["--fault", "'=1'"]),
         (["--fault", " =true"], ["--fault"]),
         (["--fault", "thinking=" + "[" * 100_000], ["--fault", "thinking", "nested"]),
+        (["--fault", "drop_after=" + "1" * 5000], ["--fault drop_after", "digits"]),
+        (["--fault", "drop_after=" + "1" * 30], ["--fault drop_after", "64 bits"]),
+        (["--fault", 'key="\\ud800"'], ["--fault key", "surrogate"]),
+        (["--fault", "key=[1, 2"], ["--fault key", "not JSON"]),
     ],
 )
 def test_a_bad_fault_is_one_line_and_status_2(
@@ -77,7 +85,9 @@ def test_a_bad_fault_is_one_line_and_status_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """``--fault =1`` (no key) was accepted; a value nested 100,000 deep was a RecursionError."""
+    """``--fault =1`` (no key) was accepted; a value nested 100,000 deep was a RecursionError;
+    a 5000-digit number was a message without the flag; one past 64 bits, or a lone
+    surrogate, was served (and failed in every request); ``[1, 2`` was taken as text."""
     monkeypatch.setattr(cli_args, "serve", _no_server, raising=False)
     monkeypatch.setattr(cli_args, "run_server", _no_server, raising=False)
     assert serve_from_args(parser().parse_args(argv)) == 2
@@ -106,13 +116,19 @@ def test_a_timeline_fifo_nobody_reads_is_one_line_not_a_wait(
     )
 
 
-def test_a_host_idna_refuses_at_run_time_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """(The parser refuses such a host; a caller's Namespace that holds one is one line too.)"""
-    args = parser().parse_args(["--port", "0"])
-    args.host = "a" * 300
-    assert serve_from_args(args) == 1
+def test_a_port_that_cannot_be_bound_is_one_line_and_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """(A host IDNA refuses never gets here: the parser's host type refuses it.)"""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_from_args(parser().parse_args(["--port", str(port)])) == 1
     err = capsys.readouterr().err
-    assert err.startswith("rxgpt serve: cannot listen on") and err.count("\n") == 1, err
+    assert (
+        err.startswith(f"rxgpt serve: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+    ), err
 
 
 def test_an_ipv6_server_url_has_brackets() -> None:

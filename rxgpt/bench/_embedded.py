@@ -4,9 +4,10 @@
 runs in a separate process so that the server's work does not share the client's event
 loop (which would make the client measure its own contention).
 
-Child processes (this server, ``--workers``) are started by :func:`start_child`, with
-SIGINT blocked: Ctrl+C reaches the parent alone, which stops them, and no child prints a
-traceback because it was interrupted in its start-up or its run.
+Child processes (this server, ``--workers``) are started by :func:`start_child`
+(:func:`rxgpt._children.start`, named here for the bench modules that import it): Ctrl+C
+reaches the parent alone, which stops them, and no child prints a traceback because it was
+interrupted in its start-up or its run.
 """
 
 from __future__ import annotations
@@ -14,29 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import signal
-from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
+from .._children import start as start_child
 from .._errors import TransportError
 
 __all__ = ["EmbeddedServer", "start_child"]
 
 #: Seconds the server may take to start.
 START_TIMEOUT = 30.0
-
-
-def start_child(process: BaseProcess) -> None:
-    """Start ``process`` with SIGINT blocked in it (the signal mask is inherited by the
-    spawned interpreter, which then never sees Ctrl+C; its parent ends it)."""
-    # (starting the resource tracker, as the first spawn does, unblocks SIGINT: before)
-    resource_tracker.ensure_running()
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        process.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _serve(conn: Connection, tokens: int, ttft_ms: float, itl_ms: float) -> None:

@@ -11,37 +11,29 @@ fills the timing flags left out; a flag given wins, even at its default value.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import sys
 from typing import Any
 
 from .._cli_types import (
     MAX_COUNT,
+    MAX_WORKERS,
     count,
     factor,
     host,
-    integer,
     milliseconds,
     number,
     port,
     positive,
     utf8_text,
+    workers,
 )
-from .._files import check_writable
+from .._files import check_writable, json_problem, loads
 from ._dialect import MockConfig, parse_options
 from ._runner import serve
 from ._timing import PROFILES
 
 __all__ = ["add_serve_arguments", "serve_from_args"]
-
-
-#: The most ``--workers``: 4 per CPU, and 256 on any machine. Each worker is a process
-#: (tens of MB, its own event loop and decode slots); past a few per CPU they only take
-#: turns on the same cores, and a typo (``--workers 10000``) must not fork the machine to
-#: a standstill.
-MAX_WORKERS = min(256, 4 * (os.cpu_count() or 1))
 
 
 # (flag, MockConfig field, type, help)
@@ -95,10 +87,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=integer(1, MAX_WORKERS),
+        type=workers,
         default=1,
         help="server processes sharing the port (SO_REUSEPORT); each has its own slots "
-        f"(at most {MAX_WORKERS} here: 4 per CPU, 256 in all)",
+        f"(at most {MAX_WORKERS} here: 4 per CPU, and 256)",
     )
     parser.add_argument(
         "--fault",
@@ -116,18 +108,29 @@ class _Mistake(Exception):
     """A bad flag value: one line for stderr."""
 
 
+def _fault_value(key: str, text: str) -> Any:
+    """The value of ``--fault KEY=TEXT``: JSON (``5``, ``true``, ``[...]``, ``"..."``), or the
+    text itself when it does not start as a JSON value does (``crlf``)."""
+    where = f"--fault {key}"
+    try:
+        value = loads(text, where)
+    except ValueError as error:
+        if text.lstrip()[:1] in tuple('[{"-0123456789'):  # JSON, but not parseable
+            raise _Mistake(str(error)) from None
+        return text
+    problem = json_problem(value)
+    if problem is not None:
+        raise _Mistake(f"{where}: {problem}")
+    return value
+
+
 def _faults(items: list[str]) -> dict[str, Any]:
     faults: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise _Mistake(f"--fault expects KEY=VALUE (a key of the mock object), got {item!r}")
-        try:
-            faults[key] = json.loads(value)
-        except json.JSONDecodeError:
-            faults[key] = value
-        except RecursionError:  # ([[[[... nested past what json can parse)
-            raise _Mistake(f"--fault {key}: the value is nested too deeply") from None
+        faults[key] = _fault_value(key, value)
     try:
         parse_options(faults, MockConfig())
     except (TypeError, ValueError) as error:
@@ -172,13 +175,14 @@ def serve_from_args(args: argparse.Namespace) -> int:
         serve(args.host, args.port, config, workers=args.workers, freeze_gc=True)
     except KeyboardInterrupt:  # Ctrl+C: quietly, as a shell expects of an interrupted command
         return 130
-    except (OSError, UnicodeError) as error:  # (UnicodeError: a host name IDNA refuses)
-        reason = getattr(error, "strerror", None) or str(error)
-        sys.stderr.write(f"rxgpt serve: cannot listen on {args.host}:{args.port}: {reason}\n")
-        return 1
+    except OSError as error:  # (a host IDNA refuses is refused by the parser's host type)
+        reason = error.strerror or str(error)
+        return _fail(f"cannot listen on {args.host}:{args.port}: {reason}", 1)
     return 0
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
+    """Say ``rxgpt serve: MESSAGE`` on stderr; the exit status (2: a mistake on the command
+    line, 1: a failure of the run)."""
     sys.stderr.write(f"rxgpt serve: {message}\n")
-    return 2
+    return status

@@ -11,15 +11,14 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.process
-import multiprocessing.resource_tracker
 import os
 import signal
-from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from .._children import start as start_child
 from .._cli_types import http_url
 from .._collector import for_a_server
 from ._app import create_app
@@ -162,20 +161,17 @@ async def serve_forever(
         config, host=host, port=port, reuse_port=reuse_port or workers > 1
     ) as server:
         context = multiprocessing.get_context("spawn")
-        if workers > 1:  # (before the workers: starting it unblocks SIGINT, see below)
-            multiprocessing.resource_tracker.ensure_running()
-        for _ in range(workers - 1):
-            child = context.Process(
-                target=_worker,
-                args=(host, server.port, server.config, freeze_gc, os.getpid()),
-                daemon=True,
-            )
-            with _sigint_blocked():
-                child.start()
-                children.append(child)
-        if freeze_gc:
-            for_a_server()
         try:
+            for _ in range(workers - 1):
+                child = context.Process(
+                    target=_worker,
+                    args=(host, server.port, server.config, freeze_gc, os.getpid()),
+                    daemon=True,
+                )
+                # (Ctrl+C reaches this process only; it stops the children recorded)
+                start_child(child, children.append)
+            if freeze_gc:
+                for_a_server()
             if announce:
                 extra = f", {workers} workers" if workers > 1 else ""
                 print(
@@ -191,35 +187,6 @@ async def serve_forever(
                 process.terminate()
             for process in children:
                 process.join(5)
-
-
-@contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Start a worker in this block: it ignores SIGINT from its first instruction on.
-
-    A worker is stopped by its parent (SIGTERM) or by its parent's death, never by Ctrl+C:
-    the terminal sends SIGINT to every process of the group, and a worker still importing
-    its modules printed a ``KeyboardInterrupt`` traceback. An ignored signal stays ignored
-    across ``exec`` (and Python then installs no handler of its own). So, for the block:
-    SIGINT blocked, then ignored; on leaving, this process's handler back, then unblocked: a
-    Ctrl+C that came meanwhile is held pending and delivered then (on Linux a blocked signal
-    is kept even while its action is to ignore it), and the worker started is already in
-    ``children``. (multiprocessing's resource tracker, started with the first worker,
-    unblocks SIGINT when it is started: :func:`serve_forever` starts it before.)
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    if not hasattr(signal, "pthread_sigmask") or previous is None:  # (Windows; a C handler)
-        yield
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:

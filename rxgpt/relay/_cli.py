@@ -260,27 +260,27 @@ class _Failure(Exception):
 def run_relay_command(args: argparse.Namespace) -> int:
     """Run ``rxgpt relay`` until Ctrl+C (status 130) or SIGTERM (0); the exit status."""
     if not args.redis:
-        sys.stderr.write(
-            "rxgpt relay: the following arguments are required: --redis (see --help)\n"
-        )
-        return 2
+        return _fail("the following arguments are required: --redis (see --help)", 2)
     if args.page is not None:
         mistake = _check_page(args.page)
-        if mistake is not None:
-            sys.stderr.write(f"rxgpt relay: {mistake}\n")
-            return 1
+        if mistake is not None:  # (a file named on the command line: a usage mistake)
+            return _fail(mistake, 2)
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         return 130
     except RxgptError as error:
-        sys.stderr.write(f"rxgpt relay: {type(error).__name__}: {redact(str(error))}\n")
-        return 1
+        return _fail(f"{type(error).__name__}: {redact(str(error))}", 1)
     except _Failure as error:
-        sys.stderr.write(f"rxgpt relay: {error}\n")
-        return 1
-    except (OSError, UnicodeError) as error:  # (UnicodeError: a host name IDNA refuses)
-        reason = getattr(error, "strerror", None) or str(error)
-        sys.stderr.write(f"rxgpt relay: cannot listen on {args.host}:{args.port}: {reason}\n")
-        return 1
+        return _fail(str(error), 1)
+    except OSError as error:  # (a host IDNA refuses is refused by the parser's host type)
+        reason = error.strerror or str(error)
+        return _fail(f"cannot listen on {args.host}:{args.port}: {reason}", 1)
     return 0
+
+
+def _fail(message: str, status: int) -> int:
+    """Say ``rxgpt relay: MESSAGE`` on stderr; the exit status (2: a mistake on the command
+    line, 1: a failure of the run)."""
+    sys.stderr.write(f"rxgpt relay: {message}\n")
+    return status

@@ -178,6 +178,7 @@ def test_a_redis_that_hangs_after_ping_is_one_line_and_status_1(
         (f"redis://:{SECRET}@127.0.0.1:1/1/2", ["1/2 is not a database number"]),
         (f"redis://:{SECRET}@[::1", ["not a Redis URL", "IPv6"]),
         (f"redis://:hun@{SECRET}@127.0.0.1:1/x", ["not a Redis URL"]),  # ('@' in the password)
+        (f"redis://:h'u\"n{SECRET}@127.0.0.1:1/x", ["not a Redis URL"]),  # (quotes in it)
         (f"redis://:{SECRET}@127.0.0.1:1/0?foo=bar", ["not a Redis URL", "foo"]),
         (f"redis://:{SECRET}@127.0.0.1:99999/0", ["not a Redis URL", "ort"]),
         (f"ftp://:{SECRET}@127.0.0.1:1/0", ["not a Redis URL"]),
@@ -220,6 +221,8 @@ def test_a_refused_password_is_not_printed(
         (["relay", "--start-timeout", "inf"], ["--start-timeout"]),
         (["relay", "--host", ""], ["--host", "empty"]),
         (["relay", "--host", "a" * 300], ["--host"]),
+        (["relay", "--host", "a" * 64], ["--host"]),
+        (["relay", "--host", "a..b"], ["--host"]),
     ],
 )
 def test_a_bad_relay_flag_is_one_line_and_status_2(
@@ -250,11 +253,11 @@ def test_an_unknown_relay_option_is_named(capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize("kind", ["not-utf8", "directory", "missing", "fifo", "device"])
-def test_a_page_that_cannot_be_served_is_one_line_and_status_1(
+def test_a_page_that_cannot_be_served_is_one_line_and_status_2(
     kind: str, tmp_path: Path, redis_process: RedisProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A non-UTF-8 page was a UnicodeDecodeError traceback; a FIFO or /dev/zero was read
-    without end."""
+    without end; the status was 1, as a failure of the run, not 2 for a mistake in argv."""
     page = tmp_path / "page.html"
     if kind == "not-utf8":
         page.write_bytes(b"\xff\xfe<html>")
@@ -264,7 +267,7 @@ def test_a_page_that_cannot_be_served_is_one_line_and_status_1(
         os.mkfifo(page)
     elif kind == "device":
         page = Path("/dev/zero")
-    assert run(["relay", "--redis", redis_process.url, "--port", "0", "--page", str(page)]) == 1
+    assert run(["relay", "--redis", redis_process.url, "--port", "0", "--page", str(page)]) == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith("rxgpt relay: ") and str(page) in line
 
