@@ -340,6 +340,7 @@ def test_the_embedded_server_ignores_a_ctrl_c_in_its_start_up(
     """Ctrl+C reaches the parent alone: the child, interrupted while it imports, started
     anyway and printed nothing (it was a KeyboardInterrupt traceback)."""
     server = EmbeddedServer(4, 1.0, 1.0)
+    server.start()
     try:
         assert server.pid is not None
         os.kill(server.pid, signal.SIGINT)

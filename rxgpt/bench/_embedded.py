@@ -43,8 +43,12 @@ def _serve(conn: Connection, tokens: int, ttft_ms: float, itl_ms: float) -> None
 
 
 class EmbeddedServer:
-    """The mock server in a child process: started at once, :meth:`wait` for its origin
-    (``http://127.0.0.1:PORT``), then :meth:`stop` (or :meth:`kill`, on an interruption)."""
+    """The mock server in a child process: :meth:`start` it, :meth:`wait` for its origin
+    (``http://127.0.0.1:PORT``), then :meth:`stop` (or :meth:`kill`, on an interruption).
+
+    (Made before it starts: a Ctrl+C raised as the start ends finds it held by its caller,
+    which kills it.)
+    """
 
     def __init__(self, tokens: int, ttft_ms: float, itl_ms: float) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -55,10 +59,14 @@ class EmbeddedServer:
             name="rxgpt-bench-server",
             daemon=True,
         )
+        self._child = child
+
+    def start(self) -> None:
+        """Start the server process (:func:`start_child`: Ctrl+C reaches only this one)."""
         try:
             start_child(self._process)
         finally:
-            child.close()
+            self._child.close()
 
     @property
     def pid(self) -> int | None:
@@ -83,7 +91,8 @@ class EmbeddedServer:
 
     def kill(self) -> None:
         """End the server process now (SIGTERM, then SIGKILL after 5 s)."""
-        if self._process.is_alive():
+        self._child.close()
+        if self._process.pid is not None and self._process.is_alive():
             self._process.terminate()
             self._process.join(5)
             if self._process.is_alive():

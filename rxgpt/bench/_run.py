@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import math
 import os
-import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -68,13 +67,8 @@ async def _target(config: BenchConfig, max_output: int) -> AsyncIterator[Target]
     server: EmbeddedServer | None = None
     done = False
     try:
-        # (SIGINT blocked until ``server`` holds the started child: a Ctrl+C raised as the
-        # mask is restored then finds it, and it is killed below)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            server = EmbeddedServer(max_output, config.mock_ttft_ms, config.mock_itl_ms)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        server = EmbeddedServer(max_output, config.mock_ttft_ms, config.mock_itl_ms)
+        server.start()  # (a Ctrl+C raised as it starts finds ``server``: killed below)
         origin = await loop.run_in_executor(None, server.wait)
         yield Target(
             provider.base_url_at(origin),
