@@ -24,10 +24,6 @@ _SECRET_PATTERNS = [
     re.compile(
         r"((?:x-api-key|api[_-]?key|x-goog-api-key)['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I
     ),
-    # a URL's user-info (https://user:password@host, redis://:password@host): up to the
-    # last @ of the URL, a password may hold @, / or quotes (redacting more is the safe
-    # mistake)
-    re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)\S+(?=@)"),
     # a credential in a query string (Gemini's ?key=, ?token=, ?access_token=, ...)
     re.compile(
         r"([?&;](?:key|api[_-]?key|token|access[_-]?token|auth|password|secret|sig)=)[^&#\s'\"]+",
@@ -35,6 +31,28 @@ _SECRET_PATTERNS = [
     ),
 ]
 _registered_secrets: set[str] = set()
+_TOKEN = re.compile(r"\S*")
+
+
+def _redact_user_info(text: str) -> str:
+    """``text`` with every URL's user-info (``https://user:password@host``,
+    ``redis://:password@host``) replaced by ``***``: from ``://`` to the URL's last ``@``,
+    since a password may hold ``@``, ``/`` or quotes (redacting more is the safe mistake).
+
+    (A scan, not a regular expression: a pattern for this backtracks over every long run
+    of letters or every ``://`` without an ``@``, quadratic on a hostile error body.)
+    """
+    parts: list[str] = []
+    kept = search = 0  # text[:kept] is in parts; the next "://" is looked for from search
+    while (found := text.find("://", search)) >= 0:
+        start = found + 3
+        end = _TOKEN.match(text, start).end()  # type: ignore[union-attr]  # (\S* matches)
+        at = text.rfind("@", start, end)
+        if at > start:
+            parts += (text[kept:start], "***")
+            kept = at
+        search = max(end, start)
+    return "".join(parts) + text[kept:] if parts else text
 
 
 def register_secret(secret: str | None) -> None:
@@ -50,7 +68,7 @@ def redact(text: str) -> str:
             text = text.replace(secret, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)
-    return text
+    return _redact_user_info(text) if "://" in text else text
 
 
 def redact_value(value: Any) -> Any:

@@ -32,6 +32,8 @@ from helpers import (
     failure,
     harness_fixture,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rxgpt import (
     AuthenticationError,
@@ -452,3 +454,23 @@ def test_record_redacts_a_key_split_between_two_chunks(key: str, cut: int) -> No
     reactivex.from_iterable([data[:at], data[at:]]).pipe(record(file)).subscribe(passed.append)
     assert b"".join(passed) == data  # the pipeline itself gets the bytes untouched
     assert_clean(key, file.getvalue().decode())
+
+
+@pytest.mark.parametrize("piece", ["a", "a://", "http://x", "a://@", "sk-", "?key=", "Bearer "])
+def test_redact_is_linear_on_hostile_text(piece: str) -> None:
+    """A 1 MiB error body of one piece repeated: a backtracking pattern took minutes on
+    such text (quadratic); the scan ends well inside the test's timeout."""
+    text = piece * ((1 << 20) // len(piece))
+    assert len(redact(text)) <= len(text) + 3 * len(text) // len(piece)
+
+
+@given(
+    st.text(st.characters(blacklist_categories=["Zs", "Zl", "Zp", "Cc"]), max_size=30),
+    st.text(min_size=0, max_size=40),
+    st.text(min_size=0, max_size=40),
+)
+def test_redact_hides_any_password_in_any_url(password: str, before: str, after: str) -> None:
+    password = "pw-" + password  # (a password holds no white space: a URL cannot)
+    url = f"redis://user:{password}@127.0.0.1:6379/0"
+    cleaned = redact(f"{before} {url} {after}")
+    assert password not in cleaned or password in before or password in after
