@@ -20,7 +20,7 @@ from typing import IO, Any, NoReturn
 
 from ._chat_stream import ChatStream
 from ._cli_types import api_key_problem, base_url_problem, count, number, seconds, utf8_text
-from ._client import Client
+from ._client import Client, env_setting
 from ._completion import Completion
 from ._deltas import Delta
 from ._errors import RxgptError, StreamCancelled, StreamTimeout
@@ -300,10 +300,7 @@ def _same_file(first: str, second: str) -> bool:
 def _given(flag: str, value: str | None, names: tuple[str, ...]) -> tuple[str, str] | None:
     """Where a setting comes from and its value: the flag, else the first of the variables
     ``names`` that is set and not empty (as :class:`~rxgpt.Client` reads them); None: unset."""
-    if value is not None:
-        return flag, value
-    name = next((name for name in names if os.environ.get(name)), None)
-    return None if name is None else (name, os.environ[name])
+    return (flag, value) if value is not None else env_setting(names)
 
 
 def _check_target(args: argparse.Namespace) -> None:
@@ -637,7 +634,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     mistake = relay_usage_error(args) or _chat_usage_error(args)
     if mistake is not None:
-        parser.exit(2, f"rxgpt chat: {mistake} (see --help)\n")
+        _usage(mistake)
     if sys.stdout is None:  # (>&-) before any request: the answer would go nowhere
         _fail("stdout is closed: nowhere to print the answer (>/dev/null discards it)")
     if args.from_relay:

@@ -49,9 +49,17 @@ def _or_default(value: _T | UseClientDefault, default: _T) -> _T:
     return default if isinstance(value, UseClientDefault) else value
 
 
+def env_setting(names: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first of the environment variables ``names`` that is set and not empty, as
+    ``(name, value)`` (None: none is)."""
+    name = next((name for name in names if os.environ.get(name)), None)
+    return None if name is None else (name, os.environ[name])
+
+
 def _from_env(names: tuple[str, ...]) -> str | None:
-    """The first of the environment variables ``names`` that is set and not empty."""
-    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+    """The value of :func:`env_setting` (None: no variable is set)."""
+    setting = env_setting(names)
+    return None if setting is None else setting[1]
 
 
 class Client:

@@ -230,8 +230,8 @@ async def _serve(args: argparse.Namespace) -> None:
         await ping(client)
         try:
             app = create_app(client, page=args.page, start_timeout=args.start_timeout)
-        except (OSError, ValueError) as error:  # (changed since _check_page read it)
-            raise _Failure(f"cannot read the page {args.page}: {error}") from None
+        except ValueError as error:  # (changed since _check_page read it)
+            raise _Failure(str(error)) from None
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
