@@ -113,6 +113,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (a server and its ``--workers``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(stat[1])
+    found = [pid]
+    grew = True  # (until no process is left whose parent was found: a child's pid may be
+    # below its parent's, so one pass in pid order is not enough)
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.append(child)
+                grew = True
+    return found
+
+
+def family_cpu(pids: Sequence[int]) -> float:
+    """CPU seconds of ``pids`` so far (a process that ended counts 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += cpu_seconds(pid)
+    return total
+
+
 def mock_args(port: int, *flags: str) -> list[str]:
     return [sys.executable, "-m", "rxgpt.mock", "--port", str(port), *flags]
 
@@ -232,7 +261,13 @@ def lateness(streams: int, tokens: int, itl_ms: float, workers: int = 1) -> dict
             asyncio.run(_wait_healthy(url, server))
             if workers > 1:
                 time.sleep(1.0)  # let the other workers bind the port
+            # the CPU the server's processes and this client used over the run, in cores:
+            # on a machine of few cores, near their count means the run was CPU-bound
+            servers = family(server.pid)
+            server_cpu, client_cpu = family_cpu(servers), time.process_time()
             result = asyncio.run(client_run(url, streams, body))
+            server_cpu = family_cpu(servers) - server_cpu
+            client_cpu = time.process_time() - client_cpu
             time.sleep(0.3)
         records = [json.loads(line) for line in path.read_text().splitlines()]
     writes: list[tuple[float, float]] = []  # (absolute schedule, lateness) of every write
@@ -283,6 +318,9 @@ def lateness(streams: int, tokens: int, itl_ms: float, workers: int = 1) -> dict
         "settled_start_p50": _percentile(settled, 0.5),
         "settled_start_p99": _percentile(settled, 0.99),
         "failed": result.failed,
+        "server_cores": server_cpu / result.seconds if result.seconds > 0 else 0.0,
+        "client_cores": client_cpu / result.seconds if result.seconds > 0 else 0.0,
+        "processes": len(servers),
     }
 
 
@@ -320,8 +358,9 @@ def run(quick: bool = False) -> BenchResult:
             )
         )
     result.tables.append(
-        "Throughput (--itl-ms 0, one write per event; ev/s = client wall clock, ev/CPU-s = "
-        "events per CPU second of the server process)\n\n"
+        "### server / throughput\n\n"
+        "(--itl-ms 0, one write per event; ev/s = client wall clock, ev/CPU-s = events per "
+        "CPU second of the server process)\n\n"
         + render_table(
             [
                 "streams",
@@ -336,6 +375,7 @@ def run(quick: bool = False) -> BenchResult:
             ],
             rows,
         )
+        + "\n"
     )
     cases = [(16, 20, 1, 2.0)] if quick else [(256, 100, 1, 2.0), (512, 100, 1, 5.0)]
     cases += [] if quick else [(1024, 100, 1, 5.0), (2048, 100, 2, 5.0)]
@@ -355,6 +395,8 @@ def run(quick: bool = False) -> BenchResult:
                 f"{data['end_p99']:.2f}",
                 f"{data['settled_start_p50']:.2f}",
                 f"{data['settled_start_p99']:.2f}",
+                f"{data['server_cores']:.2f}",
+                f"{data['client_cores']:.2f}",
                 str(data["failed"]),
             ]
         )
@@ -365,12 +407,16 @@ def run(quick: bool = False) -> BenchResult:
                 limit,
                 data["start_p99"],
                 f"end of burst p99 {data['end_p99']:.2f} ms; after the ramp-up: start p99 "
-                f"{data['settled_start_p99']:.2f} ms",
+                f"{data['settled_start_p99']:.2f} ms; CPU in use: server "
+                f"{data['server_cores']:.2f} + client {data['client_cores']:.2f} of "
+                f"{os.cpu_count()} cores",
+                " ms",
             )
         )
     result.tables.append(
-        "Decode-step lateness (--itl-ms 20; ms behind schedule; start = first write of a "
-        "step, end = last write of its burst)\n\n"
+        "### server / decode-step lateness\n\n"
+        "(--itl-ms 20; ms behind schedule; start = first write of a step, end = last write of "
+        "its burst)\n\n"
         + render_table(
             [
                 "streams",
@@ -382,10 +428,16 @@ def run(quick: bool = False) -> BenchResult:
                 "end p99",
                 "settled start p50",
                 "settled start p99",
+                "server cores",
+                "client cores",
                 "failed",
             ],
             rows,
         )
+        + f"\n\nserver cores, client cores: CPU seconds per second of the run (the server's "
+        f"processes together; this client), on a machine of {os.cpu_count()} cores: where "
+        "they add up to about that, the run is CPU-bound and steps run late for want of a "
+        "core, not for the server's scheduling.\n"
     )
     result.seconds = time.perf_counter() - began
     return result

@@ -238,13 +238,15 @@ class Case:
 
 @dataclass(slots=True)
 class Target:
-    """A target of the issue: ``measured`` (a ratio) must not exceed ``limit``."""
+    """A target of the issue: ``measured`` must not exceed ``limit``, both in ``unit`` (a
+    ratio, "×", unless the target is an amount such as milliseconds, " ms")."""
 
     name: str
     description: str
     limit: float
     measured: float | None
     detail: str = ""
+    unit: str = "×"
 
     @property
     def met(self) -> bool:
@@ -260,6 +262,7 @@ class Target:
             "measured": self.measured,
             "met": self.met,
             "detail": self.detail,
+            "unit": self.unit,
         }
 
 
@@ -503,13 +506,13 @@ def _peer_notes(case: Case) -> list[str]:
 
 
 def format_targets(targets: Sequence[Target]) -> str:
-    """The summary table of the issue's targets (ratios: lower is better)."""
+    """The summary table of the issue's targets (lower is better)."""
     rows = [
         [
             t.name,
             t.description,
-            f"≤ {t.limit:g}×",
-            "-" if t.measured is None else f"{t.measured:.3g}×",
+            f"≤ {t.limit:g}{t.unit}",
+            "-" if t.measured is None else f"{t.measured:.3g}{t.unit}",
             "met" if t.met else "MISSED",
         ]
         for t in targets

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -231,3 +234,47 @@ def test_the_scale_benchmark_measures_both_clients_on_the_floor_server() -> None
         assert all(gap >= 0 for gap in paced[name][0].gaps)
     for name in ("rxgpt Client", "bare aiohttp"):  # one gap between each token, both ways
         assert len(paced[name][0].gaps) == 2 * (5 - 1)
+
+
+def test_the_setup_breakdown_runs_each_layer_of_the_client() -> None:
+    from benchmarks import bench_scale
+
+    with bench_scale.floor_server() as url:
+        runs = bench_scale._rounds(url, 3, 2, 1, runners=bench_scale.LAYERS)
+    assert set(runs) == {"rxgpt request()", "rxgpt request() + decoding"}
+    for [run] in runs.values():
+        assert run.events == 3 * (2 + bench_scale.EXTRA_EVENTS) and run.cpu > 0
+
+
+def test_a_target_in_milliseconds_is_shown_in_milliseconds() -> None:
+    from benchmarks.common import Target, format_targets
+
+    table = format_targets(
+        [Target("late", "ms behind", 2.0, 0.5, unit=" ms"), Target("ratio", "x", 1.2, 1.5)]
+    )
+    assert "≤ 2 ms" in table and "0.5 ms" in table and "met" in table
+    assert "≤ 1.2×" in table and "1.5×" in table and "MISSED" in table
+
+
+def test_the_server_benchmark_counts_the_cpu_of_every_worker_process() -> None:
+    import subprocess
+
+    from benchmarks import bench_server
+
+    spin = "import time; end = time.monotonic() + 30\nwhile time.monotonic() < end: pass"
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {spin!r}]); time.sleep(30)"  # noqa: E501
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 20
+        while len(bench_server.family(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = bench_server.family(parent.pid)
+        assert len(pids) == 2 and pids[0] == parent.pid
+        before = bench_server.family_cpu(pids)
+        time.sleep(0.5)  # the child spins: its CPU counts for the family
+        assert bench_server.family_cpu(pids) - before > 0.1
+    finally:
+        for pid in bench_server.family(parent.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait(10)
