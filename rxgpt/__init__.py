@@ -45,6 +45,7 @@ from ._deltas import (
 from ._errors import (
     AuthenticationError,
     ClientClosedError,
+    CredentialsConflictError,
     DecodeError,
     EventTooLarge,
     HTTPStatusError,
@@ -98,6 +99,7 @@ __all__ = [
     "Completion",
     "CompletionState",
     "ContentPart",
+    "CredentialsConflictError",
     "DecodeError",
     "Delta",
     "DeltaLogger",

@@ -17,7 +17,7 @@ from ._errors import ClientClosedError, MissingAPIKeyError
 from ._fanout import ReplayPolicy
 from ._providers import get_provider
 from ._resilience import Progress, Retry, Timeouts
-from ._secrets import register_secret
+from ._secrets import redact, register_secret
 from ._transport import SOCKET_CONNECT_TIMEOUT, ConnectionSlots, request
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_POOL_LIMIT", "USE_CLIENT_DEFAULT", "Client"]
@@ -140,7 +140,8 @@ class Client:
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
         return (
-            f"Client(provider={self.provider.name!r}, base_url={self.base_url!r}, api_key=<{key}>)"
+            f"Client(provider={self.provider.name!r}, base_url={redact(self.base_url)!r}, "
+            f"api_key=<{key}>)"
         )
 
     async def __aenter__(self) -> Client:

@@ -22,6 +22,7 @@ Exception tree::
     ├── StreamError                the provider reported an error inside the stream
     ├── LateSubscriberError        a subscriber came after Fanout.connect() with no replay
     ├── ClientClosedError          a closed Client was used again
+    ├── CredentialsConflictError   credentials in the URL and an Authorization header
     └── MissingAPIKeyError         a hosted API was to be called without a key
 """
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthenticationError",
     "ClientClosedError",
+    "CredentialsConflictError",
     "DecodeError",
     "EventTooLarge",
     "HTTPStatusError",
@@ -292,4 +294,15 @@ class MissingAPIKeyError(RxgptError, ValueError):
 
     Raised by :meth:`~rxgpt.Client.chat` before any request; the message names the
     provider's environment variable.
+    """
+
+
+class CredentialsConflictError(RxgptError, ValueError):
+    """A request would carry two credentials: a URL's ``user:password@`` and an
+    ``Authorization`` header (an API key sent as a bearer token, or a header of yours).
+
+    HTTP has one ``Authorization`` header, so neither may silently win: raised by
+    :func:`~rxgpt.request` before anything is sent, and never retried. Keep one: the
+    URL's user-info (Basic auth, say for a proxy in front of the server, with no API
+    key), or the key.
     """

@@ -29,6 +29,7 @@ from reactivex import abc
 from ._aio import FlowControl
 from ._errors import (
     AuthenticationError,
+    CredentialsConflictError,
     DecodeError,
     HTTPStatusError,
     RateLimitError,
@@ -128,7 +129,14 @@ def request(
     A 204 answer (no content) completes at once, after ``progress("no_content")``.
     ``slots`` (a :class:`~rxgpt.Client`'s) bounds the requests in flight; a request that
     waits for one tells ``progress`` "queued", then "dequeued".
+
+    Raises:
+        CredentialsConflictError: ``url`` holds ``user:password@`` and ``headers`` an
+            ``Authorization`` header (before anything is sent).
     """
+    conflict = _credentials_conflict(url, headers) if headers else None
+    if conflict is not None:
+        raise conflict
     body = dumps(json).encode() if json is not None else None
     # (the body's Content-Type travels with its payload, see _open: a header fewer that
     # aiohttp copies twice per request; a Content-Type in ``headers`` still wins)
@@ -142,6 +150,23 @@ def request(
         url, method, body, send_headers, session, gate, progress,
         drain_bytes, drain_timeout, media_type, slots,
     )  # fmt: skip
+
+
+def _credentials_conflict(url: str, headers: Mapping[str, str]) -> CredentialsConflictError | None:
+    """Two credentials for one request: the URL's user-info and an ``Authorization`` header
+    (aiohttp refuses to send it; no attempt could succeed)."""
+    if "@" not in url or not any(name.lower() == "authorization" for name in headers):
+        return None
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return None  # (not a URL: aiohttp's own error says so)
+    if parsed.raw_user is None and parsed.raw_password is None:
+        return None  # (an "@" in the path or the query)
+    return CredentialsConflictError(
+        f"{redact(url)} carries credentials (user:password@) and the request an "
+        "Authorization header (an API key, or a header of yours): keep one of them"
+    )
 
 
 class ConnectionSlots:

@@ -9,6 +9,7 @@ like an OpenAI project key (caught by the patterns too) and an opaque gateway to
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import logging
@@ -30,7 +31,9 @@ from helpers import (
     Harness,
     chat,
     failure,
+    full_stream,
     harness_fixture,
+    write_sse,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,6 +41,7 @@ from hypothesis import strategies as st
 from rxgpt import (
     AuthenticationError,
     Client,
+    CredentialsConflictError,
     DecodeError,
     Delta,
     ErrorDelta,
@@ -474,3 +478,85 @@ def test_redact_hides_any_password_in_any_url(password: str, before: str, after:
     url = f"redis://user:{password}@127.0.0.1:6379/0"
     cleaned = redact(f"{before} {url} {after}")
     assert password not in cleaned or password in before or password in after
+
+
+# --------------------------------------------------------------------------- credentials in the URL
+
+
+def _with_user_info(url: str, password: str) -> str:
+    return url.replace("http://", f"http://alice:{password}@", 1)
+
+
+def test_a_password_in_the_base_url_is_not_in_the_clients_repr() -> None:
+    client = Client("http://alice:pw-in-repr-1@127.0.0.1:9/v1", api_key=GATEWAY_KEY)
+    assert "pw-in-repr-1" not in repr(client)
+    assert "127.0.0.1:9/v1" in repr(client)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_credentials_in_the_url_and_an_authorization_header_fail_before_sending(
+    h: Harness, provider: str
+) -> None:
+    """HTTP has one Authorization header: a URL's user-info and an API key sent as a
+    bearer token (or a header of the caller's) cannot both go. One typed error, no
+    attempt on the wire, no retry, no password in it."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await write_sse(request, full_stream(["x"]))
+
+    server, seen = await Harness.serve(h, handler)
+    url = _with_user_info(server if provider == "anthropic" else server + "/v1", "pw-clash-7")
+    headers = {"authorization": "Bearer " + GATEWAY_KEY} if provider == "anthropic" else None
+    client = Client(
+        url, api_key=GATEWAY_KEY, provider=provider, session=h.session, headers=headers,
+        retry=Retry(attempts=3, backoff=0.01),
+    )  # fmt: skip
+    error = await failure(chat(client))
+    assert isinstance(error, CredentialsConflictError) and isinstance(error, ValueError)
+    assert error.attempts == 1
+    assert error.partial is not None and error.partial.state == "error"
+    assert "Authorization" in str(error) and "user:password@" in str(error)
+    assert_error_clean("pw-clash-7", error)
+    assert seen.requests == 0
+
+
+async def test_request_refuses_both_credentials_at_once() -> None:
+    with pytest.raises(CredentialsConflictError, match="keep one of them") as caught:
+        request("http://bob:pw-clash-8@127.0.0.1:9/v1", headers={"AUTHORIZATION": "Basic eA=="})
+    assert "pw-clash-8" not in str(caught.value)
+    # an "@" that is not user-info, or no Authorization header: nothing to refuse
+    request("http://127.0.0.1:9/v1/chat?who=a@b", headers={"Authorization": "Bearer x"})
+    request("http://bob:pw@127.0.0.1:9/v1", headers={"X-Api-Key": "k"})
+
+
+async def test_credentials_in_the_url_without_an_api_key_are_sent_as_basic_auth(
+    h: Harness,
+) -> None:
+    """A server behind a proxy that asks for Basic auth, and no API key: the URL's
+    user-info is the credential (as aiohttp and httpx send it)."""
+    presented: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        presented.append(request.headers.get("Authorization", ""))
+        return await write_sse(request, full_stream(["hello"]))
+
+    server, _ = await Harness.serve(h, handler)
+    client = Client(_with_user_info(server + "/v1", "pw-basic-9"), api_key="", session=h.session)
+    result = await asyncio.wait_for(chat(client).completion(), TIMEOUT)
+    assert result.text == "hello"
+    assert presented == ["Basic " + base64.b64encode(b"alice:pw-basic-9").decode()]
+
+
+def test_the_chat_command_says_in_one_line_that_two_credentials_clash() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rxgpt", "chat", "hi", "--api-key", "sk-clash",
+         "--base-url", "http://alice:pw-clash-10@127.0.0.1:9/v1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "CredentialsConflictError" in lines[0] and "Traceback" not in done.stderr
+    assert "pw-clash-10" not in done.stderr + done.stdout
