@@ -134,9 +134,10 @@ def request(
         CredentialsConflictError: ``url`` holds ``user:password@`` and ``headers`` an
             ``Authorization`` header (before anything is sent).
     """
-    conflict = _credentials_conflict(url, headers) if headers else None
-    if conflict is not None:
-        raise conflict
+    if headers and "@" in url:  # (user-info is rare: no call for the common request)
+        conflict = _credentials_conflict(url, headers)
+        if conflict is not None:
+            raise conflict
     body = dumps(json).encode() if json is not None else None
     # (the body's Content-Type travels with its payload, see _open: a header fewer that
     # aiohttp copies twice per request; a Content-Type in ``headers`` still wins)
@@ -154,8 +155,8 @@ def request(
 
 def _credentials_conflict(url: str, headers: Mapping[str, str]) -> CredentialsConflictError | None:
     """Two credentials for one request: the URL's user-info and an ``Authorization`` header
-    (aiohttp refuses to send it; no attempt could succeed)."""
-    if "@" not in url or not any(name.lower() == "authorization" for name in headers):
+    (aiohttp refuses to send it; no attempt could succeed). ``url`` holds an "@"."""
+    if not any(name.lower() == "authorization" for name in headers):
         return None
     try:
         parsed = yarl.URL(url)
