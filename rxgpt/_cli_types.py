@@ -15,6 +15,8 @@ import math
 import os
 from collections.abc import Callable
 
+from ._urls import base_url_problem
+
 __all__ = [
     "MAX_COUNT",
     "MAX_MILLISECONDS",
@@ -172,27 +174,6 @@ MAX_WORKERS = min(256, 4 * (os.cpu_count() or 1))
 
 #: ``--workers``: processes, 1 to :data:`MAX_WORKERS`.
 workers = integer(1, MAX_WORKERS)
-
-
-def base_url_problem(url: str) -> str | None:
-    """What makes ``url`` unusable as an API's base URL (None: nothing)."""
-    from yarl import URL
-
-    if any(char.isspace() or not char.isprintable() for char in url):
-        return "holds a space or a control character"
-    try:
-        parsed = URL(url)
-        host, port = parsed.host, parsed.port
-    except ValueError as error:
-        reason = str(error)
-        return f"is not a URL ({reason[:1].lower() + reason[1:]})"
-    if parsed.scheme not in ("http", "https"):
-        return "is not an http:// or https:// URL"
-    if not host:
-        return "names no host"
-    if port == 0:
-        return "names port 0"
-    return None
 
 
 def base_url(value: str) -> str:

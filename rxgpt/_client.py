@@ -13,12 +13,13 @@ from reactivex import Observable
 
 from ._aio import FlowControl
 from ._chat_stream import DEFAULT_MAX_DELTAS, ChatStream
-from ._errors import ClientClosedError, MissingAPIKeyError
+from ._errors import ClientClosedError, InvalidURLError, MissingAPIKeyError
 from ._fanout import ReplayPolicy
 from ._providers import get_provider
 from ._resilience import Progress, Retry, Timeouts
 from ._secrets import redact, register_secret
 from ._transport import SOCKET_CONNECT_TIMEOUT, ConnectionSlots, request
+from ._urls import base_url_problem
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_POOL_LIMIT", "USE_CLIENT_DEFAULT", "Client"]
 
@@ -92,6 +93,10 @@ class Client:
     connection pool is created on first use, inside the running loop. Once closed, the
     client raises :class:`~rxgpt.ClientClosedError` when used again. Pass your own
     ``session`` to share a connection pool: closing the client does not close it.
+
+    Raises:
+        InvalidURLError: the base URL (argument or variable) is no URL a request can be
+            sent to: not ``http://`` or ``https://``, no host, a bad port, a space.
     """
 
     def __init__(
@@ -120,12 +125,15 @@ class Client:
         self.timeouts: Timeouts | None = _or_default(timeouts, Timeouts())
         #: The retry policy of every call (None: one attempt), unless a call gives its own.
         self.retry: Retry | None = _or_default(retry, Retry())
-        env_url = _from_env(self.provider.base_url_env)
-        url = base_url or env_url
+        given = ("base_url", base_url) if base_url else env_setting(self.provider.base_url_env)
         #: The API's base URL: the argument, else the provider's variable, else its default.
         self.base_url = self.provider.default_base_url
-        if url:
-            self.base_url = self.provider.normalize_url(url).rstrip("/")
+        if given is not None:
+            url = self.provider.normalize_url(given[1])
+            problem = base_url_problem(url)
+            if problem is not None:  # (refused now: every request to it would fail)
+                raise InvalidURLError(f"{given[0]} {given[1]!r} {problem}")
+            self.base_url = url.rstrip("/")
         if api_key is None:
             api_key = _from_env(self.provider.api_key_env)
         self._api_key = api_key

@@ -23,6 +23,7 @@ Exception tree::
     ├── LateSubscriberError        a subscriber came after Fanout.connect() with no replay
     ├── ClientClosedError          a closed Client was used again
     ├── CredentialsConflictError   credentials in the URL and an Authorization header
+    ├── InvalidURLError            a URL that cannot be requested (not http(s), no host...)
     └── MissingAPIKeyError         a hosted API was to be called without a key
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "DecodeError",
     "EventTooLarge",
     "HTTPStatusError",
+    "InvalidURLError",
     "LateSubscriberError",
     "MissingAPIKeyError",
     "MissingDone",
@@ -305,4 +307,14 @@ class CredentialsConflictError(RxgptError, ValueError):
     :func:`~rxgpt.request` before anything is sent, and never retried. Keep one: the
     URL's user-info (Basic auth, say for a proxy in front of the server, with no API
     key), or the key.
+    """
+
+
+class InvalidURLError(RxgptError, ValueError):
+    """A URL that no request can be sent to: not ``http://`` or ``https://``, no host, a
+    port out of range, a space or a control character in it.
+
+    Raised by :class:`~rxgpt.Client` for its base URL (the argument or the provider's
+    environment variable, named in the message), and by :func:`~rxgpt.request` for its
+    URL or a redirect's ``Location``; never retried (no attempt could succeed).
     """

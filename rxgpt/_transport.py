@@ -32,6 +32,7 @@ from ._errors import (
     CredentialsConflictError,
     DecodeError,
     HTTPStatusError,
+    InvalidURLError,
     RateLimitError,
     RxgptError,
     StreamError,
@@ -42,6 +43,7 @@ from ._errors import (
 from ._fusion import ENDED, Batched, BatchObserver
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
+from ._urls import base_url_problem
 
 __all__ = [
     "ConnectionSlots",
@@ -705,13 +707,21 @@ async def _open(
         if resp.status not in _REDIRECTS or not location:
             return resp
         resp.release()
-        target = resp.url.join(yarl.URL(location))
+        try:
+            target = resp.url.join(yarl.URL(location))
+        except ValueError:
+            problem = base_url_problem(location) or "is not a URL"
+            raise InvalidURLError(f"the redirect's Location {location!r} {problem}") from None
         if target.origin() != resp.url.origin():
             headers = {k: v for k, v in headers.items() if k.lower() not in SENSITIVE_HEADERS}
         if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
             method, body = "GET", None
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         url = str(target)
+        if "@" in url:  # (a Location with user:password@, and the Authorization kept)
+            conflict = _credentials_conflict(url, headers)
+            if conflict is not None:
+                raise conflict
     raise TransportError(f"more than {_MAX_REDIRECTS} redirects from {redact(url)}")
 
 
@@ -808,6 +818,11 @@ def map_exception(
     """
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return StreamTimeout("connect", sock_connect or 0)
+    if isinstance(error, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        # (the URL that failed: the request's, or a redirect's Location)
+        target = str(error.url) if isinstance(error, aiohttp.InvalidURL) else str(error)
+        problem = base_url_problem(target) or "is not a URL a request can be sent to"
+        return InvalidURLError(f"{target!r} {problem}")
     if isinstance(error, aiohttp.ClientConnectorError) and not mid_body:
         if isinstance(error.os_error, socket.gaierror):
             # getaddrinfo()'s codes are negative: os.strerror() would say "unknown error -2"

@@ -560,3 +560,28 @@ def test_the_chat_command_says_in_one_line_that_two_credentials_clash() -> None:
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert "CredentialsConflictError" in lines[0] and "Traceback" not in done.stderr
     assert "pw-clash-10" not in done.stderr + done.stdout
+
+
+async def test_a_redirect_to_a_url_with_credentials_while_the_key_is_kept_is_refused(
+    h: Harness,
+) -> None:
+    """A same-origin redirect keeps the API key (Authorization); a Location that also
+    holds user:password@ would make two credentials: one typed error, not retried, the
+    redirect's target never requested, no password in it."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/moved"):
+            return await write_sse(request, full_stream(["x"]))
+        target = request.url.with_user("alice").with_password("pw-hop-11").with_path("/moved")
+        raise web.HTTPTemporaryRedirect(str(target))
+
+    server, seen = await Harness.serve(h, handler)
+    client = Client(
+        server + "/v1", api_key=GATEWAY_KEY, session=h.session,
+        retry=Retry(attempts=3, backoff=0.01),
+    )  # fmt: skip
+    error = await failure(chat(client))
+    assert isinstance(error, CredentialsConflictError), repr(error)
+    assert error.attempts == 1
+    assert seen.requests == 1
+    assert_error_clean("pw-hop-11", error)
