@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ANSWER_TIMEOUT",
     "DEFAULT_BLOCK",
     "DEFAULT_LEASE",
     "DEFAULT_MAXLEN",
@@ -23,3 +24,7 @@ DEFAULT_MAX_PENDING = 100_000
 DEFAULT_BLOCK = 1.0
 #: Seconds a reader waits for a stream that has not started yet.
 DEFAULT_START_TIMEOUT = 10.0
+#: Seconds Redis may take, beyond a blocking read's own wait, to answer one command of a
+#: reader: a Redis silent this long is hung (stopped, or a network that drops packets),
+#: and waiting on would be without end, whatever the client's socket timeout.
+ANSWER_TIMEOUT = 9.0

@@ -26,7 +26,13 @@ from .._cli_types import MAX_SECONDS, http_url, number, seconds, utf8_text
 from .._errors import RxgptError
 from .._observers import StreamMetrics, TextPrinter
 from .._secrets import redact
-from ._bounds import DEFAULT_BLOCK, DEFAULT_LEASE, DEFAULT_START_TIMEOUT, DEFAULT_TTL
+from ._bounds import (
+    ANSWER_TIMEOUT,
+    DEFAULT_BLOCK,
+    DEFAULT_LEASE,
+    DEFAULT_START_TIMEOUT,
+    DEFAULT_TTL,
+)
 
 if TYPE_CHECKING:
     from ._publish import Relay
@@ -42,10 +48,9 @@ __all__ = [
 
 #: Seconds ``rxgpt chat --relay`` waits, after the answer, for the relay's last writes.
 FINISH_TIMEOUT = 10.0
-#: Seconds the commands' Redis client waits for any one answer. Their blocking reads ask
-#: Redis to answer within DEFAULT_BLOCK (1 s); a Redis silent for this long is hung
-#: (stopped, or a network that drops packets), and waiting on would be without end.
-READ_TIMEOUT = DEFAULT_BLOCK + 9.0
+#: Seconds the commands' Redis client waits for any one answer (its socket timeout): a
+#: blocking read's DEFAULT_BLOCK (1 s), and the time a Redis may take to answer.
+READ_TIMEOUT = DEFAULT_BLOCK + ANSWER_TIMEOUT
 
 
 #: ``--relay-ttl`` and ``--relay-lease``: seconds, at least a millisecond (Redis keeps them

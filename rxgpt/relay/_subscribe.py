@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -37,10 +37,11 @@ from .._errors import (
     StreamCancelled,
     StreamInterrupted,
     StreamTimeout,
+    TransportError,
 )
 from .._fanout import Fanout, ReplayPolicy
 from .._fusion import Batched, subscribe_batches
-from ._bounds import DEFAULT_BLOCK, DEFAULT_START_TIMEOUT
+from ._bounds import ANSWER_TIMEOUT, DEFAULT_BLOCK, DEFAULT_START_TIMEOUT
 from ._connect import Redis, describe, relay_error
 from ._encoding import EndInfo, EntryKind, StartInfo, decode_deltas, decode_end, decode_start
 from ._publish import START_ID, lease_key
@@ -104,6 +105,9 @@ def parse_entry(entry_id: Any, fields: dict[Any, Any]) -> Entry:
     raise DecodeError(f"entry {ident} has an unknown type {kind!r}", raw=repr(fields))
 
 
+_T = TypeVar("_T")
+
+
 class EntryReader:
     """The entries of the relayed stream ``key`` after entry ``after`` (None: from the start).
 
@@ -115,7 +119,9 @@ class EntryReader:
 
     Raises :class:`~rxgpt.StreamInterrupted` when the producer died, entries are missing or
     ``after`` is not in the stream; :class:`~rxgpt.StreamTimeout` when no stream starts
-    within ``start_timeout``; :class:`~rxgpt.TransportError` when Redis fails.
+    within ``start_timeout``; :class:`~rxgpt.TransportError` when Redis fails, or leaves a
+    command unanswered for ``answer_timeout`` seconds beyond its blocking wait (a hung
+    Redis ends the reader even through a client without a socket timeout).
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class EntryReader:
         start_timeout: float = DEFAULT_START_TIMEOUT,
         count: int = 1000,
         flow: FlowControl | None = None,
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         if after is not None and after not in _FROM_START and not ENTRY_ID.fullmatch(after):
             raise ValueError(f"not a Redis stream entry ID: {after!r} (expected MS-SEQ)")
@@ -138,6 +145,7 @@ class EntryReader:
         self.start_timeout = start_timeout
         self.count = count
         self.flow = flow
+        self.answer_timeout = answer_timeout
         self.start: StartInfo | None = None
         self.end: EndInfo | None = None
         self.last_id = self.after or "0-0"
@@ -145,6 +153,19 @@ class EntryReader:
 
     def _where(self) -> str:
         return f"relayed stream {self.key!r} at {describe(self.client)}"
+
+    async def ask(self, answer: Awaitable[_T], wait: float = 0.0) -> _T:
+        """Redis's answer to one command that may take ``wait`` seconds by design (a
+        blocking read's), within :attr:`answer_timeout` more."""
+        bound = wait + self.answer_timeout
+        try:
+            async with asyncio.timeout(bound):
+                return await answer
+        except TimeoutError:
+            raise TransportError(
+                f"Redis did not answer within {bound:g}s while reading the {self._where()} "
+                "(hung, or a network that drops packets)"
+            ) from None
 
     def __aiter__(self) -> AsyncIterator[Entry | None]:
         return self._entries()
@@ -164,7 +185,7 @@ class EntryReader:
         pipe = self.client.pipeline(transaction=False)
         pipe.xrange(self.key, START_ID, START_ID)
         pipe.xrange(self.key, self.after, self.after)
-        first, cursor = await pipe.execute()
+        first, cursor = await self.ask(pipe.execute())
         if not first:
             raise StreamInterrupted(
                 f"cannot resume the {self._where()}: it does not exist (expired, or never written)"
@@ -190,8 +211,10 @@ class EntryReader:
             block = self.block
             if self.start is not None:
                 block = min(block, self.start.lease_ms / 2000)
-            reply = await self.client.xread(
-                {self.key: self.last_id}, count=self.count, block=max(1, int(block * 1000))
+            wait = max(1, int(block * 1000))
+            reply = await self.ask(
+                self.client.xread({self.key: self.last_id}, count=self.count, block=wait),
+                wait / 1000,
             )
             if not reply:
                 if not await self._producer_gone(began):
@@ -235,11 +258,11 @@ class EntryReader:
                 )
                 raise error
             return False
-        return not await self.client.exists(lease_key(self.key))
+        return not await self.ask(self.client.exists(lease_key(self.key)))
 
     async def _last_read(self) -> Any:
         """After the lease expired: one last read for an end entry written just before."""
-        reply = await self.client.xread({self.key: self.last_id}, count=self.count)
+        reply = await self.ask(self.client.xread({self.key: self.last_id}, count=self.count))
         if reply:
             return reply
         assert self.start is not None
@@ -271,11 +294,13 @@ class RelayedStream(StreamResult):
         block: float = DEFAULT_BLOCK,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         replay: ReplayPolicy = "all",
+        answer_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self.flow = FlowControl()
         self.reader = EntryReader(
-            client, key, after=after, block=block, start_timeout=start_timeout, flow=self.flow
-        )
+            client, key, after=after, block=block, start_timeout=start_timeout, flow=self.flow,
+            answer_timeout=answer_timeout,
+        )  # fmt: skip
         self._fanout: Fanout[Delta] = Fanout(Batched(self._read, flow=self.flow), replay=replay)
         self._acc: Accumulator | None = None
         self._result: Completion | None = None
@@ -431,12 +456,16 @@ def subscribe(
     block: float = DEFAULT_BLOCK,
     start_timeout: float = DEFAULT_START_TIMEOUT,
     replay: ReplayPolicy = "all",
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> RelayedStream:
     """Follow the relayed stream ``key``: from its start, or after entry ID ``after``.
 
     ``block`` bounds one blocking read (and so the lease check's poll interval);
-    ``start_timeout`` is how long to wait for a stream that has not started yet.
+    ``start_timeout`` is how long to wait for a stream that has not started yet;
+    ``answer_timeout`` how long beyond its own wait Redis may leave a command unanswered
+    before the stream ends with a :class:`~rxgpt.TransportError` (a hung Redis).
     """
     return RelayedStream(
-        client, key, after=after, block=block, start_timeout=start_timeout, replay=replay
-    )
+        client, key, after=after, block=block, start_timeout=start_timeout, replay=replay,
+        answer_timeout=answer_timeout,
+    )  # fmt: skip

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from .._completion import Completion, CompletionState
 from .._deltas import (
@@ -51,7 +52,7 @@ from .._files import read_text
 from .._json import dumps
 from .._shape_openai import _OPENAI_FINISH, _openai_usage
 from ._bounds import DEFAULT_BLOCK, DEFAULT_START_TIMEOUT
-from ._connect import Redis
+from ._connect import Redis, relay_error
 from ._encoding import EndInfo, encode_end, encode_error
 from ._subscribe import (
     ENTRY_ID,
@@ -213,7 +214,11 @@ class _Session:
         """When resuming in OpenAI format: the response id and model from the first reads."""
         if not self.openai or self.reader.after is None:
             return
-        for entry_id, fields in await client.xrange(self.reader.key, "0-1", "+", count=3) or []:
+        try:
+            first = await self.reader.ask(client.xrange(self.reader.key, "0-1", "+", count=3))
+        except (RedisError, OSError) as error:
+            raise relay_error(error, client, "resuming a relayed stream") from None
+        for entry_id, fields in first or []:
             entry = parse_entry(entry_id, fields or {})
             if entry.start is not None:
                 self.shaper.protocol = entry.start.protocol

@@ -134,3 +134,43 @@ async def test_producer_and_100_subscribers_in_separate_processes(
             assert same(await relay.subscribe(client, "shared").completion(), expected)
     finally:
         await client.aclose()
+
+
+async def test_a_hung_redis_ends_a_subscriber_typed_within_the_answer_bound(
+    redis_process: RedisProcess,
+) -> None:
+    """Redis stops answering mid-stream (SIGSTOP: the connection stays open, no reply
+    ever comes) and the client has no socket timeout (``connect``'s default): the
+    subscriber ends with a TransportError within block + answer_timeout, with what it
+    read so far, instead of waiting without end."""
+    import signal
+
+    client = relay.connect(redis_process.url)
+    process = redis_process.process
+    assert process is not None
+    try:
+        async with (
+            asyncio.timeout(30),
+            MockServer(tokens=400, itl_ms=5) as server,
+            rxgpt.Client(base_url=server.base_url, api_key="k") as llm,
+        ):
+            stream = chat(llm)
+            relay.publish(stream, client, "hung", lease=5.0)
+            stream.start()
+            follower = relay.subscribe(client, "hung", block=0.1, answer_timeout=0.5)
+            seen = 0
+            with pytest.raises(rxgpt.TransportError, match="did not answer") as caught:
+                async for _ in follower:
+                    seen += 1
+                    if seen == 6:
+                        process.send_signal(signal.SIGSTOP)
+                        stopped = time.monotonic()
+            waited = time.monotonic() - stopped
+            stream.cancel()
+    finally:
+        process.send_signal(signal.SIGCONT)
+        await client.aclose()
+    assert waited <= 0.1 + 0.5 + 2.0  # block + answer bound (slack for a busy VM)
+    partial = caught.value.partial  # what was read before Redis hung is kept
+    assert partial is not None and partial.state == "error" and partial.text
+    assert "relayed stream 'hung'" in str(caught.value)
