@@ -150,9 +150,9 @@ class Sequence:
             return self._end(None)
         if head[0] > upto:
             return True
-        if self.triggers or self.record is not None:
+        if self.triggers:
             return self._emit_checked(upto, scheduled)
-        # The hot path: no faults, no timeline; usually exactly one event.
+        # The hot path: no faults; usually exactly one event.
         plan = self.plan
         data = head[1]
         count = 1
@@ -166,12 +166,16 @@ class Sequence:
             count = len(parts)
         self.head = head
         self.index += count
-        if data and not self.sink.send(data):
-            return self._end("gone")
+        if data:
+            if not self.sink.send(data):
+                return self._end("gone")
+            if self.record is not None:
+                # the actual time of this write (loop.time() is time.monotonic())
+                self.record.add(self.step, scheduled, time.monotonic(), count, len(data))
         return True if head is not None else self._end(None)
 
     def _emit_checked(self, upto: float, scheduled: float) -> bool:
-        """:meth:`emit` with fault triggers and the timeline."""
+        """:meth:`emit` with fault triggers (and the timeline)."""
         head = self.head
         parts: list[bytes] = []
         plan, triggers = self.plan, self.triggers
