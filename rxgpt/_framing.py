@@ -14,6 +14,7 @@ from typing import Any
 from ._errors import EventTooLarge
 from ._fusion import End, StageSpec
 from ._ndjson import NDJSONDecoder
+from ._payload import PayloadSpec
 from ._sse import SSEDecoder, _SSEDataDecoder
 
 __all__ = ["NDJSONFraming", "NDJSONSpec", "SSEFraming", "SSESpec"]
@@ -99,8 +100,6 @@ class SSESpec:
 
     def build(self, downstream: StageSpec | None) -> SSEFraming:
         """An SSE framing stage; bare data strings when the payload stage comes next."""
-        from ._payload import PayloadSpec
-
         return SSEFraming(
             heartbeats=self.heartbeats,
             max_event_bytes=self.max_event_bytes,
