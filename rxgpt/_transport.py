@@ -132,6 +132,10 @@ def request(
     ``slots`` (a :class:`~rxgpt.Client`'s) bounds the requests in flight; a request that
     waits for one tells ``progress`` "queued", then "dequeued".
 
+    A URL no request can be sent to (not ``http://`` or ``https://``, no host, a bad
+    port), or a redirect's unusable ``Location``, ends the subscription with
+    :class:`~rxgpt.InvalidURLError`.
+
     Raises:
         CredentialsConflictError: ``url`` holds ``user:password@`` and ``headers`` an
             ``Authorization`` header (before anything is sent).
