@@ -28,6 +28,9 @@ __all__ = ["Chunk", "RequestRecord", "TimelineRecorder"]
 
 logger = logging.getLogger("rxgpt.mock")
 
+#: The timeline's times are written rounded to this many digits (microseconds).
+_DIGITS = 6
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -87,16 +90,16 @@ class RequestRecord:
         w = self.writes
 
         def rel(value: float | None) -> float | None:
-            return None if value is None else round(value - start, 6)
+            return None if value is None else round(value - start, _DIGITS)
 
         # Performance: the rows are built column by column with map and zip (C loops, no
         # Python call per value): about a quarter of the time of a comprehension calling
         # rel() twice per row, and the line is written while the server is under load.
-        # The values are the same: round(written - start, 6) each; steps, events and
-        # sizes are ints as add() got them.
+        # The values are rel()'s: round(value - start, _DIGITS); steps, events and sizes
+        # are ints as add() got them.
         shift = (-start).__add__
-        scheduled = map(round, map(shift, w[1::5]), repeat(6))
-        written = map(round, map(shift, w[2::5]), repeat(6))
+        scheduled = map(round, map(shift, w[1::5]), repeat(_DIGITS))
+        written = map(round, map(shift, w[2::5]), repeat(_DIGITS))
         chunks = list(map(list, zip(w[0::5], scheduled, written, w[3::5], w[4::5], strict=True)))
 
         return {
@@ -104,7 +107,7 @@ class RequestRecord:
             "pid": os.getpid(),  # (with --workers: each process numbers its own requests)
             "route": self.route,
             "stream": self.stream,
-            "arrived_unix": round(self.arrived_unix, 6),
+            "arrived_unix": round(self.arrived_unix, _DIGITS),
             "arrived_monotonic": self.arrived,
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
