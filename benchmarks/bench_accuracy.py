@@ -53,6 +53,7 @@ from typing import Any
 
 import aiohttp
 
+from rxgpt._serving import LISTEN_BACKLOG
 from rxgpt.bench import BenchConfig, arun
 from rxgpt.bench._truth import Truth, TruthConfig, TruthRunner, truth_app
 
@@ -66,7 +67,7 @@ def _serve(conn: Connection, config: TruthConfig) -> None:
         log: list[Truth] = []
         runner = TruthRunner(truth_app(config, log), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0, backlog=4096).start()
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG).start()
         conn.send(runner.addresses[0][1])
         loop = asyncio.get_running_loop()
         while True:

@@ -46,6 +46,7 @@ MESSAGES = [{"role": "user", "content": "Tell me about streams, please"}]
 _MINIMAL_SERVER = r"""
 import asyncio, sys
 from aiohttp import web
+from rxgpt._serving import LISTEN_BACKLOG
 
 EVENTS = [bytes.fromhex(line) for line in sys.stdin.read().split()]
 
@@ -61,7 +62,8 @@ async def handle(request):
 app = web.Application()
 app.router.add_post("/v1/chat/completions", handle)
 app.router.add_get("/health", lambda r: web.Response(text="ok"))
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
+            backlog=LISTEN_BACKLOG)  # (as rxgpt serve listens)
 """
 
 

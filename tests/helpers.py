@@ -369,3 +369,49 @@ async def headers_only(request: web.Request) -> web.StreamResponse:
     await prepared(request)
     await asyncio.sleep(3600)
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- listen queue
+
+
+def handshakes_completed(port: int, count: int, wait: float = 0.5) -> int:
+    """Start ``count`` TCP connects to 127.0.0.1:``port`` at once and return how many the
+    kernel completed within ``wait`` seconds, without letting an event loop run (call it
+    while the server cannot accept: its loop blocked by this call, or its process stopped).
+
+    Past the server's listen queue the kernel drops the SYNs; a client sends its SYN again
+    only after 1 s, so ``wait`` < 1 s counts exactly the connections the queue took.
+    """
+    import errno
+    import select
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        poller = select.poll()
+        for sock in socks:
+            sock.setblocking(False)
+            assert sock.connect_ex(("127.0.0.1", port)) in (0, errno.EINPROGRESS)
+            poller.register(sock, select.POLLOUT)
+        pending = {sock.fileno(): sock for sock in socks}
+        done = 0
+        deadline = time.monotonic() + wait
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                sock = pending.pop(fd)
+                poller.unregister(fd)
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    done += 1
+        return done
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def somaxconn() -> int:
+    """The kernel's cap on a listen queue (``net.core.somaxconn``; 4096 if unreadable)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return 4096

@@ -21,6 +21,7 @@ from aiohttp import web
 from .._children import start as start_child
 from .._cli_types import http_url
 from .._collector import for_a_server
+from .._serving import start_site
 from ._app import create_app
 from ._dialect import ENGINE_KEY, MockConfig
 from ._engine import Engine
@@ -101,8 +102,7 @@ class MockServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_port=self._reuse_port or None)
-            await site.start()
+            await start_site(runner, self.host, self.port, reuse_port=self._reuse_port)
         except BaseException:
             await runner.cleanup()
             raise

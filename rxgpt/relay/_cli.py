@@ -227,6 +227,7 @@ def _check_page(path: str) -> str | None:
 async def _serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from .._serving import start_site
     from ._connect import connect, describe, ping
     from ._web import STREAM_ROUTE, create_app
 
@@ -240,7 +241,7 @@ async def _serve(args: argparse.Namespace) -> None:
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, args.host, args.port).start()
+            await start_site(runner, args.host, args.port)
             port = runner.addresses[0][1]
             stop = asyncio.Event()
             with contextlib.suppress(NotImplementedError, RuntimeError):

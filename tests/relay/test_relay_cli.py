@@ -12,6 +12,7 @@ import sys
 import aiohttp
 import pytest
 from conftest import TIMEOUT, RedisProcess, env, free_port
+from helpers import handshakes_completed, somaxconn
 from relay_helpers import chat
 
 import rxgpt
@@ -171,6 +172,36 @@ async def test_the_relay_command_serves_sse_until_sigterm(
             )
             assert content == completion.text
             process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.skipif(somaxconn() <= 1000, reason="net.core.somaxconn caps the listen queue")
+async def test_the_relay_endpoint_queues_a_burst_of_browsers_while_it_is_stopped(
+    redis_process: RedisProcess,
+) -> None:
+    """Browsers reconnecting at once (after a restart, say) are queued by the kernel, not
+    dropped to retry their SYN 1 s later (see tests/test_listen_backlog.py)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RELAY_MAIN, "relay", "--redis", redis_process.url, "--port", "0",
+        stdout=asyncio.subprocess.PIPE,
+        env=env(),
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            assert process.stdout is not None
+            line = (await process.stdout.readline()).decode()
+        port = int(line.split(" at ")[1].split("/v1/")[0].rsplit(":", 1)[1])
+        process.send_signal(signal.SIGSTOP)
+        try:
+            assert handshakes_completed(port, 1000) == 1000
+        finally:
+            process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
             assert await process.wait() == 0
     finally:
         if process.returncode is None:
