@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import rxgpt
 from rxgpt._client import DEFAULT_MAX_EVENT_BYTES
 from rxgpt._decoder import stream_specs
 from rxgpt._fusion import Batched, chain
+from rxgpt._ulimit import raise_open_files
 
 from .common import BenchResult, Target, progress, render_table
 
@@ -277,12 +277,6 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < min(hard, 16384):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
-
-
 def _cpu_cases(url: str, result: BenchResult, quick: bool, rounds: int) -> list[list[str]]:
     per_run = 20_000 if quick else EVENTS_PER_RUN
     rows = []
@@ -363,7 +357,7 @@ def _itl_case(result: BenchResult, quick: bool, rounds: int) -> str:
 
 def run(quick: bool = False) -> BenchResult:
     """CPU per event at each N, stream setup, ITL fidelity; with their targets."""
-    _raise_fd_limit()
+    raise_open_files()
     started = time.perf_counter()
     result = BenchResult("scale")
     rounds = 1 if quick else ROUNDS

@@ -43,6 +43,7 @@ from ._errors import (
 from ._fusion import ENDED, Batched, BatchObserver
 from ._json import dumps, loads
 from ._secrets import SENSITIVE_HEADERS, redact
+from ._ulimit import open_files_hint
 from ._urls import base_url_problem
 
 __all__ = [
@@ -835,7 +836,7 @@ def map_exception(
             )
         code = error.os_error.errno
         reason = (os.strerror(code) if code else str(error.os_error)).lower()
-        return TransportError(f"cannot connect to {url}: {reason}")
+        return TransportError(f"cannot connect to {url}: {reason}{open_files_hint(code)}")
     if isinstance(error, aiohttp.ClientPayloadError):
         return StreamInterrupted(f"the connection broke mid-body: {error}")
     if isinstance(error, aiohttp.ServerDisconnectedError | ConnectionResetError):

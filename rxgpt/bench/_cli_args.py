@@ -32,6 +32,7 @@ from .._errors import RxgptError
 from .._files import check_directory, check_writable, json_problem
 from .._providers import PROVIDERS
 from .._secrets import SENSITIVE_HEADERS, redact, register_secret
+from .._ulimit import raise_open_files
 from ._config import (
     DATASETS,
     MAX_CONCURRENCY,
@@ -436,6 +437,7 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     from ._dashboard import run_with_progress
 
+    raise_open_files()  # (each stream is an open file, here and in the embedded server)
     try:
         if targets is not None:
             from ._sweep import slo_search

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 
 from .._children import start as start_child
 from .._errors import TransportError
+from .._serving import say_accept_failures
 
 __all__ = ["EmbeddedServer", "start_child"]
 
@@ -31,9 +32,10 @@ def _serve(conn: Connection, tokens: int, ttft_ms: float, itl_ms: float) -> None
 
     async def main() -> None:
         config = MockConfig(tokens=tokens, ttft_ms=ttft_ms, itl_ms=itl_ms)
+        loop = asyncio.get_running_loop()
+        say_accept_failures(loop, "rxgpt bench: the embedded server")  # (its own process)
         async with MockServer(config, shutdown_timeout=0.2) as server:
             conn.send(server.url)
-            loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             loop.add_reader(conn.fileno(), stop.set)  # the parent wrote, or went away
             await stop.wait()

@@ -94,11 +94,16 @@ async def metrics(request: web.Request) -> web.Response:
 
 @web.middleware
 async def _vendor_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unknown routes and methods get the JSON error shape of the API their path belongs to."""
+    """Unknown routes and methods get the JSON error shape of the API their path belongs to;
+    a client gone before its answer gets nothing (no 500 logged with a traceback)."""
     try:
         return await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
         return route_error(request, exc.status)
+    except ConnectionError:  # the client went away before its answer (it gave up waiting):
+        gone = web.Response()  # nothing to tell it, nor a traceback to log (aiohttp's 500)
+        gone.force_close()
+        return gone
 
 
 def route_error(request: web.Request, status: int) -> web.Response:

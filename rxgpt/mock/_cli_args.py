@@ -29,6 +29,7 @@ from .._cli_types import (
     workers,
 )
 from .._files import check_writable, json_problem, loads
+from .._ulimit import raise_open_files
 from ._dialect import MockConfig, parse_options
 from ._runner import serve
 from ._timing import PROFILES
@@ -171,6 +172,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
             check_writable(config.timeline_path, "--timeline")
     except ValueError as error:
         return _fail(str(error))
+    raise_open_files()  # (each stream is an open file: 1,024 is a common soft limit)
     try:
         serve(args.host, args.port, config, workers=args.workers, freeze_gc=True)
     except KeyboardInterrupt:  # Ctrl+C: quietly, as a shell expects of an interrupted command

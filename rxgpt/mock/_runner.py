@@ -21,7 +21,7 @@ from aiohttp import web
 from .._children import start as start_child
 from .._cli_types import http_url
 from .._collector import for_a_server
-from .._serving import start_site
+from .._serving import say_accept_failures, start_site
 from ._app import create_app
 from ._dialect import ENGINE_KEY, MockConfig
 from ._engine import Engine
@@ -155,6 +155,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals on Windows
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+    unsay = say_accept_failures(loop, "rxgpt serve")
     orphaned = None if parent is None else loop.create_task(_stop_when_orphaned(parent, stop))
     children: list[multiprocessing.process.BaseProcess] = []
     async with MockServer(
@@ -187,6 +188,7 @@ async def serve_forever(
                 process.terminate()
             for process in children:
                 process.join(5)
+            unsay()
 
 
 async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:

@@ -227,7 +227,7 @@ def _check_page(path: str) -> str | None:
 async def _serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
-    from .._serving import start_site
+    from .._serving import say_accept_failures, start_site
     from ._connect import connect, describe, ping
     from ._web import STREAM_ROUTE, create_app
 
@@ -241,6 +241,7 @@ async def _serve(args: argparse.Namespace) -> None:
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
+            say_accept_failures(asyncio.get_running_loop(), "rxgpt relay")  # (our process)
             await start_site(runner, args.host, args.port)
             port = runner.addresses[0][1]
             stop = asyncio.Event()
@@ -271,6 +272,9 @@ def run_relay_command(args: argparse.Namespace) -> int:
         mistake = _check_page(args.page)
         if mistake is not None:  # (a file named on the command line: a usage mistake)
             return _fail(mistake, 2)
+    from .._ulimit import raise_open_files
+
+    raise_open_files()  # (each browser is an open file: 1,024 is a common soft limit)
     try:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
