@@ -799,3 +799,38 @@ async def test_integers_past_64_bits_are_answered(
         answer = await resp.json()
     assert answer["max_output_tokens"] == 10**40
     assert json.loads(answer["output"][0]["content"][0]["text"]) == 10**40
+
+
+async def test_a_client_gone_before_its_headers_is_not_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that sends its request and resets the connection at once (it gave up) finds
+    the handler about to write the headers: nothing to answer, and no 500 with a traceback
+    in the server's log (aiohttp's "Error handling request")."""
+    import logging
+    import socket
+    import struct
+
+    caplog.set_level(logging.WARNING)
+    body = json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    )
+    request = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    async with MockServer(tokens=3) as server:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+        await asyncio.sleep(0.2)  # (accepted)
+        for sock in socks:  # (the loop does not run meanwhile: request and reset arrive together)
+            sock.sendall(request)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        await asyncio.sleep(0.5)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(server.base_url + "/chat/completions", data=body) as resp,
+        ):
+            assert resp.status == 200 and b"[DONE]" in await resp.read()  # (still serving)
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
