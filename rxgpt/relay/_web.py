@@ -303,8 +303,11 @@ def stream_handler(
                     "X-Accel-Buffering": "no",
                 }
             )
-            await response.prepare(request)
-            await response.write(b"retry: %d\n\n" % retry_ms)
+            try:
+                await response.prepare(request)
+                await response.write(b"retry: %d\n\n" % retry_ms)
+            except ConnectionResetError:  # gone before the first event: nothing to log
+                return response
             await _pump(response, session, first, entries, ping_interval)
             return response
 

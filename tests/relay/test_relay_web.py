@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,8 +24,8 @@ from rxgpt.relay._connect import Redis
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+async def serving(app: web.Application, *, cancel: bool = True) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, handler_cancellation=cancel, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
@@ -209,3 +212,28 @@ async def test_a_client_that_leaves_does_not_break_the_relay(redis_client: Redis
             await response.content.readline()
         status, events, _ = await _events(s, f"{base}/v1/streams/leaver?format={fmt}")
     assert status == 200 and events[-1].event == "done"
+
+
+async def test_a_browser_gone_before_the_headers_is_not_logged_as_an_error(
+    redis_client: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In an app of one's own (aiohttp does not cancel handlers by default), a client that
+    resets the connection right after its request finds the handler writing the headers:
+    it returns quietly instead of a 500 logged with a traceback."""
+    caplog.set_level(logging.WARNING)
+    await _relay_chat(redis_client, "gone")
+    async with serving(relay.create_app(redis_client), cancel=False) as base:
+        port = int(base.rsplit(":", 1)[1])
+        request = b"GET /v1/streams/gone HTTP/1.1\r\nHost: x\r\n\r\n"
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+        await asyncio.sleep(0.2)  # (accepted)
+        for sock in socks:  # (the loop does not run meanwhile: request and reset together)
+            sock.sendall(request)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        await asyncio.sleep(1.0)
+        async with aiohttp.ClientSession() as session:
+            status, events, _ = await _events(session, f"{base}/v1/streams/gone")
+        assert status == 200 and events[-1].event == "done"  # (still serving)
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
