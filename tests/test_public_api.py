@@ -95,3 +95,69 @@ def test_python_dash_m_rxgpt_is_the_command() -> None:
     )
     assert done.returncode == 0
     assert "chat" in done.stdout and "serve" in done.stdout
+
+
+def test_the_three_lists_of_public_names_agree() -> None:
+    """``__all__``, the imports type checkers read and ``_MODULES`` name the same things,
+    and each name comes from the module that defines it (see rxgpt/__init__.py)."""
+    import ast
+
+    tree = ast.parse(Path(rxgpt.__file__).read_text())
+    guarded = next(node for node in tree.body if isinstance(node, ast.If))
+    imported = {
+        alias.name: "." + node.module
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+        for alias in node.names
+    }
+    assert imported == rxgpt._MODULES
+    assert set(rxgpt.__all__) == set(imported)
+    for name, module in rxgpt._MODULES.items():
+        value = getattr(importlib.import_module(module, "rxgpt"), name)
+        assert getattr(rxgpt, name) is value, name
+    assert set(rxgpt.__all__) <= set(dir(rxgpt))
+
+
+def test_import_rxgpt_loads_nothing_until_a_name_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rxgpt\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('rxgpt.', 'aiohttp'))))\n"
+        "rxgpt.Client\n"
+        "print('aiohttp' in sys.modules, 'rxgpt._client' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "True True"]
+
+
+#: The ``rxgpt`` command as its console script runs it (the entry point of the installed
+#: metadata), with a real SIGINT sent the moment aiohttp starts to load: a Ctrl+C while
+#: the command starts.
+_CTRL_C_WHILE_LOADING = """
+import importlib.metadata, os, signal, sys
+
+class _CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, _CtrlC())
+sys.argv = ["rxgpt", "chat", "hi"]
+(command,) = importlib.metadata.entry_points(group="console_scripts", name="rxgpt")
+sys.exit(command.load()())
+"""
+
+
+def test_a_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_LOADING], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, "")
