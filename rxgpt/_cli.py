@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from ._chat_stream import ChatStream
-from ._cli_types import api_key_problem, base_url_problem, count, number, seconds, utf8_text
+from ._cli_types import (
+    api_key_problem,
+    base_url_problem,
+    count,
+    number,
+    say,
+    seconds,
+    utf8_text,
+)
 from ._client import Client, env_setting
 from ._completion import Completion
 from ._deltas import Delta
@@ -243,16 +251,9 @@ _MAX_INPUT_BYTES = 32 * 1024 * 1024
 _TIMEOUT_FLAGS = {"connect": "--connect-timeout", "idle": "--idle-timeout", "total": "--timeout"}
 
 
-def _say(line: str) -> None:
-    """Write one line on stderr (nothing when stderr cannot take it)."""
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-
 def _fail(message: str, status: int = 1) -> NoReturn:
     """End ``rxgpt chat`` with the one line ``rxgpt chat: MESSAGE`` and ``status``."""
-    _say(f"rxgpt chat: {message}")
+    say(f"rxgpt chat: {message}")
     raise SystemExit(status)
 
 
@@ -508,7 +509,7 @@ def _stdout_failed(error: OSError, command: str = "chat") -> int:
     if isinstance(error, BrokenPipeError):
         return _closed_pipe()
     _discard_stdout()
-    _say(f"rxgpt {command}: cannot write to stdout: {error.strerror or error}")
+    say(f"rxgpt {command}: cannot write to stdout: {error.strerror or error}")
     return 1
 
 
@@ -535,7 +536,7 @@ def _report_error(error: RxgptError, *, started: float | None = None) -> int:
         line += f"; {error.attempts} attempts"
         if started is not None:
             line += f" over {time.monotonic() - started:.1f} s"
-    _say(line)
+    say(line)
     return 1
 
 
@@ -660,6 +661,6 @@ def _run_chat(args: argparse.Namespace) -> int:
                 logger.error = logger.error or error
     if logger is not None and logger.error is not None:
         reason = logger.error.strerror or logger.error
-        _say(f"rxgpt chat: cannot write the --log file {args.log}: {reason}")
+        say(f"rxgpt chat: cannot write the --log file {args.log}: {reason}")
         return status or 1
     return status

@@ -11,8 +11,10 @@ them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import sys
 from collections.abc import Callable
 
 from ._urls import base_url_problem
@@ -27,6 +29,7 @@ __all__ = [
     "base_url_problem",
     "count",
     "factor",
+    "fail",
     "host",
     "http_url",
     "integer",
@@ -34,6 +37,7 @@ __all__ = [
     "number",
     "port",
     "positive",
+    "say",
     "seconds",
     "utf8_text",
     "workers",
@@ -204,3 +208,18 @@ def api_key_problem(key: str) -> str | None:
                 "carry it, and no API key has one"
             )
     return None
+
+
+def say(line: str) -> None:
+    """Write one line on stderr, the way every ``rxgpt`` command tells its user something
+    (nothing when stderr cannot take it: closed, or a broken pipe)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def fail(command: str, message: str, status: int) -> int:
+    """Say ``COMMAND: MESSAGE`` (one line on stderr); the exit status to return (2: a
+    mistake on the command line, 1: a failure of the run)."""
+    say(f"{command}: {message}")
+    return status

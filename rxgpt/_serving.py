@@ -11,12 +11,12 @@ import asyncio
 import errno
 import os
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
 
+from ._cli_types import say
 from ._ulimit import open_files_hint
 
 __all__ = ["LISTEN_BACKLOG", "say_accept_failures", "start_site"]
@@ -118,11 +118,8 @@ def say_accept_failures(loop: asyncio.AbstractEventLoop, prog: str) -> Callable[
         error = context.get("exception")
         code = error.errno if isinstance(error, OSError) else None
         reason = os.strerror(code).lower() if code else "out of system resources"
-        sys.stderr.write(
-            f"{prog}: cannot accept connections: {reason}{open_files_hint(code)}; "
-            "new connections wait in the listen queue\n"
-        )
-        sys.stderr.flush()
+        message = f"cannot accept connections: {reason}{open_files_hint(code)}"
+        say(f"{prog}: {message}; new connections wait in the listen queue")
 
     loop.set_exception_handler(handle)
     return lambda: loop.set_exception_handler(previous)

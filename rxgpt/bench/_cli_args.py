@@ -22,9 +22,11 @@ from .._cli_types import (
     MAX_WORKERS,
     api_key_problem,
     base_url,
+    fail,
     integer,
     milliseconds,
     number,
+    say,
     utf8_text,
     workers,
 )
@@ -319,13 +321,11 @@ def _compare(paths: list[str]) -> int:
     from ._report import compare, load_report
 
     if len(paths) != 3:
-        sys.stderr.write("rxgpt bench: compare expects two report files: compare A.json B.json\n")
-        return 2
+        return fail("rxgpt bench", "compare expects two report files: compare A.json B.json", 2)
     try:
         a, b = load_report(paths[1]), load_report(paths[2])
     except ValueError as error:
-        sys.stderr.write(f"rxgpt bench compare: {error}\n")
-        return 2
+        return fail("rxgpt bench compare", str(error), 2)
     return _print(compare(a, b, (paths[1], paths[2])))
 
 
@@ -392,7 +392,7 @@ def _write_outputs(args: argparse.Namespace, report: Any) -> str | None:
         from ._plots import write_plots
 
         for written in write_plots(report, path):
-            sys.stderr.write(f"rxgpt bench: wrote {written}\n")
+            say(f"rxgpt bench: wrote {written}")
 
     writers: list[tuple[str, str | None, Callable[[str], None]]] = [
         ("--output-json", args.output_json, report.write_json),
@@ -422,19 +422,19 @@ def bench_from_args(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.compare:
         if args.compare[0] != "compare":
-            sys.stderr.write(
-                f"rxgpt bench: unexpected argument {redact(args.compare[0])!r} "
-                "(did you mean: rxgpt bench compare A.json B.json?)\n"
+            return fail(
+                "rxgpt bench",
+                f"unexpected argument {redact(args.compare[0])!r} "
+                "(did you mean: rxgpt bench compare A.json B.json?)",
+                2,
             )
-            return 2
         return _compare(args.compare)
     try:
         config = config_from_args(args)
         targets = _check_targets(args.slo_search, config) if args.slo_search else None
         _check_outputs(args)
     except ValueError as error:
-        sys.stderr.write(f"rxgpt bench: {redact(str(error))}\n")
-        return 2
+        return fail("rxgpt bench", redact(str(error)), 2)
     from ._dashboard import run_with_progress
 
     raise_open_files()  # (each stream is an open file, here and in the embedded server)
@@ -452,15 +452,12 @@ def _bench(args: argparse.Namespace) -> int:
         else:
             report = asyncio.run(run_with_progress(config))
     except ValueError as error:
-        sys.stderr.write(f"rxgpt bench: {redact(str(error))}\n")
-        return 2
+        return fail("rxgpt bench", redact(str(error)), 2)
     except RxgptError as error:
-        sys.stderr.write(f"rxgpt bench: {type(error).__name__}: {redact(str(error))}\n")
-        return 1
+        return fail("rxgpt bench", f"{type(error).__name__}: {redact(str(error))}", 1)
     except OSError as error:  # (a file of --save-detailed, processes or sockets it ran out of)
         where = f" {error.filename}" if error.filename else ""
-        sys.stderr.write(f"rxgpt bench: {redact(f'{where} {error.strerror or error}'.strip())}\n")
-        return 1
+        return fail("rxgpt bench", redact(f"{where} {error.strerror or error}".strip()), 1)
     if report.steps:
         from ._sweep import steps_table
 
@@ -469,8 +466,7 @@ def _bench(args: argparse.Namespace) -> int:
         status = _print(report.table())
     failed = _write_outputs(args, report)
     if failed is not None:
-        sys.stderr.write(f"rxgpt bench: {redact(failed)}\n")
-        return 2
+        return fail("rxgpt bench", redact(failed), 2)
     if status:
         return status
     runs = report.steps or [report]
@@ -480,10 +476,8 @@ def _bench(args: argparse.Namespace) -> int:
             for kind, n in (run.fields.get("failures") or {}).items():
                 failures[kind] = failures.get(kind, 0) + n
         why = ", ".join(f"{kind}: {n}" for kind, n in sorted(failures.items())) or "no answer"
-        sys.stderr.write(
-            f"rxgpt bench: no request succeeded against {runs[0].fields.get('base_url')} ({why})\n"
-        )
-        return 1
+        target = runs[0].fields.get("base_url")
+        return fail("rxgpt bench", f"no request succeeded against {target} ({why})", 1)
     if args.fail_on_flag and report.flagged:
         return 3
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import Any
 
 from .._cli_types import (
@@ -20,6 +19,7 @@ from .._cli_types import (
     MAX_WORKERS,
     count,
     factor,
+    fail,
     host,
     milliseconds,
     number,
@@ -184,7 +184,5 @@ def serve_from_args(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, status: int = 2) -> int:
-    """Say ``rxgpt serve: MESSAGE`` on stderr; the exit status (2: a mistake on the command
-    line, 1: a failure of the run)."""
-    sys.stderr.write(f"rxgpt serve: {message}\n")
-    return status
+    """:func:`~rxgpt._cli_types.fail` for ``rxgpt serve`` (2 unless said)."""
+    return fail("rxgpt serve", message, status)

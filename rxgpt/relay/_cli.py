@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .._chat_stream import ChatStream
-from .._cli_types import MAX_SECONDS, http_url, number, seconds, utf8_text
+from .._cli_types import MAX_SECONDS, fail, http_url, number, say, seconds, utf8_text
 from .._errors import RxgptError
 from .._observers import StreamMetrics, TextPrinter
 from .._secrets import redact
@@ -162,7 +162,7 @@ async def chat_relay(args: argparse.Namespace, stream: ChatStream) -> AsyncItera
         except BaseException:
             await relay.aclose()
             raise
-        sys.stderr.write(f"rxgpt: relaying to {describe(client)} key {args.relay_key}\n")
+        say(f"rxgpt: relaying to {describe(client)} key {args.relay_key}")
         try:
             yield relay
         except BaseException:
@@ -290,7 +290,5 @@ def run_relay_command(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, status: int) -> int:
-    """Say ``rxgpt relay: MESSAGE`` on stderr; the exit status (2: a mistake on the command
-    line, 1: a failure of the run)."""
-    sys.stderr.write(f"rxgpt relay: {message}\n")
-    return status
+    """:func:`~rxgpt._cli_types.fail` for ``rxgpt relay``."""
+    return fail("rxgpt relay", message, status)
