@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -139,6 +141,28 @@ def test_the_relay_command_reports_unreachable_redis_in_one_line() -> None:
     assert done.stderr.count("\n") == 1 and "cannot reach Redis at redis://127.0.0.1" in done.stderr
 
 
+@contextlib.asynccontextmanager
+async def _relay_command(
+    redis_process: RedisProcess,
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``rxgpt relay`` on a free port, once it serves: the process and its base URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RELAY_MAIN, "relay", "--redis", redis_process.url, "--port", "0",
+        stdout=asyncio.subprocess.PIPE,
+        env=env(),
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            assert process.stdout is not None
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith("rxgpt relay: serving redis://127.0.0.1:"), line
+        yield process, line.split(" at ")[1].split("/v1/")[0]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def test_the_relay_command_serves_sse_until_sigterm(
     redis_process: RedisProcess, redis_client: Redis
 ) -> None:
@@ -150,33 +174,19 @@ async def test_the_relay_command_serves_sse_until_sigterm(
         published = relay.publish(stream, redis_client, "served")
         completion = await stream.completion()
         await published.finished()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RELAY_MAIN, "relay", "--redis", redis_process.url, "--port", "0",
-        stdout=asyncio.subprocess.PIPE,
-        env=env(),
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(30):
-            assert process.stdout is not None
-            line = (await process.stdout.readline()).decode()
-            assert line.startswith("rxgpt relay: serving redis://127.0.0.1:"), line
-            base = line.split(" at ")[1].split("/v1/")[0]
-            async with aiohttp.ClientSession() as session:
-                url = f"{base}/v1/streams/served?format=openai"
-                async with session.get(url) as response:
-                    body = await response.text()
-            content = "".join(
-                e.json()["choices"][0]["delta"].get("content", "")  # type: ignore[index]
-                for e in rxgpt.SSEDecoder().feed(body.encode())
-                if e.event == "message" and e.data.startswith("{") and e.json()["choices"]  # type: ignore[index]
-            )
-            assert content == completion.text
-            process.send_signal(signal.SIGTERM)
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with _relay_command(redis_process) as (process, base), asyncio.timeout(30):
+        async with aiohttp.ClientSession() as session:
+            url = f"{base}/v1/streams/served?format=openai"
+            async with session.get(url) as response:
+                body = await response.text()
+        content = "".join(
+            e.json()["choices"][0]["delta"].get("content", "")  # type: ignore[index]
+            for e in rxgpt.SSEDecoder().feed(body.encode())
+            if e.event == "message" and e.data.startswith("{") and e.json()["choices"]  # type: ignore[index]
+        )
+        assert content == completion.text
+        process.send_signal(signal.SIGTERM)
+        assert await process.wait() == 0
 
 
 @pytest.mark.skipif(somaxconn() <= 1000, reason="net.core.somaxconn caps the listen queue")
@@ -185,28 +195,15 @@ async def test_the_relay_endpoint_queues_a_burst_of_browsers_while_it_is_stopped
 ) -> None:
     """Browsers reconnecting at once (after a restart, say) are queued by the kernel, not
     dropped to retry their SYN 1 s later (see tests/test_listen_backlog.py)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RELAY_MAIN, "relay", "--redis", redis_process.url, "--port", "0",
-        stdout=asyncio.subprocess.PIPE,
-        env=env(),
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(30):
-            assert process.stdout is not None
-            line = (await process.stdout.readline()).decode()
-        port = int(line.split(" at ")[1].split("/v1/")[0].rsplit(":", 1)[1])
+    async with _relay_command(redis_process) as (process, base):
         process.send_signal(signal.SIGSTOP)
         try:
-            assert handshakes_completed(port, 1000) == 1000
+            assert handshakes_completed(int(base.rsplit(":", 1)[1]), 1000) == 1000
         finally:
             process.send_signal(signal.SIGCONT)
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 @pytest.mark.skipif(not WIRED, reason="rxgpt chat --relay is not wired into rxgpt._cli yet")
