@@ -21,7 +21,6 @@ from typing import IO, Any, NoReturn
 from ._chat_stream import ChatStream
 from ._cli_types import (
     api_key_problem,
-    base_url_problem,
     count,
     number,
     say,
@@ -36,6 +35,7 @@ from ._observers import DeltaLogger, StreamMetrics, TextPrinter
 from ._providers import PROVIDERS, Provider, get_provider
 from ._resilience import Retry, Timeouts
 from ._secrets import redact
+from ._urls import base_url_problem
 
 __all__ = ["main"]
 

@@ -26,7 +26,6 @@ __all__ = [
     "MAX_WORKERS",
     "api_key_problem",
     "base_url",
-    "base_url_problem",
     "count",
     "factor",
     "fail",

@@ -42,8 +42,8 @@ class _ListeningSocket(socket.socket):
     failure, stops watching the socket and schedules a retry in 1 s, then goes on trying
     ``backlog`` more times in the same turn, each try logging and scheduling one more
     retry. The retries pile up by thousands (each re-arms the socket, whose next failure
-    adds thousands more), the loop crawls (measured: 200 streams of 0.3 s took 17 s) and,
-    once the socket is closed, each one fails with a traceback. Raising
+    adds thousands more), the loop crawls (measured: SIGTERM took 9.7 s to stop the server,
+    0.2 s now) and, once the socket is closed, each one fails with a traceback. Raising
     ``BlockingIOError`` (asyncio's "nothing more to accept") on the try after a failure
     leaves one retry per failure, as the fix upstream does.
     """

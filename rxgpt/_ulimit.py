@@ -10,6 +10,7 @@ changes a host program's limits.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from typing import Final
 
@@ -24,20 +25,16 @@ except ImportError:  # pragma: no cover (not POSIX)
 FILES_TARGET: Final = 65535
 
 
-def raise_open_files(target: int = FILES_TARGET) -> int | None:
-    """Raise this process's soft open-file limit to ``target`` (at most the hard limit);
-    the soft limit now (None where there is none to read). Children inherit it."""
+def raise_open_files(target: int = FILES_TARGET) -> None:
+    """Raise this process's soft open-file limit to ``target`` (at most the hard limit).
+    Children inherit it."""
     if resource is None:  # pragma: no cover
-        return None
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = target if hard == resource.RLIM_INFINITY else min(target, hard)
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
+        with contextlib.suppress(ValueError, OSError):  # (a sandbox may refuse: it stays)
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError):  # (a sandbox may refuse: the limit stays)
-            pass
-    return soft
 
 
 def open_files_hint(code: int | None) -> str:

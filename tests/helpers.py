@@ -8,7 +8,10 @@ Imported by the test modules as ``from helpers import ...`` (pytest puts ``tests
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import select
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -382,10 +385,6 @@ def handshakes_completed(port: int, count: int, wait: float = 0.5) -> int:
     Past the server's listen queue the kernel drops the SYNs; a client sends its SYN again
     only after 1 s, so ``wait`` < 1 s counts exactly the connections the queue took.
     """
-    import errno
-    import select
-    import socket
-
     socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
     try:
         poller = select.poll()

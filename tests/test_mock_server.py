@@ -6,9 +6,12 @@ import asyncio
 import gzip
 import itertools
 import json
+import logging
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -807,10 +810,6 @@ async def test_a_client_gone_before_its_headers_is_not_logged_as_an_error(
     """A client that sends its request and resets the connection at once (it gave up) finds
     the handler about to write the headers: nothing to answer, and no 500 with a traceback
     in the server's log (aiohttp's "Error handling request")."""
-    import logging
-    import socket
-    import struct
-
     caplog.set_level(logging.WARNING)
     body = json.dumps(
         {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
