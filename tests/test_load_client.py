@@ -1,0 +1,88 @@
+"""The lateness benchmark's lean load client (benchmarks/load_client.py) against a real
+``rxgpt.mock`` process: it counts what the bare aiohttp loop counts, and a stream that
+does not end well (an error status, a dropped or stalled body, no server) is a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# benchmarks/ is not an installed package: make it importable however pytest was started.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import bench_server
+from benchmarks.load_client import lean_run
+
+BODY: dict[str, Any] = {"model": "m", "messages": bench_server.MESSAGES, "stream": True}
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    port = bench_server._free_port()
+    flags = ("--tokens", "12", "--itl-ms", "2")
+    with bench_server._process(bench_server.mock_args(port, *flags)) as server:
+        asyncio.run(bench_server._wait_healthy(f"http://127.0.0.1:{port}", server))
+        yield port
+
+
+def _bare(port: int, streams: int, body: dict[str, Any]) -> bench_server.Run:
+    return asyncio.run(bench_server.client_run(f"http://127.0.0.1:{port}", streams, body))
+
+
+@pytest.mark.parametrize("low", [1, 64, 4096])
+def test_it_counts_every_event_of_every_stream_as_the_bare_loop_does(port: int, low: int) -> None:
+    bare = _bare(port, 30, BODY)
+    run = lean_run("127.0.0.1", port, 30, BODY, lowat=low, timeout=30)
+    assert bare.failed == 0 and bare.events > 30 * 12
+    assert (run.events, run.size, run.failed) == (bare.events, bare.size, 0)
+
+
+def test_events_cut_across_http_chunks_are_counted_once(port: int) -> None:
+    body = {**BODY, "mock": {"chunk_bytes": 1}}  # each "\n\n" is cut in two HTTP chunks
+    bare = _bare(port, 1, BODY)  # (the same events, written whole)
+    run = lean_run("127.0.0.1", port, 8, body, lowat=1, timeout=30)
+    assert (run.events, run.size, run.failed) == (8 * bare.events, 8 * bare.size, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({**BODY, "mock": {"status": 503}}, "/v1/chat/completions"),
+        (BODY, "/v1/no-such-route"),
+        ({**BODY, "mock": {"drop_after": 3}}, "/v1/chat/completions"),
+    ],
+    ids=["status-503", "unknown-route", "dropped-body"],
+)
+def test_a_stream_that_does_not_end_well_is_a_failure(
+    port: int, body: dict[str, Any], path: str
+) -> None:
+    run = lean_run("127.0.0.1", port, 5, body, path=path, lowat=64, timeout=30)
+    assert run.failed == 5
+
+
+def test_a_stalled_stream_fails_at_the_deadline_and_no_later(port: int) -> None:
+    body = {**BODY, "mock": {"stall_after": 2}}
+    began = time.monotonic()
+    run = lean_run("127.0.0.1", port, 3, body, timeout=1.0)
+    assert run.failed == 3
+    assert time.monotonic() - began < 10  # (bounded: the deadline, not the server, ends it)
+
+
+def test_a_stream_past_its_byte_bound_is_a_failure(port: int) -> None:
+    run = lean_run("127.0.0.1", port, 2, BODY, timeout=30, max_bytes=1000)
+    assert (run.failed, run.events) == (2, 0)
+
+
+def test_no_server_means_every_stream_failed() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    run = lean_run("127.0.0.1", closed, 4, BODY, timeout=10)
+    assert (run.failed, run.events) == (4, 0)
