@@ -17,6 +17,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # (what type checkers and IDEs read; at run time, see __getattr__)
+    from collections.abc import Callable
+
     from ._aio import FlowControl, ObservableIterator, from_async_iterable, to_async_iterable
     from ._chat_stream import ChatStream
     from ._client import Client
@@ -267,14 +269,24 @@ _MODULES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (then a plain global)."""
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+def _lazy(package: str, modules: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562): a public name, imported from its
+    module in ``modules`` on first use, then a plain global of ``namespace``. (Here, not in
+    a module of its own, so that ``import rxgpt`` loads nothing; ``rxgpt.mock`` uses it too.)
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
+
+
+__getattr__ = _lazy(__name__, _MODULES, globals())
 
 
 def __dir__() -> list[str]:

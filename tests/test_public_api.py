@@ -13,6 +13,8 @@ import pkgutil
 import re
 from pathlib import Path
 
+import pytest
+
 import rxgpt
 from rxgpt import _operators
 
@@ -97,40 +99,53 @@ def test_python_dash_m_rxgpt_is_the_command() -> None:
     assert "chat" in done.stdout and "serve" in done.stdout
 
 
-def test_the_three_lists_of_public_names_agree() -> None:
+@pytest.mark.parametrize("package", ["rxgpt", "rxgpt.mock"])
+def test_the_three_lists_of_public_names_agree(package: str) -> None:
     """``__all__``, the imports type checkers read and ``_MODULES`` name the same things,
     and each name comes from the module that defines it (see rxgpt/__init__.py)."""
     import ast
 
-    tree = ast.parse(Path(rxgpt.__file__).read_text())
+    root = importlib.import_module(package)
+    assert root.__file__ is not None
+    tree = ast.parse(Path(root.__file__).read_text())
     guarded = next(node for node in tree.body if isinstance(node, ast.If))
     imported = {
         alias.name: "." + node.module
         for node in guarded.body
         if isinstance(node, ast.ImportFrom) and node.module is not None
+        and node.module.startswith("_")
         for alias in node.names
-    }
-    assert imported == rxgpt._MODULES
-    assert set(rxgpt.__all__) == set(imported)
-    for name, module in rxgpt._MODULES.items():
-        value = getattr(importlib.import_module(module, "rxgpt"), name)
-        assert getattr(rxgpt, name) is value, name
-    assert set(rxgpt.__all__) <= set(dir(rxgpt))
+    }  # fmt: skip
+    assert imported == root._MODULES
+    assert set(root.__all__) == set(imported)
+    for name, module in root._MODULES.items():
+        value = getattr(importlib.import_module(module, package), name)
+        assert getattr(root, name) is value, name
+    assert set(root.__all__) <= set(dir(root))
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nope'"):
+        root.nope  # noqa: B018
 
 
-def test_import_rxgpt_loads_nothing_until_a_name_is_used() -> None:
+@pytest.mark.parametrize(("package", "name", "module"), [
+    ("rxgpt", "Client", "rxgpt._client"),
+    ("rxgpt.mock", "MockServer", "rxgpt.mock._runner"),
+])  # fmt: skip
+def test_importing_a_package_loads_nothing_until_a_name_is_used(
+    package: str, name: str, module: str
+) -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, rxgpt\n"
+        f"import sys, {package} as root\n"
         "print(sorted(m for m in sys.modules if m.startswith(('rxgpt.', 'aiohttp'))))\n"
-        "rxgpt.Client\n"
-        "print('aiohttp' in sys.modules, 'rxgpt._client' in sys.modules)\n"
+        f"root.{name}\n"
+        f"print('aiohttp' in sys.modules, {module!r} in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["[]", "True True"]
+    loaded = "['rxgpt.mock']" if package == "rxgpt.mock" else "[]"
+    assert done.stdout.splitlines() == [loaded, "True True"]
 
 
 #: The ``rxgpt`` command as its console script runs it (the entry point of the installed
@@ -159,5 +174,27 @@ def test_a_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> No
 
     done = subprocess.run(
         [sys.executable, "-c", _CTRL_C_WHILE_LOADING], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, "")
+
+
+#: ``python -m rxgpt.mock`` (the benchmarks' way to start the server), with the same real
+#: SIGINT the moment aiohttp starts to load.
+_CTRL_C_WHILE_THE_SERVER_LOADS = _CTRL_C_WHILE_LOADING.split("sys.argv")[0] + """
+import runpy
+sys.argv = ["rxgpt.mock", "--port", "0"]
+runpy.run_module("rxgpt.mock", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_ctrl_c_while_python_dash_m_rxgpt_mock_starts_exits_130_without_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_THE_SERVER_LOADS],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert (done.returncode, done.stderr) == (130, "")

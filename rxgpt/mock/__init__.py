@@ -21,13 +21,18 @@ the request body (see :mod:`rxgpt.mock._faults`), which also takes per-request t
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._dialect import MockConfig
-from ._faults import FaultOptions
-from ._runner import MockServer, run_server
-from ._text import count_prompt_tokens, generate_tokens, iter_tokens
-from ._timeline import Chunk, RequestRecord
-from ._timing import PROFILES
+from typing import TYPE_CHECKING
+
+from .. import _lazy
+
+if TYPE_CHECKING:  # (what type checkers read; at run time each name loads on first use)
+    from ._app import create_app
+    from ._dialect import MockConfig
+    from ._faults import FaultOptions
+    from ._runner import MockServer, run_server
+    from ._text import count_prompt_tokens, generate_tokens, iter_tokens
+    from ._timeline import Chunk, RequestRecord
+    from ._timing import PROFILES
 
 __all__ = [
     "PROFILES",
@@ -42,3 +47,25 @@ __all__ = [
     "iter_tokens",
     "run_server",
 ]
+
+#: Where each public name lives: imported on first use, as the package root does (so
+#: ``python -m rxgpt.mock`` can catch a Ctrl+C while the server's modules load).
+_MODULES: dict[str, str] = {
+    "create_app": "._app",
+    "MockConfig": "._dialect",
+    "FaultOptions": "._faults",
+    "MockServer": "._runner",
+    "run_server": "._runner",
+    "count_prompt_tokens": "._text",
+    "generate_tokens": "._text",
+    "iter_tokens": "._text",
+    "Chunk": "._timeline",
+    "RequestRecord": "._timeline",
+    "PROFILES": "._timing",
+}
+
+__getattr__ = _lazy(__name__, _MODULES, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
