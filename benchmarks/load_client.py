@@ -75,6 +75,8 @@ class _Stream:
                 size = int(raw[at:line_end].split(b";", 1)[0], 16)
             except ValueError:
                 return None
+            if size < 0:  # (int() takes a sign: "-6" would walk back to its own line for ever)
+                return None
             at = line_end + 2
             if size == 0:
                 break

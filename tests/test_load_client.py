@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,27 @@ def test_no_server_means_every_stream_failed() -> None:
         closed = sock.getsockname()[1]
     run = lean_run("127.0.0.1", closed, 4, BODY, timeout=10)
     assert (run.failed, run.events) == (4, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"-6\r\nabc\r\n0\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcdef", b"3\r\nabc\r\n"],
+    ids=["negative-size", "not-hex", "short-chunk", "no-last-chunk"],
+)
+def test_a_broken_chunked_body_is_a_failure_and_parsing_it_ends(body: bytes) -> None:
+    with socket.socket() as listener:  # a server that answers with a broken body, then closes
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        run = lean_run("127.0.0.1", listener.getsockname()[1], 1, BODY, lowat=1, timeout=10)
+        thread.join(10)
+    assert (run.failed, run.events) == (1, 0)

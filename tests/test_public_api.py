@@ -180,11 +180,14 @@ def test_a_ctrl_c_while_the_command_starts_exits_130_without_a_traceback() -> No
 
 #: ``python -m rxgpt.mock`` (the benchmarks' way to start the server), with the same real
 #: SIGINT the moment aiohttp starts to load.
-_CTRL_C_WHILE_THE_SERVER_LOADS = _CTRL_C_WHILE_LOADING.split("sys.argv")[0] + """
+_CTRL_C_WHILE_THE_SERVER_LOADS = (
+    _CTRL_C_WHILE_LOADING.split("sys.argv")[0]
+    + """
 import runpy
 sys.argv = ["rxgpt.mock", "--port", "0"]
 runpy.run_module("rxgpt.mock", run_name="__main__", alter_sys=True)
 """
+)
 
 
 def test_a_ctrl_c_while_python_dash_m_rxgpt_mock_starts_exits_130_without_a_traceback() -> None:
