@@ -403,6 +403,9 @@ class _Transfer(abc.DisposableBase):
             await resp.wait_for_close()
         except Exception:  # (say, the session closed first: the connection is not reused)
             resp.close()
+        except asyncio.CancelledError:  # (the loop ends: close now, or the pool keeps it)
+            resp.close()
+            raise
         finally:
             await self._end(client if own else None)
 

@@ -231,3 +231,32 @@ async def _answer(request: web.Request, body: bytes) -> web.StreamResponse:
     if body:
         await response.write(body)
     return response
+
+
+async def test_a_drain_cut_short_by_the_loops_end_closes_its_connection(h: Harness) -> None:
+    """The end was seen before the body's end came, so the connection drains in a task of
+    its own; when that task is cancelled (``asyncio.run`` ending, a loop shutting down), the
+    connection is closed, not left for the garbage collector to warn about."""
+    import gc
+    import warnings
+
+    from rxgpt import _transport
+
+    async def late_end(request: web.Request) -> web.StreamResponse:
+        response = await _answer(request, FULL)  # [DONE] now; the body's end much later
+        await asyncio.sleep(3 * TIMEOUT)  # (past the settling bound below)
+        return response
+
+    url, _ = await h.serve(late_end)
+    result = await asyncio.wait_for(chat(h.client(url)).completion(), TIMEOUT)
+    assert result.text == TEXT
+    drains = list(_transport._DRAINS)
+    assert len(drains) == 1  # the rest of the body drains on its own
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        drains[0].cancel()
+        await asyncio.wait({drains[0]}, timeout=TIMEOUT)
+        del drains
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    await h.settled(TIMEOUT)  # no connection left acquired: it was closed
