@@ -89,16 +89,28 @@ def test_no_server_means_every_stream_failed() -> None:
     assert (run.failed, run.events) == (4, 0)
 
 
+_CHUNKED = b"Transfer-Encoding: chunked\r\n\r\n"
+
+
 @pytest.mark.parametrize(
-    "body",
-    [b"-6\r\nabc\r\n0\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcdef", b"3\r\nabc\r\n"],
-    ids=["negative-size", "not-hex", "short-chunk", "no-last-chunk"],
+    ("answer", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\n" + _CHUNKED + b"3\r\na\n\n\r\n0\r\n\r\n", (0, 1)),
+        (b"HTTP/1.1 200 OK\r\n" + _CHUNKED + b"-6\r\nabc\r\n0\r\n\r\n", (1, 0)),
+        (b"HTTP/1.1 200 OK\r\n" + _CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n", (1, 0)),
+        (b"HTTP/1.1 200 OK\r\n" + _CHUNKED + b"3\r\nabcdef", (1, 0)),
+        (b"HTTP/1.1 200 OK\r\n" + _CHUNKED + b"3\r\nabc\r\n", (1, 0)),
+        (b"HTTP/1.1 500 Oops\r\n" + _CHUNKED + b"3\r\na\n\n\r\n0\r\n\r\n", (1, 0)),
+    ],
+    ids=["whole", "negative-size", "not-hex", "short-chunk", "no-last-chunk", "whole-but-500"],
 )
-def test_a_broken_chunked_body_is_a_failure_and_parsing_it_ends(body: bytes) -> None:
-    with socket.socket() as listener:  # a server that answers with a broken body, then closes
+def test_a_broken_chunked_body_is_a_failure_and_parsing_it_ends(
+    answer: bytes, expected: tuple[int, int]
+) -> None:
+    """(failed streams, events) of one answer from a raw server that then closes."""
+    with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
 
         def serve() -> None:
             connection, _ = listener.accept()
@@ -110,4 +122,4 @@ def test_a_broken_chunked_body_is_a_failure_and_parsing_it_ends(body: bytes) -> 
         thread.start()
         run = lean_run("127.0.0.1", listener.getsockname()[1], 1, BODY, lowat=1, timeout=10)
         thread.join(10)
-    assert (run.failed, run.events) == (1, 0)
+    assert (run.failed, run.events) == expected
