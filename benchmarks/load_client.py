@@ -127,7 +127,11 @@ def lean_run(
 
     try:
         for _ in range(streams):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            except OSError:  # (out of files: the process's limit is below `streams`)
+                failed += 1
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
             try:

@@ -81,6 +81,23 @@ def test_a_stream_past_its_byte_bound_is_a_failure(port: int) -> None:
     assert (run.failed, run.events) == (2, 0)
 
 
+def test_streams_past_the_open_file_limit_are_failures_not_a_crash(port: int) -> None:
+    import subprocess
+
+    code = (
+        "import resource, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from benchmarks.load_client import lean_run\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        f"run = lean_run('127.0.0.1', {port}, 100, {BODY!r}, timeout=30)\n"
+        "print(run.failed, run.events > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    failed, some = done.stdout.split()
+    assert 30 < int(failed) < 100 and some == "True"  # (~60 files: the rest failed)
+
+
 def test_no_server_means_every_stream_failed() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
