@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import aiohttp
 from rxgpt._ulimit import raise_open_files
 
 from .common import BenchResult, Target, render_table
-from .load_client import lean_run
+from .load_client import Run, lean_run
 
 __all__ = ["main", "run"]
 
@@ -154,20 +153,6 @@ def family_cpu(pids: Sequence[int]) -> float:
 
 def mock_args(port: int, *flags: str) -> list[str]:
     return [sys.executable, "-m", "rxgpt.mock", "--port", str(port), *flags]
-
-
-@dataclass(slots=True)
-class Run:
-    """One client run: events and bytes received, wall seconds, streams that failed."""
-
-    events: int
-    size: int
-    seconds: float
-    failed: int
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 async def client_run(url: str, streams: int, body: dict[str, Any]) -> Run:
@@ -284,8 +269,7 @@ def lateness(
             servers = family(server.pid)
             server_cpu, client_cpu = family_cpu(servers), time.process_time()
             if client == LEAN:
-                lean = lean_run("127.0.0.1", port, streams, body)
-                result = Run(lean.events, lean.size, lean.seconds, lean.failed)
+                result = lean_run("127.0.0.1", port, streams, body)
             else:
                 result = asyncio.run(client_run(url, streams, body))
             server_cpu = family_cpu(servers) - server_cpu

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LoadRun", "lean_run"]
+__all__ = ["Run", "lean_run"]
 
 #: A socket wakes the client once it holds this many bytes (or at its end): about ten
 #: events of an OpenAI chat chunk.
@@ -34,14 +34,19 @@ DEFAULT_LOWAT = 2048
 
 
 @dataclass(slots=True)
-class LoadRun:
-    """What a run got: events (``\\n\\n``) and body bytes of the streams that ended
-    well, wall seconds, failed streams."""
+class Run:
+    """One load client's run (this one's, or the bare aiohttp loop's in
+    :mod:`benchmarks.bench_server`): events (``\\n\\n``) and body bytes received, wall
+    seconds, streams that failed."""
 
     events: int
     size: int
     seconds: float
     failed: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
 class _Stream:
@@ -98,7 +103,7 @@ def lean_run(
     lowat: int = DEFAULT_LOWAT,
     timeout: float = 600.0,
     max_bytes: int = 1024 * 1024,
-) -> LoadRun:
+) -> Run:
     """POST ``body`` on ``streams`` connections at once and read every answer to its end.
 
     Returns within ``timeout`` seconds: a stream not over by then counts as failed, as
@@ -187,4 +192,4 @@ def lean_run(
         else:
             events += got[0]
             size += got[1]
-    return LoadRun(events, size, seconds, failed)
+    return Run(events, size, seconds, failed)

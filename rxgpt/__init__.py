@@ -269,10 +269,13 @@ _MODULES: dict[str, str] = {
 }
 
 
-def _lazy(package: str, modules: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
-    """A package's module ``__getattr__`` (PEP 562): a public name, imported from its
-    module in ``modules`` on first use, then a plain global of ``namespace``. (Here, not in
-    a module of its own, so that ``import rxgpt`` loads nothing; ``rxgpt.mock`` uses it too.)
+def _lazy(
+    package: str, modules: dict[str, str], namespace: dict[str, Any]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's module ``__getattr__`` and ``__dir__`` (PEP 562): a public name is
+    imported from its module in ``modules`` on first use, then a plain global of
+    ``namespace``. (Here, not in a module of its own, so that ``import rxgpt`` loads
+    nothing; ``rxgpt.mock`` uses it too.)
     """
 
     def __getattr__(name: str) -> Any:
@@ -283,11 +286,10 @@ def _lazy(package: str, modules: dict[str, str], namespace: dict[str, Any]) -> C
         namespace[name] = value
         return value
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *modules})
+
+    return __getattr__, __dir__
 
 
-__getattr__ = _lazy(__name__, _MODULES, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy(__name__, _MODULES, globals())

@@ -64,8 +64,4 @@ _MODULES: dict[str, str] = {
     "PROFILES": "._timing",
 }
 
-__getattr__ = _lazy(__name__, _MODULES, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy(__name__, _MODULES, globals())
