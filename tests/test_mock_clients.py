@@ -28,7 +28,7 @@ from google import genai
 from google.genai import types as genai_types
 from langchain_core.messages import AIMessageChunk
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rxgpt.mock import MockServer
 
@@ -264,7 +264,8 @@ async def test_langchain_tool_call_stop_and_logprobs(mock: MockServer) -> None:
 
 
 class Forecast(BaseModel):
-    city: str
+    city: str = Field(pattern=r"^[A-Z][a-z]+(?: [A-Z][a-z]+)*$")  # (strict mode keeps patterns)
+    station: str = Field(pattern=r"^[A-Z]{3}-\d{3}$")
     days: int
     unit: str
 

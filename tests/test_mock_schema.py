@@ -1,19 +1,24 @@
 """The mock's JSON values for a schema (tool arguments, structured output), checked by
 ``jsonschema``: every value is valid under the schema it was made for (recursive and deep
 schemas, numeric bounds of every kind, ``multipleOf``, empty lengths, formats), and the
-"weather" trigger's fixed values go only where the tool declares them."""
+"weather" trigger's fixed values go only where the tool declares them; a ``pattern`` is
+followed (strict mode honours it), and a client's regex, however built, never raises."""
 
 from __future__ import annotations
 
 import json
+import random
+import re
 from typing import Any
 
 import jsonschema
 import pytest
+import re2  # type: ignore[import-untyped]
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rxgpt.mock._dialect import TOOL_ARGUMENTS
+from rxgpt.mock._pattern import MAX_PATTERN, pattern_string, takes
 from rxgpt.mock._schema import _MAX_CHARS, _MAX_VALUES, fitting, value_for
 
 NODE: Any = {
@@ -161,6 +166,8 @@ JSON = st.recursive(
                     "allOf",
                     "required",
                     "$ref",
+                    "pattern",
+                    "format",
                     "city",
                     "unit",
                 ]
@@ -190,3 +197,136 @@ def test_a_schema_that_asks_for_too_much_gets_a_bounded_value() -> None:
     assert len(json.dumps(value)) < 4 * _MAX_CHARS
     assert sum(1 + len(inner) for inner in value) <= 2 * _MAX_VALUES  # (each list's items
     # are counted out before their own values spend the budget: at most twice)
+
+
+#: Patterns of real tool and structured-output schemas (ids, codes, phone numbers, slugs).
+PATTERNS = [
+    r"^[a-z]+$",
+    r"^[A-Z]{3}-\d{4}$",
+    r"^(foo|bar)+$",
+    r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$",
+    r"^\+?[0-9 ()-]{7,15}$",
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+    r"^\d{5}(-\d{4})?$",
+    r"^(?P<q>['\"]).+(?P=q)$",
+    r"^#[0-9a-fA-F]{6}$",
+    r"^[à-ü]{2,4}$",
+    r"^[^a-zA-Z0-9 ]{3}$",
+    r"^\w+\s\W\S$",
+    r"^.{5}$",
+    r"v\d+\.\d+",  # unanchored: matched anywhere
+    r"^(?>ab|a)c$",
+    r"^x*?y+?z{2,}?$",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_strings_follow_the_pattern(pattern: str) -> None:
+    free = {"type": "string", "pattern": pattern}
+    lengths = {len(value_for(free, f"{k}")) for k in range(100)}
+    schemas: list[dict[str, Any]] = [free]
+    if any(5 <= n <= 12 for n in lengths):  # (lengths this pattern can take)
+        schemas.append({**free, "minLength": 5, "maxLength": 12})
+    for schema in schemas:
+        for seed in range(25):
+            jsonschema.validate(value_for(schema, f"seed {seed}"), schema)
+
+
+def test_a_tool_argument_with_a_pattern_is_valid_under_strict() -> None:
+    strict: Any = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "pattern": "^[A-Z][a-z]+, [A-Z]{2}$"},
+            "unit": {"type": "string", "pattern": "^[CF]$"},
+            "code": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d\d-\d\d$"},
+        },
+        "required": ["city", "unit", "code"],
+        "additionalProperties": False,
+    }
+    value = {**value_for(strict, "seed"), **fitting(TOOL_ARGUMENTS, strict)}
+    jsonschema.validate(value, strict, format_checker=jsonschema.FormatChecker())
+    assert value["code"] == "2025-01-01"  # the format's value, which the pattern takes
+    assert fitting(TOOL_ARGUMENTS, strict) == {}  # "Paris", "celsius": not matched
+    paris: Any = {"type": "object", "properties": {"city": {"pattern": "^P"}}}
+    assert fitting(TOOL_ARGUMENTS, paris) == {"city": "Paris"}
+
+
+@pytest.mark.parametrize(
+    "pattern", ["[", "(?P<x", "a{2,1}", "*", 7, None, "a" * (MAX_PATTERN + 1), "\\"]
+)
+def test_a_pattern_not_followed_is_ignored(pattern: Any) -> None:
+    schema = {"type": "string", "pattern": pattern, "maxLength": 8}
+    value = value_for(schema, "seed")
+    assert isinstance(value, str) and 1 <= len(value) <= 8  # the usual words
+    assert not takes(pattern, value) or pattern == "\\"
+
+
+@pytest.mark.parametrize(
+    "pattern", ["(a|a)*b", "(a|a|a|a|a|a|a|a)*b", "((a+)+)+b", "(a*)*(a*)*(a*)*(a*)*b"]
+)
+def test_a_hostile_pattern_costs_polynomial_steps(pattern: str) -> None:
+    """Each of these backtracks in ``re`` for minutes on the run of a's (inside C, where
+    no timeout stops it); :func:`takes` walks sets of positions instead."""
+    assert not takes(pattern, "a" * 60)
+    assert takes(pattern, "a" * 59 + "b")
+    value = value_for({"type": "string", "pattern": "^" + pattern, "minLength": 64}, "seed")
+    assert len(value) >= 64 and re2.fullmatch("^" + pattern, value)
+
+
+def test_an_empty_repeat_of_a_huge_count_ends() -> None:
+    assert pattern_string("^(?:(?:){65535}){65535}x$", random.Random(0), 0, 10) == "x"
+    assert takes("^(?:(?:){65535}){65535}x$", "x")
+    assert takes(r"^(?:a?){1000}b$", "aab") and not takes(r"^(?:a?){1000}b$", "aac")
+
+
+def test_what_the_matcher_does_not_follow_is_no_match() -> None:
+    """Back-references, lookarounds and flags: ``False``, never a wrong ``True``."""
+    for pattern, text in [
+        (r"^(a)\1$", "aa"),
+        ("^x(?=y)", "xy"),
+        ("(?i)^abc$", "ABC"),
+        ("^(?>ab|a)c$", "abc"),
+        ("^a++$", "aa"),
+    ]:
+        assert re.search(pattern, text) and not takes(pattern, text)
+
+
+def _regex(draw: Any, depth: int = 0) -> str:
+    """A random regex from a grammar of what patterns use (no lookarounds)."""
+    atoms = [
+        st.sampled_from(list("abcxyz09-_ .@")).map(re.escape),
+        st.sampled_from([r"\d", r"\w", r"\s", r"\D", r"\W", r"\S", ".", "[a-f]", "[^a-z]",
+                         "[0-9A-F_]", r"[\d.]", r"[^\s@]"]),
+    ]  # fmt: skip
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.integers(0, 3 if depth < 2 else 1))
+        if kind <= 1:
+            atom = draw(atoms[kind])
+        elif kind == 2:
+            atom = "(" + _regex(draw, depth + 1) + ")"
+        else:
+            atom = "(?:" + _regex(draw, depth + 1) + "|" + _regex(draw, depth + 1) + ")"
+        atom += draw(st.sampled_from(["", "", "*", "+", "?", "{2}", "{1,3}", "{2,}", "+?"]))
+        parts.append(atom)
+    return "".join(parts)
+
+
+# (RE2, linear in time, is the oracle: re backtracks for minutes on some of these patterns)
+@settings(deadline=None, max_examples=300)
+@given(data=st.data(), seed=st.integers(0, 2**32))
+def test_every_built_string_matches_its_pattern(data: Any, seed: int) -> None:
+    pattern = "^" + _regex(data.draw) + "$"
+    text = pattern_string(pattern, random.Random(seed), 0, 4096)
+    assert text is not None and re2.fullmatch(pattern, text), (pattern, text)
+
+
+@settings(deadline=None, max_examples=500)
+@given(data=st.data(), text=st.text(alphabet="abcxyz09-_ .@AF", max_size=12))
+def test_the_matcher_agrees_with_re2(data: Any, text: str) -> None:
+    pattern = _regex(data.draw)
+    if data.draw(st.booleans()):
+        pattern = "^" + pattern
+    if data.draw(st.booleans()):
+        pattern += "$"
+    assert takes(pattern, text) == bool(re2.search(pattern, text)), (pattern, text)

@@ -5,10 +5,10 @@
 ``required``, ``items`` / ``minItems`` / ``maxItems``, ``enum``, ``const``, ``anyOf`` /
 ``oneOf`` / ``allOf``, ``$ref`` into ``$defs`` / ``definitions`` or to the root ``#``,
 ``minimum`` / ``maximum`` and their exclusive forms, ``multipleOf``, ``minLength`` /
-``maxLength``, string ``format``\\ s). Every property of an object is filled (so ``strict``
-schemas, where all are required, are met) and no other; past a few levels a recursive schema
-ends (a ``null`` option, the fewest items). The same schema and seed always give the same
-value. Words come from the answer vocabulary; ``pattern`` is not followed.
+``maxLength``, string ``format``\\ s, ``pattern``: see :mod:`._pattern`). Every property
+of an object is filled (so ``strict`` schemas, where all are required, are met) and no
+other; past a few levels a recursive schema ends (a ``null`` option, the fewest items). The
+same schema and seed always give the same value. Words come from the answer vocabulary.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from ._pattern import pattern_string, takes
 from ._text import VOCABULARY
 from ._timing import finite_number
 
@@ -101,7 +102,8 @@ def _size(schema: Mapping[str, Any], name: str, default: int) -> int:
 
 def fitting(strings: Mapping[str, str], schema: Any) -> dict[str, str]:
     """The entries of ``strings`` that an object schema declares as properties and that are
-    plainly valid there (a string of a type, ``enum``, ``const`` and length it allows).
+    plainly valid there (a string of a type, ``enum``, ``const``, length and ``pattern`` it
+    allows).
 
     Laid over :func:`value_for`'s value of ``schema``, they keep it valid: a property's value
     is replaced by another valid one. Combinators (``anyOf``...) are not walked.
@@ -124,6 +126,8 @@ def fitting(strings: Mapping[str, str], schema: Any) -> dict[str, str]:
         if enum is not None and not (isinstance(enum, list) and value in enum):
             continue
         if "const" in sub and value != sub["const"]:
+            continue
+        if "pattern" in sub and not takes(sub["pattern"], value):
             continue
         if _size(sub, "minLength", 0) <= len(value) <= _size(sub, "maxLength", _MAX_SIZE):
             out[name] = value
@@ -254,11 +258,20 @@ def _exclusive(schema: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def _string(schema: Mapping[str, Any], walk: _Walk) -> str:
     fixed = _FORMATS.get(str(schema.get("format", "")))
+    pattern = schema.get("pattern")
+    rng = walk.rng
+    if pattern is not None:  # (a format's fixed value where the pattern takes it too)
+        high = _size(schema, "maxLength", _MAX_SIZE)
+        low = min(_size(schema, "minLength", 0), walk.chars)
+        words = VOCABULARY if fixed is None else (fixed,)
+        text = pattern_string(pattern, rng, low, max(low, min(high, walk.chars)), words)
+        if text is not None:
+            walk.chars -= len(text)
+            return text
     if fixed is not None:
         return fixed
     high = _size(schema, "maxLength", 40)
     low = min(_size(schema, "minLength", min(1, high)), walk.chars)
-    rng = walk.rng
     text = " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 3)))
     if len(text) < low:  # (a long minimum: the words again, joined once)
         text = " ".join([text] * (low // (len(text) + 1) + 1))
