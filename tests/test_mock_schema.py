@@ -262,6 +262,17 @@ def test_a_pattern_not_followed_is_ignored(pattern: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "pattern", [r"[^\s\S]", r"^[^\d\D]x$", "(" * 450 + "a" + ")" * 450, r"^[^\W\w]+$"]
+)
+def test_a_pattern_nothing_matches_or_too_deep_gives_a_string(pattern: str) -> None:
+    """A class of nothing (an empty negation), nesting past the recursion limit: a string,
+    never an exception out of the server (StopIteration before)."""
+    value = value_for({"type": "string", "pattern": pattern}, "seed")
+    assert isinstance(value, str)
+    assert not takes(pattern, value) or pattern.startswith("(")
+
+
+@pytest.mark.parametrize(
     "pattern", ["(a|a)*b", "(a|a|a|a|a|a|a|a)*b", "((a+)+)+b", "(a*)*(a*)*(a*)*(a*)*b"]
 )
 def test_a_hostile_pattern_costs_polynomial_steps(pattern: str) -> None:

@@ -271,7 +271,10 @@ class _Builder:
                     return chr(arg)
                 if op is _c.RANGE:
                     return chr(arg[0])
-        return next(chr(code) for code in range(0xA1, 0x3000) if not _in_class(items, code))
+        # (a class of everything but these; none left: a class that matches nothing,
+        # [^\s\S], so no string can match: any will do)
+        codes = range(0xA1, 0x3000)
+        return next((chr(code) for code in codes if not _in_class(items, code)), "")
 
 
 def _in_class(items: Any, code: int) -> bool:
