@@ -71,13 +71,11 @@ def pattern_string(
     A word of ``words`` that the pattern matches is taken first (a natural value), else one
     is built from the pattern.
     """
-    if not isinstance(pattern, str):
-        return None
-    parsed = _parsed(pattern)
+    parsed = _tree(pattern)
     if parsed is None:
         return None
     for word in rng.sample(list(words), min(len(words), 8)):
-        if low <= len(word) <= high and _Matcher(word).search(parsed):
+        if low <= len(word) <= high and _takes(parsed, word):
             return word
     text = ""
     for attempt in range(_ATTEMPTS):
@@ -95,8 +93,17 @@ def takes(pattern: Any, text: str) -> bool:
     """Whether ``pattern`` matches ``text`` somewhere (as ``re.search`` would); False for a
     pattern not followed, a ``text`` longer than :data:`_WORD_CHARS`, or where the walk
     does not follow the pattern or runs out of steps (see the module's docstring)."""
-    parsed = _parsed(pattern) if isinstance(pattern, str) else None
-    return parsed is not None and len(text) <= _WORD_CHARS and _Matcher(text).search(parsed)
+    parsed = _tree(pattern)
+    return parsed is not None and _takes(parsed, text)
+
+
+def _tree(pattern: Any) -> Any:
+    """:func:`_parsed` of a ``pattern`` that may be any JSON value (``None`` if not a str)."""
+    return _parsed(pattern) if isinstance(pattern, str) else None
+
+
+def _takes(parsed: Any, text: str) -> bool:
+    return len(text) <= _WORD_CHARS and _Matcher(text).search(parsed)
 
 
 class _Unfollowed(Exception):
@@ -185,8 +192,8 @@ def _at(where: Any, text: str, p: int) -> bool:
         return p == len(text) or (p == len(text) - 1 and text[p] == "\n")
     if where is c.AT_END_STRING:
         return p == len(text)
-    before = p > 0 and _in_category(c.CATEGORY_WORD, text[p - 1])
-    after = p < len(text) and _in_category(c.CATEGORY_WORD, text[p])
+    before = p > 0 and _is_word(text[p - 1])
+    after = p < len(text) and _is_word(text[p])
     if where is c.AT_BOUNDARY:
         return before != after
     if where is c.AT_NON_BOUNDARY:
@@ -301,7 +308,12 @@ def _in_category(category: Any, ch: str) -> bool:
     if category is c.CATEGORY_NOT_SPACE:
         return not ch.isspace()
     if category is c.CATEGORY_WORD:
-        return ch.isalnum() or ch == "_"
+        return _is_word(ch)
     if category is c.CATEGORY_NOT_WORD:
-        return not (ch.isalnum() or ch == "_")
+        return not _is_word(ch)
     return False
+
+
+def _is_word(ch: str) -> bool:
+    """``\\w`` of a str pattern (Unicode letters and digits, and ``_``)."""
+    return ch.isalnum() or ch == "_"
